@@ -1,0 +1,113 @@
+// File: scheduler/executor.h
+// -----------------------------------------------------------------------------
+//
+// Executors are the handles application code keeps: a `BackgroundExecutor`
+// spawns work that may run on any thread, a `ForegroundExecutor` spawns work
+// that runs on the main thread. Both wrap a `std::shared_ptr<Scheduler>`, so
+// the same application code runs on the production pool and, in tests, on a
+// `TestScheduler`.
+//
+// This header defines:
+//   * `simsched::BackgroundExecutor`
+//   * `simsched::ForegroundExecutor`
+//
+// Example:
+//
+//   class SyncService {
+//    public:
+//     SyncService(simsched::BackgroundExecutor background,
+//                 simsched::ForegroundExecutor foreground);
+//     void Start() {
+//       background_.SpawnLabeled(kGc, CollectGarbage()).Detach();
+//       foreground_.Spawn(RefreshUi()).Detach();
+//     }
+//    ...
+//   };
+//
+//   // In a test:
+//   auto scheduler = simsched::TestScheduler::Create({.seed = seed});
+//   SyncService service(simsched::BackgroundExecutor(scheduler),
+//                       simsched::ForegroundExecutor(scheduler));
+
+#ifndef SIMSCHED_SCHEDULER_EXECUTOR_H_
+#define SIMSCHED_SCHEDULER_EXECUTOR_H_
+
+#include <memory>
+#include <source_location>
+#include <utility>
+
+#include "scheduler/scheduler.h"
+
+namespace simsched {
+
+// BackgroundExecutor
+//
+// Spawns background tasks on a scheduler. Cheap to copy.
+class BackgroundExecutor {
+ public:
+  explicit BackgroundExecutor(std::shared_ptr<Scheduler> scheduler)
+      : scheduler_(std::move(scheduler)) {}
+
+  // Spawn() / SpawnLabeled(): see the free functions in scheduler.h.
+  template <typename C>
+  auto Spawn(C&& co, std::source_location location = std::source_location::current()) const {
+    return simsched::Spawn(*scheduler_, std::forward<C>(co), location);
+  }
+  template <typename C>
+  auto SpawnLabeled(TaskLabel label, C&& co,
+                    std::source_location location = std::source_location::current()) const {
+    return simsched::SpawnLabeled(*scheduler_, std::move(label), std::forward<C>(co), location);
+  }
+
+  // Timer()
+  //
+  // An awaitable that completes after `duration` of the scheduler's time.
+  SleepAwaiter Timer(Duration duration,
+                     std::source_location location = std::source_location::current()) const {
+    return Sleep(duration, location);
+  }
+
+  // Deprioritize()
+  //
+  // Under a TestScheduler, tasks with `label` run only when nothing else can.
+  // On any other scheduler this does nothing.
+  void Deprioritize(TaskLabel label) const;
+
+  Instant Now() const { return scheduler_->Now(); }
+  const std::shared_ptr<Scheduler>& scheduler() const { return scheduler_; }
+
+ private:
+  std::shared_ptr<Scheduler> scheduler_;
+};
+
+// ForegroundExecutor
+//
+// Spawns tasks whose every poll runs on the main thread. Cheap to copy.
+class ForegroundExecutor {
+ public:
+  explicit ForegroundExecutor(std::shared_ptr<Scheduler> scheduler)
+      : scheduler_(std::move(scheduler)) {}
+
+  // Spawn(): see `SpawnForeground` in scheduler.h.
+  template <typename C>
+  auto Spawn(C&& co, std::source_location location = std::source_location::current()) const {
+    return simsched::SpawnForeground(*scheduler_, std::forward<C>(co), location);
+  }
+
+  // Timer(): as BackgroundExecutor::Timer.
+  SleepAwaiter Timer(Duration duration,
+                     std::source_location location = std::source_location::current()) const {
+    return Sleep(duration, location);
+  }
+
+  bool IsMainThread() const { return scheduler_->IsMainThread(); }
+  Instant Now() const { return scheduler_->Now(); }
+  const std::shared_ptr<Scheduler>& scheduler() const { return scheduler_; }
+
+ private:
+  std::shared_ptr<Scheduler> scheduler_;
+};
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_EXECUTOR_H_

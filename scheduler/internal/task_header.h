@@ -1,0 +1,221 @@
+// Internal: the task header, the state machine every task runs through.
+//
+// A task is a header (this class: state, reference count, metadata, how to
+// schedule it) plus a root coroutine frame. The frame is destroyed as soon as
+// the task completes or is cancelled; the header lives while anyone still
+// refers to it: the `Task<T>` handle, the one queued `Runnable`, or `Waker`s
+// held by timers and primitives. That split is what makes "wake after the
+// end" and "waker outlives its scheduler" harmless: they touch only the header.
+//
+// State word (64 bits): flags in the low 32 bits, the poll sequence number in
+// the high 32. The sequence number ties a Waker to the suspension it was made
+// for, so a stale waker from an earlier suspension can never resume a task at
+// a later, unrelated suspension point (C++ coroutines cannot be polled
+// spuriously the way Rust futures can).
+//
+// Tasks of a thread-confined scheduler (the TestScheduler) use plain
+// load/store transitions instead of read-modify-write atomics: only one thread
+// may touch them, and the TestScheduler diagnoses wakes from any other thread.
+//
+// See docs/architecture.md ("The life of a task") for the full protocol and
+// shared/docs/task-lifecycle.md for the cases it answers.
+
+#ifndef SIMSCHED_SCHEDULER_INTERNAL_TASK_HEADER_H_
+#define SIMSCHED_SCHEDULER_INTERNAL_TASK_HEADER_H_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <source_location>
+#include <string_view>
+
+#include "scheduler/internal/check.h"
+#include "scheduler/task_metadata.h"
+
+namespace simsched {
+
+class Scheduler;
+
+// WaitSite
+//
+// What a suspended task waits on and where its `co_await` was written, for
+// deadlock and leak reports. `what` must stay valid while the task is
+// suspended (a string literal, or a name owned by the awaited object).
+struct WaitSite {
+  std::string_view what;
+  std::source_location where;
+  // Set when the task waits for another task to finish (`co_await task`).
+  TaskId awaited_task;
+};
+
+namespace internal {
+
+// How a task gets back onto its scheduler when it is woken.
+enum class ScheduleKind : uint8_t { kBackground, kLabeled, kForeground };
+
+class TaskHeader {
+ public:
+  // Flags of the state word.
+  static constexpr uint64_t kScheduled = 1;  // a Runnable exists (queued or about to be)
+  static constexpr uint64_t kRunning = 2;    // being polled right now
+  static constexpr uint64_t kCompleted = 4;  // root coroutine returned or threw
+  static constexpr uint64_t kClosed = 8;     // cancelled; frame gone or going
+  static constexpr uint64_t kDetached = 16;  // no Task handle will ever read the result
+  static constexpr uint64_t kFlagsMask = 0xffffffffULL;
+  static constexpr int kSeqShift = 32;
+  static constexpr uint64_t kSeqOne = uint64_t{1} << kSeqShift;
+
+  TaskHeader(const TaskHeader&) = delete;
+  TaskHeader& operator=(const TaskHeader&) = delete;
+
+  // Reference counting. A new header has two references: the Task handle's
+  // and the first Runnable's.
+  void AddRef() {
+    if (confined_) {
+      refs_.store(refs_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      refs_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void Release() {
+    uint32_t remaining;
+    if (confined_) {
+      remaining = refs_.load(std::memory_order_relaxed) - 1;
+      refs_.store(remaining, std::memory_order_relaxed);
+    } else {
+      remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    }
+    if (remaining == 0) delete this;
+  }
+
+  // Wake()
+  //
+  // Schedules the task if `seq` is its current poll sequence number and it is
+  // neither scheduled, finished nor cancelled. While the task is being polled
+  // the wake is remembered and the task is re-queued when the poll ends.
+  void Wake(uint32_t seq);
+
+  // Poll()
+  //
+  // Runs the task until its next suspension, consuming the reference the
+  // Runnable held. Called only by `Runnable::Run`.
+  void Poll();
+
+  // Cancel()
+  //
+  // Cancels the task: destroys its frame at once if it is not being polled,
+  // else when the current poll ends. No-op on a finished task.
+  void Cancel();
+
+  // Detach()
+  //
+  // Marks that no handle will read the result. If the task already completed
+  // with an exception, reports it now.
+  void Detach();
+
+  // Joining: the awaiting side of `co_await task`. `RegisterJoiner` returns
+  // false (and stores nothing) if the task has already finished.
+  bool RegisterJoiner(TaskHeader* joiner, uint32_t joiner_seq);
+  void UnregisterJoiner(TaskHeader* joiner);
+
+  uint64_t state() const { return state_.load(std::memory_order_acquire); }
+  uint32_t seq() const { return static_cast<uint32_t>(state() >> kSeqShift); }
+  bool finished() const { return (state() & (kCompleted | kClosed)) != 0; }
+  bool completed() const { return (state() & kCompleted) != 0; }
+  bool cancelled() const { return (state() & kClosed) != 0 && !completed(); }
+  bool running() const { return (state() & kRunning) != 0; }
+
+  Scheduler* scheduler() const { return scheduler_; }
+  ScheduleKind kind() const { return kind_; }
+  bool confined() const { return confined_; }
+
+  // Sends a Runnable for this task to its scheduler, by kind. Adopts one
+  // reference.
+  void ScheduleSelf();
+
+  // The exception the task ended with, if any.
+  const std::exception_ptr& exception() const { return exception_; }
+  void MarkExceptionObserved() { exception_observed_ = true; }
+
+  TaskMetadata metadata;
+  // Where the task is suspended right now (empty `what` if not recorded).
+  WaitSite wait_site;
+  // The coroutine to resume on the next poll: the innermost `Co` frame the
+  // task is suspended in. Kept current by the `Co` awaiter and final_suspend.
+  std::coroutine_handle<> leaf;
+  // Makes `next` the coroutine this poll resumes next, and suspends the
+  // caller: the Co awaiter and final_suspend use this instead of symmetric
+  // transfer, because compilers do not always turn symmetric transfer into a
+  // tail call (g++ with AddressSanitizer does not), and a deep await chain
+  // would then grow the stack. Returns the handle await_suspend must return.
+  std::coroutine_handle<> TransferTo(std::coroutine_handle<> next) {
+    leaf = next;
+    resume_next_ = next;
+    return std::noop_coroutine();
+  }
+
+  // Scratch fields owned by the scheduler while the task is queued (exactly
+  // one Runnable exists then, so one set suffices).
+  uint64_t enqueue_seq = 0;
+  uint32_t lane = 0;
+
+ protected:
+  TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
+             bool confined)
+      : scheduler_(&scheduler), root_(root), kind_(kind), confined_(confined) {
+    leaf = root;
+  }
+  virtual ~TaskHeader() = default;
+
+  // Moves the value or exception out of the finished root frame's promise.
+  // The exception goes to `exception_`.
+  virtual void HarvestResult(std::coroutine_handle<> root) noexcept = 0;
+
+  std::exception_ptr exception_;
+
+ private:
+  bool CasState(uint64_t& expected, uint64_t desired) {
+    if (confined_) {
+      state_.store(desired, std::memory_order_relaxed);
+      return true;
+    }
+    return state_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
+  void LockJoin();
+  void UnlockJoin();
+  void Complete();
+  void DestroyFrame();
+  void Finish();
+
+  std::atomic<uint64_t> state_{kScheduled};
+  std::atomic<uint32_t> refs_{2};
+  std::atomic<bool> join_lock_{false};
+  bool exception_observed_ = false;
+  Scheduler* scheduler_;
+  std::coroutine_handle<> root_;
+  std::coroutine_handle<> resume_next_;
+  TaskHeader* joiner_ = nullptr;  // holds a reference
+  uint32_t joiner_seq_ = 0;
+  ScheduleKind kind_;
+  bool confined_;
+};
+
+// The task being polled on this thread, or null outside any task.
+extern thread_local constinit TaskHeader* current_task;
+
+inline TaskHeader* CurrentTask() { return current_task; }
+
+// DestroyCoroutineFrame()
+//
+// Destroys a coroutine frame without recursing through the chain of frames it
+// owns: a frame destroyed while another destruction is under way on this
+// thread is queued and destroyed by the outermost call. Cancelling a task
+// suspended 100,000 `Co` levels deep therefore uses constant stack.
+void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept;
+
+}  // namespace internal
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_INTERNAL_TASK_HEADER_H_

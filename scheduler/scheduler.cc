@@ -1,0 +1,66 @@
+#include "scheduler/scheduler.h"
+
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <string>
+
+#include "scheduler/internal/logging.h"
+#include "scheduler/internal/parker.h"
+
+namespace simsched {
+
+void Unparker::Unpark() const {
+  if (parker_ != nullptr) parker_->Unpark();
+}
+
+void Scheduler::LogUnhandledTaskException(const TaskMetadata& task,
+                                          const std::exception_ptr& exception) {
+  internal::Logger().error("exception escaped {} and was never observed: {}",
+                           task.DebugString(), DescribeException(exception));
+}
+
+std::string Scheduler::DescribeException(const std::exception_ptr& exception) {
+  if (exception == nullptr) return "no exception";
+  try {
+    std::rethrow_exception(exception);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception (not derived from std::exception)";
+  }
+}
+
+namespace internal {
+
+TaskHeader& RequireCurrentTask(const char* what) {
+  if (current_task == nullptr) {
+    throw std::logic_error(std::string("simsched: ") + what +
+                           " was awaited outside a simsched task; spawn the coroutine on a "
+                           "Scheduler (Spawn, or BlockOn from plain code)");
+  }
+  return *current_task;
+}
+
+bool Parker::Park(std::optional<Duration> timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!notified_) {
+    if (timeout.has_value()) {
+      cv_.wait_for(lock, *timeout, [this] { return notified_; });
+    } else {
+      cv_.wait(lock, [this] { return notified_; });
+    }
+  }
+  return std::exchange(notified_, false);
+}
+
+void Parker::Unpark() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_one();
+}
+
+}  // namespace internal
+}  // namespace simsched

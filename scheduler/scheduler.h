@@ -1,0 +1,444 @@
+// File: scheduler/scheduler.h
+// -----------------------------------------------------------------------------
+//
+// The `Scheduler` interface every simsched program is written against, and the
+// spawn functions and awaitables built on it. In production a thread pool
+// implements it; in tests a seeded `TestScheduler` (test_scheduler.h) runs
+// every task on one thread in a seed-chosen order under virtual time. Code
+// that only uses this header runs unchanged on both.
+//
+// The interface is object-safe: only non-template virtual functions, so
+// `std::shared_ptr<Scheduler>` is the currency passed around an application.
+// Everything generic (spawning a `Co<T>`, sleeping, yielding, blocking) is a
+// non-virtual template on top.
+//
+// This header defines:
+//   * `simsched::Scheduler`           the interface
+//   * `simsched::Unparker`            wakes a thread blocked in `Park()`
+//   * `simsched::Spawn()`, `SpawnLabeled()`, `SpawnForeground()`
+//   * `simsched::Yield()`, `Sleep()`, `SleepUntil()`   awaitables
+//   * `simsched::BlockOn()`           run a task to completion from plain code
+//   * `simsched::Instant`, `Duration`, `TimerId`
+//
+// Example:
+//
+//   simsched::Co<int> Work(int x) {
+//     co_await simsched::Sleep(std::chrono::milliseconds(10));
+//     co_await simsched::Yield();
+//     co_return x * 2;
+//   }
+//
+//   void Run(std::shared_ptr<simsched::Scheduler> scheduler) {
+//     simsched::Task<int> task = simsched::Spawn(*scheduler, Work(21));
+//     absl::StatusOr<int> result = simsched::BlockOn(*scheduler, task);  // 42
+//   }
+
+#ifndef SIMSCHED_SCHEDULER_SCHEDULER_H_
+#define SIMSCHED_SCHEDULER_SCHEDULER_H_
+
+#include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "scheduler/co.h"
+#include "scheduler/internal/task_header.h"
+#include "scheduler/runnable.h"
+#include "scheduler/task.h"
+#include "scheduler/task_metadata.h"
+#include "scheduler/waker.h"
+
+namespace simsched {
+
+// Time. Production schedulers read `std::chrono::steady_clock`; the
+// TestScheduler's virtual clock uses the same types, starting at `Instant{}`.
+using Clock = std::chrono::steady_clock;
+using Instant = Clock::time_point;
+using Duration = std::chrono::nanoseconds;
+
+// TimerId
+//
+// Names a timer started with `Scheduler::StartTimer`, for cancelling it.
+struct TimerId {
+  uint64_t value = 0;
+  friend bool operator==(const TimerId&, const TimerId&) = default;
+};
+
+namespace internal {
+class Parker;
+}  // namespace internal
+
+// Unparker
+//
+// Wakes the thread blocked in the `Park()` of the scheduler it came from.
+// Copyable and thread-safe; an unpark that arrives before the park is not
+// lost (the next park returns at once).
+class Unparker {
+ public:
+  Unparker() = default;
+  explicit Unparker(std::shared_ptr<internal::Parker> parker) : parker_(std::move(parker)) {}
+
+  // Unpark()
+  //
+  // Wakes the parked thread (or makes its next park return at once).
+  void Unpark() const;
+
+ private:
+  std::shared_ptr<internal::Parker> parker_;
+};
+
+// Scheduler
+//
+// Runs tasks. Implementations: `TestScheduler` (test_scheduler.h), and the
+// production thread pool. All functions are thread-safe unless the
+// implementation says otherwise (the TestScheduler is confined to one thread).
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  // Schedule()
+  //
+  // Queues a background task's Runnable: it may run on any thread.
+  virtual void Schedule(Runnable runnable) = 0;
+
+  // ScheduleLabeled()
+  //
+  // As `Schedule`, for a task spawned with a label. Schedulers may use the
+  // label for prioritization (the TestScheduler does); others ignore it.
+  virtual void ScheduleLabeled(Runnable runnable, TaskLabel label) = 0;
+
+  // ScheduleForeground()
+  //
+  // Queues a Runnable that must run on the main thread (the thread that owns
+  // the scheduler's run loop), in FIFO order with other foreground work.
+  virtual void ScheduleForeground(Runnable runnable) = 0;
+
+  // IsMainThread()
+  //
+  // True when called from the scheduler's main thread (in the TestScheduler:
+  // while a foreground task runs).
+  virtual bool IsMainThread() const = 0;
+
+  // Now()
+  //
+  // The scheduler's current time: real monotonic time in production, virtual
+  // time in the TestScheduler.
+  virtual Instant Now() const = 0;
+
+  // Park()
+  //
+  // Blocks the calling thread until unparked or until `timeout` passes.
+  // Returns true if unparked, false on timeout (or when parking is refused,
+  // as the TestScheduler does by default; see its options).
+  virtual bool Park(std::optional<Duration> timeout) = 0;
+
+  // GetUnparker()
+  //
+  // Returns the handle that unparks threads parked on this scheduler.
+  virtual Unparker GetUnparker() = 0;
+
+  // StartTimer()
+  //
+  // Wakes `waker` at `deadline` (at once if the deadline has passed). Timers
+  // with equal deadlines fire in the order they were started.
+  virtual TimerId StartTimer(Instant deadline, Waker waker) = 0;
+
+  // CancelTimer()
+  //
+  // Stops a timer that has not fired. Unknown or already fired ids are
+  // ignored.
+  virtual void CancelTimer(TimerId timer) = 0;
+
+  // IsTaskRunning()
+  //
+  // True from a task's spawn until its coroutine completes or it is
+  // cancelled; false before, after, and for ids this scheduler never issued.
+  virtual bool IsTaskRunning(TaskId id) const = 0;
+
+  // BlockOnTask()
+  //
+  // Runs (or waits) until `task` has finished. Returns a non-OK status when
+  // the scheduler cannot get there: a deadlock, an exhausted step budget, or
+  // an earlier failure of the run. Use the typed `BlockOn()` below instead.
+  virtual absl::Status BlockOnTask(internal::TaskHeader& task) = 0;
+
+  // -- For the task core (called by spawn functions and task headers). --
+
+  // Assigns the task its id and starts tracking it.
+  virtual void OnTaskSpawned(internal::TaskHeader& task) = 0;
+  // Stops tracking a task that completed or was cancelled.
+  virtual void OnTaskFinished(internal::TaskHeader& task) = 0;
+  // A detached task ended with an exception nobody will observe.
+  virtual void OnUnhandledTaskException(const TaskMetadata& task,
+                                        const std::exception_ptr& exception) = 0;
+  // True if all tasks of this scheduler run on one thread, so their state
+  // needs no atomic read-modify-write operations.
+  virtual bool IsThreadConfined() const { return false; }
+
+  // Logs an unobserved task exception through the "simsched" logger, with
+  // the task's spawn location. Production schedulers use it; so does a task
+  // detached after it already failed.
+  static void LogUnhandledTaskException(const TaskMetadata& task,
+                                        const std::exception_ptr& exception);
+
+  // Returns the exception's message ("unknown exception" if not a
+  // std::exception).
+  static std::string DescribeException(const std::exception_ptr& exception);
+};
+
+namespace internal {
+
+template <typename T>
+struct IsCo : std::false_type {};
+template <typename T>
+struct IsCo<Co<T>> : std::true_type {};
+
+template <typename T>
+Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
+                  std::optional<TaskLabel> label, uint32_t lane,
+                  const std::source_location& location) {
+  auto root = co.Release();
+  if (!root) {
+    throw std::invalid_argument(
+        "simsched: Spawn was given an empty Co (moved from or default-constructed); "
+        "pass the result of calling a coroutine function");
+  }
+  auto* state = new TaskState<T>(scheduler, kind, root, scheduler.IsThreadConfined());
+  state->metadata.label = std::move(label);
+  state->metadata.spawn_location = location;
+  // A task spawned by a task belongs to the same session.
+  if (TaskHeader* parent = current_task) state->metadata.session = parent->metadata.session;
+  state->lane = lane;
+  scheduler.OnTaskSpawned(*state);
+  Task<T> task = Task<T>::Adopt(state);
+  state->ScheduleSelf();
+  return task;
+}
+
+// Runs a callable that returns a Co, keeping the callable (and so a lambda's
+// captures) alive in this frame for as long as the coroutine runs.
+template <typename F>
+auto InvokeOwned(F f) -> std::invoke_result_t<F&> {
+  using R = typename std::invoke_result_t<F&>::value_type;
+  if constexpr (std::is_void_v<R>) {
+    co_await std::invoke(f);
+  } else {
+    co_return co_await std::invoke(f);
+  }
+}
+
+template <typename F>
+concept CoFactory = std::invocable<F&> && IsCo<std::invoke_result_t<F&>>::value;
+
+template <typename F>
+using CoFactoryResult = typename std::invoke_result_t<F&>::value_type;
+
+}  // namespace internal
+
+// Spawn()
+//
+// Starts `co` as a new background task and returns its handle. The task
+// inherits the session of the task that spawns it. `location` is captured
+// automatically.
+//
+// A callable returning a Co may be passed instead; it is moved into the task
+// and kept alive until the task ends, so lambda captures stay valid:
+//   Spawn(s, [state]() -> Co<void> { co_await state->Flush(); })
+template <typename T>
+Task<T> Spawn(Scheduler& scheduler, Co<T> co,
+              std::source_location location = std::source_location::current()) {
+  return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kBackground,
+                             std::nullopt, 0, location);
+}
+template <internal::CoFactory F>
+Task<internal::CoFactoryResult<F>> Spawn(
+    Scheduler& scheduler, F&& factory,
+    std::source_location location = std::source_location::current()) {
+  return Spawn(scheduler, internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
+               location);
+}
+
+// SpawnLabeled()
+//
+// As `Spawn`, with a label the scheduler may use for prioritization.
+template <typename T>
+Task<T> SpawnLabeled(Scheduler& scheduler, TaskLabel label, Co<T> co,
+                     std::source_location location = std::source_location::current()) {
+  return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kLabeled,
+                             std::move(label), 0, location);
+}
+template <internal::CoFactory F>
+Task<internal::CoFactoryResult<F>> SpawnLabeled(
+    Scheduler& scheduler, TaskLabel label, F&& factory,
+    std::source_location location = std::source_location::current()) {
+  return SpawnLabeled(scheduler, std::move(label),
+                      internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
+                      location);
+}
+
+// SpawnForeground()
+//
+// As `Spawn`, but every poll of the task runs on the main thread, in FIFO
+// order with other foreground work.
+template <typename T>
+Task<T> SpawnForeground(Scheduler& scheduler, Co<T> co,
+                        std::source_location location = std::source_location::current()) {
+  return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kForeground,
+                             std::nullopt, 0, location);
+}
+template <internal::CoFactory F>
+Task<internal::CoFactoryResult<F>> SpawnForeground(
+    Scheduler& scheduler, F&& factory,
+    std::source_location location = std::source_location::current()) {
+  return SpawnForeground(scheduler,
+                         internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
+                         location);
+}
+
+namespace internal {
+// Returns the task being polled, or throws std::logic_error naming `what`.
+TaskHeader& RequireCurrentTask(const char* what);
+}  // namespace internal
+
+// YieldAwaiter
+//
+// See `Yield()`.
+class YieldAwaiter {
+ public:
+  explicit YieldAwaiter(std::source_location location) : location_(location) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) {
+    internal::TaskHeader& task = internal::RequireCurrentTask("Yield()");
+    task.wait_site = WaitSite{"Yield", location_, {}};
+    task.Wake(task.seq());  // re-queued as soon as this poll ends
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  std::source_location location_;
+};
+
+// Yield()
+//
+// Suspends the current task and queues it again at once, letting the
+// scheduler run something else first.
+inline YieldAwaiter Yield(std::source_location location = std::source_location::current()) {
+  return YieldAwaiter(location);
+}
+
+// SleepAwaiter
+//
+// See `Sleep()` and `SleepUntil()`.
+class SleepAwaiter {
+ public:
+  SleepAwaiter(std::optional<Duration> duration, Instant deadline,
+               std::source_location location)
+      : duration_(duration), deadline_(deadline), location_(location) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+  ~SleepAwaiter() {
+    // Armed only if the task was cancelled while asleep.
+    if (scheduler_ != nullptr) scheduler_->CancelTimer(timer_);
+  }
+
+  bool await_ready() {
+    internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
+    Scheduler& scheduler = *task.scheduler();
+    const Instant now = scheduler.Now();
+    if (duration_.has_value()) deadline_ = now + *duration_;
+    return deadline_ <= now;
+  }
+  void await_suspend(std::coroutine_handle<>) {
+    internal::TaskHeader& task = *internal::current_task;
+    task.wait_site = WaitSite{"Sleep", location_, {}};
+    scheduler_ = task.scheduler();
+    timer_ = scheduler_->StartTimer(deadline_, Waker::ForTask(&task));
+  }
+  void await_resume() noexcept { scheduler_ = nullptr; }
+
+ private:
+  std::optional<Duration> duration_;
+  Instant deadline_;
+  std::source_location location_;
+  Scheduler* scheduler_ = nullptr;
+  TimerId timer_;
+};
+
+// Sleep()
+//
+// Suspends the current task for `duration` of its scheduler's time (virtual
+// time under the TestScheduler). A zero or negative duration does not
+// suspend. Cancelling the task while it sleeps cancels the timer.
+inline SleepAwaiter Sleep(Duration duration,
+                          std::source_location location = std::source_location::current()) {
+  return SleepAwaiter(duration, Instant{}, location);
+}
+
+// SleepUntil()
+//
+// Suspends the current task until its scheduler's clock reaches `deadline`.
+inline SleepAwaiter SleepUntil(Instant deadline,
+                               std::source_location location = std::source_location::current()) {
+  return SleepAwaiter(std::nullopt, deadline, location);
+}
+
+// BlockOnResult<T>
+//
+// What `BlockOn` returns: `absl::Status` for void tasks,
+// `absl::StatusOr<std::reference_wrapper<U>>` for `U&`, else
+// `absl::StatusOr<T>`.
+template <typename T>
+using BlockOnResult = std::conditional_t<
+    std::is_void_v<T>, absl::Status,
+    absl::StatusOr<std::conditional_t<
+        std::is_reference_v<T>, std::reference_wrapper<std::remove_reference_t<T>>, T>>>;
+
+// BlockOn()
+//
+// Runs the scheduler (or waits for it) until `task` finishes, and returns its
+// result. Call it from plain code, never from inside a task (await instead).
+// Errors: the scheduler's status if it cannot finish the task (a deadlock
+// report, an exhausted step budget, a failed run), `Cancelled` if the task
+// was cancelled. If the task ended with an exception, BlockOn rethrows it.
+template <typename T>
+BlockOnResult<T> BlockOn(Scheduler& scheduler, Task<T>& task) {
+  if (!task) {
+    return absl::InvalidArgumentError(
+        "BlockOn was given an empty Task (moved from, detached or default-made)");
+  }
+  if (absl::Status status = scheduler.BlockOnTask(*task.state()); !status.ok()) return status;
+  if (task.IsCancelled()) {
+    return absl::CancelledError(task.metadata().DebugString() + " was cancelled");
+  }
+  if constexpr (std::is_void_v<T>) {
+    task.state()->TakeResult();
+    return absl::OkStatus();
+  } else if constexpr (std::is_reference_v<T>) {
+    return std::ref(task.state()->TakeResult());
+  } else {
+    return task.state()->TakeResult();
+  }
+}
+template <typename T>
+BlockOnResult<T> BlockOn(Scheduler& scheduler, Task<T>&& task) {
+  return BlockOn(scheduler, task);
+}
+template <typename T>
+BlockOnResult<T> BlockOn(Scheduler& scheduler, Co<T> co,
+                         std::source_location location = std::source_location::current()) {
+  Task<T> task = Spawn(scheduler, std::move(co), location);
+  return BlockOn(scheduler, task);
+}
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_SCHEDULER_H_

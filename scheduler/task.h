@@ -1,0 +1,234 @@
+// File: scheduler/task.h
+// -----------------------------------------------------------------------------
+//
+// `Task<T>` is what spawning returns: the handle to a running task and, when
+// it finishes, its result. It is to a task what `std::unique_ptr` is to an
+// object: one owner, and letting go of it ends the task.
+//
+//   * `co_await task` (from another task) gives the `T`, or rethrows the
+//     exception the task ended with. If the task already finished it returns
+//     at once without suspending.
+//   * Destroying a Task that was neither awaited to the end nor detached
+//     cancels the task: its coroutine frame is destroyed and the RAII in it
+//     runs, at once if the task is suspended or queued, else when its current
+//     poll ends.
+//   * `Detach()` lets the task run to the end; its result is dropped. An
+//     exception escaping a detached task is reported, never swallowed (the
+//     TestScheduler fails the run; production schedulers log it).
+//   * `metadata()` gives the id, label, session and spawn location.
+//
+// Awaiting a cancelled task throws `simsched::TaskCancelledError`.
+//
+// This header defines:
+//   * `simsched::Task<T>`
+//   * `simsched::TaskCancelledError`
+//
+// Example:
+//
+//   simsched::Co<void> Parent(simsched::Scheduler& s) {
+//     simsched::Task<int> child = simsched::Spawn(s, Compute());
+//     simsched::Spawn(s, Heartbeat()).Detach();   // runs on its own
+//     int value = co_await child;                  // or rethrows
+//   }                                              // (Heartbeat keeps going)
+
+#ifndef SIMSCHED_SCHEDULER_TASK_H_
+#define SIMSCHED_SCHEDULER_TASK_H_
+
+#include <coroutine>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "scheduler/co.h"
+#include "scheduler/internal/task_header.h"
+#include "scheduler/task_metadata.h"
+
+namespace simsched {
+
+// TaskCancelledError
+//
+// Thrown by `co_await task` (and returned as a Cancelled status by BlockOn)
+// when the awaited task was cancelled before it completed.
+class TaskCancelledError : public std::runtime_error {
+ public:
+  explicit TaskCancelledError(const TaskMetadata& metadata)
+      : std::runtime_error(metadata.DebugString() + " was cancelled") {}
+};
+
+namespace internal {
+
+// The header plus the typed result slot of a task whose root is a Co<T>.
+template <typename T>
+class TaskState final : public TaskHeader {
+ public:
+  TaskState(Scheduler& scheduler, ScheduleKind kind,
+            std::coroutine_handle<CoPromise<T>> root, bool confined)
+      : TaskHeader(scheduler, kind, root, confined) {}
+
+  // Takes the result of a finished task: the value, or throws its exception,
+  // or throws TaskCancelledError.
+  T TakeResult() {
+    if (!completed()) throw TaskCancelledError(metadata);
+    if (exception_) {
+      MarkExceptionObserved();
+      std::rethrow_exception(exception_);
+    }
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else if constexpr (std::is_reference_v<T>) {
+      return static_cast<T>(*value_);
+    } else {
+      return std::move(*value_);
+    }
+  }
+
+ private:
+  void HarvestResult(std::coroutine_handle<> root) noexcept override {
+    auto& promise = std::coroutine_handle<CoPromise<T>>::from_address(root.address()).promise();
+    exception_ = std::move(promise.exception_);
+    if constexpr (std::is_reference_v<T>) {
+      value_ = promise.value();
+    } else if constexpr (!std::is_void_v<T>) {
+      if (promise.value().has_value()) value_.emplace(std::move(*promise.value()));
+    }
+  }
+
+  using Storage =
+      std::conditional_t<std::is_void_v<T>, bool,
+                         std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*,
+                                            std::optional<T>>>;
+  Storage value_{};
+};
+
+}  // namespace internal
+
+// Task<T>
+//
+// Move-only owner of a spawned task. See the file comment.
+template <typename T = void>
+class [[nodiscard]] Task {
+ public:
+  using value_type = T;
+
+  Task() = default;
+  Task(Task&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { Reset(); }
+
+  // Detach()
+  //
+  // Lets the task run to the end without this handle; the Task becomes empty.
+  void Detach() {
+    if (state_ == nullptr) return;
+    internal::TaskState<T>* state = std::exchange(state_, nullptr);
+    state->Detach();
+    state->Release();
+  }
+
+  // Cancel()
+  //
+  // Cancels the task now (as destroying the handle would) but keeps the handle,
+  // so `IsCancelled()` and `metadata()` stay readable.
+  void Cancel() {
+    if (state_ != nullptr) state_->Cancel();
+  }
+
+  // Whether this handle refers to a task (false when default-made, moved from
+  // or detached).
+  explicit operator bool() const { return state_ != nullptr; }
+
+  // metadata()
+  //
+  // Id, label, session and spawn location. Requires a non-empty Task.
+  const TaskMetadata& metadata() const { return state_->metadata; }
+  TaskId id() const { return state_->metadata.id; }
+
+  // IsFinished()
+  //
+  // True once the task completed (with a value or an exception) or was
+  // cancelled.
+  bool IsFinished() const { return state_ != nullptr && state_->finished(); }
+
+  // IsCancelled()
+  //
+  // True if the task was cancelled before it completed.
+  bool IsCancelled() const { return state_ != nullptr && state_->cancelled(); }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(internal::TaskState<T>* state) : state_(state) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    ~Awaiter() {
+      // Still registered only if the awaiting task was cancelled mid-wait.
+      if (joiner_ != nullptr) state_->UnregisterJoiner(joiner_);
+    }
+
+    bool await_ready() const noexcept { return state_->finished(); }
+    bool await_suspend(std::coroutine_handle<>) {
+      internal::TaskHeader* self = internal::current_task;
+      if (self == nullptr) {
+        throw std::logic_error(
+            "simsched: co_await on a Task outside a simsched task; spawn the awaiting "
+            "coroutine on a Scheduler, or use BlockOn from plain code");
+      }
+      if (!state_->RegisterJoiner(self, self->seq())) return false;  // finished meanwhile
+      joiner_ = self;
+      self->wait_site = WaitSite{"task", {}, state_->metadata.id};
+      return true;
+    }
+    T await_resume() {
+      if (joiner_ != nullptr) {
+        state_->UnregisterJoiner(joiner_);
+        joiner_ = nullptr;
+      }
+      return state_->TakeResult();
+    }
+
+   private:
+    internal::TaskState<T>* state_;
+    internal::TaskHeader* joiner_ = nullptr;
+  };
+
+  // Awaiting gives the result (moved out: a result can be taken once).
+  // Requires a non-empty Task.
+  Awaiter operator co_await() & noexcept { return Awaiter(state_); }
+  Awaiter operator co_await() && noexcept { return Awaiter(state_); }
+
+  // For BlockOn implementations: the task header (internal).
+  internal::TaskState<T>* state() const { return state_; }
+
+  // For spawn functions: adopts one reference to `state`.
+  static Task Adopt(internal::TaskState<T>* state) {
+    Task task;
+    task.state_ = state;
+    return task;
+  }
+
+ private:
+  void Reset() {
+    if (state_ != nullptr) {
+      internal::TaskState<T>* state = std::exchange(state_, nullptr);
+      state->Cancel();
+      state->Release();
+    }
+  }
+
+  internal::TaskState<T>* state_ = nullptr;
+};
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_TASK_H_

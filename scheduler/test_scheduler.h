@@ -1,0 +1,294 @@
+// File: scheduler/test_scheduler.h
+// -----------------------------------------------------------------------------
+//
+// `TestScheduler` runs every task on the calling thread, one poll per step, in
+// an order chosen by a seeded PRNG, under virtual time. A run is a function of
+// its seed: the same seed and build give the same interleaving, the same
+// trace and the same `TraceHash()`, byte for byte, on every machine and with
+// g++ or clang++. A failure seen once is replayed exactly from its seed.
+//
+// How a step picks: the candidates are every queued background task plus the
+// head of the main-thread queue (foreground work is FIFO, as a real main
+// thread's run loop is). In randomized mode (the default) one candidate is
+// drawn uniformly with `Rng::Below`; in FIFO mode the one queued first wins.
+// Tasks whose label was `Deprioritize`d run only when no other task can.
+//
+// Virtual time starts at `Instant{}` and moves only by `AdvanceClock()` or,
+// in `Run()` and `BlockOn()`, by jumping to the earliest timer when nothing
+// is runnable. Timers fire in (deadline, start order).
+//
+// Failures come back as `absl::Status`, never as an abort or a hang:
+//   * a deadlock (`BlockOn` on a task that can never finish) names every live
+//     task with its spawn site and where it is suspended;
+//   * exceeding the step budget reports the same way (a livelock);
+//   * an exception escaping a detached task fails the run with its message
+//     and the task's spawn site.
+//
+// This header defines:
+//   * `simsched::TestSchedulerOptions`
+//   * `simsched::TestScheduler`
+//   * `simsched::TraceEntry`
+//
+// Example:
+//
+//   auto scheduler = simsched::TestScheduler::Create({.seed = 42});
+//   simsched::Task<int> task = simsched::Spawn(*scheduler, Work(21));
+//   absl::StatusOr<int> result = scheduler->BlockOn(task);
+//   EXPECT_EQ(*result, 42) << "replay with seed " << scheduler->seed();
+
+#ifndef SIMSCHED_SCHEDULER_TEST_SCHEDULER_H_
+#define SIMSCHED_SCHEDULER_TEST_SCHEDULER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "scheduler/scheduler.h"
+#include "sim/random.h"
+
+namespace simsched {
+
+// TestSchedulerOptions
+struct TestSchedulerOptions {
+  // Every scheduling decision derives from this.
+  uint64_t seed = 0;
+  // Pick uniformly among runnable tasks (true) or run them in queue order.
+  bool randomize_order = true;
+  // Steps one scheduler may take in total before Run/BlockOn fail with a
+  // livelock report. Zero means no limit.
+  uint64_t max_steps = 10'000'000;
+  // Whether `Park()` may block the thread (waiting for another thread's
+  // Unparker). Off by default: a deterministic test must not depend on real
+  // threads, and a refused park fails the run.
+  bool allow_parking = false;
+  // Keep a full `TraceEntry` per step (the trace hash is always kept). Costs
+  // memory and time; any seed can be re-run with it on.
+  bool record_trace = false;
+};
+
+// TraceEntry
+//
+// One scheduling decision.
+struct TraceEntry {
+  uint64_t step = 0;
+  Duration time{};  // virtual time since the epoch
+  TaskId task;
+  std::optional<TaskLabel> label;
+  std::source_location spawn_location;
+  bool main_thread = false;
+
+  // "step 12 t=+5ms task 3 "io" [main] spawned at foo.cc:20 (Fn)"
+  std::string DebugString() const;
+  friend bool operator==(const TraceEntry& a, const TraceEntry& b);
+};
+
+// TestScheduler
+//
+// See the file comment. Confined to the thread that made it.
+class TestScheduler final : public Scheduler {
+ public:
+  explicit TestScheduler(TestSchedulerOptions options = {});
+  // Cancels every task still queued or suspended, in task id order, and frees
+  // every frame. Destructors running in those frames may use the scheduler
+  // (spawn, wake, log); whatever they start is cancelled too.
+  ~TestScheduler() override;
+
+  TestScheduler(const TestScheduler&) = delete;
+  TestScheduler& operator=(const TestScheduler&) = delete;
+
+  // Create()
+  //
+  // The usual way to make one: `std::shared_ptr` is the currency of
+  // executors and the session layer.
+  static std::shared_ptr<TestScheduler> Create(TestSchedulerOptions options = {});
+
+  // -- Scheduler --
+  void Schedule(Runnable runnable) override;
+  void ScheduleLabeled(Runnable runnable, TaskLabel label) override;
+  void ScheduleForeground(Runnable runnable) override;
+  bool IsMainThread() const override { return in_foreground_; }
+  Instant Now() const override { return now_; }
+  bool Park(std::optional<Duration> timeout) override;
+  Unparker GetUnparker() override;
+  TimerId StartTimer(Instant deadline, Waker waker) override;
+  void CancelTimer(TimerId timer) override;
+  bool IsTaskRunning(TaskId id) const override { return live_tasks_.contains(id.value); }
+  absl::Status BlockOnTask(internal::TaskHeader& task) override;
+  void OnTaskSpawned(internal::TaskHeader& task) override;
+  void OnTaskFinished(internal::TaskHeader& task) override;
+  void OnUnhandledTaskException(const TaskMetadata& task,
+                                const std::exception_ptr& exception) override;
+  bool IsThreadConfined() const override { return true; }
+
+  // -- Driving the simulation --
+
+  // Step()
+  //
+  // Fires due timers, then polls one runnable task. Returns false (and does
+  // nothing) if no task is runnable. Never advances time.
+  bool Step();
+
+  // RunUntilParked()
+  //
+  // Steps until no task is runnable. Time stands still. Returns the run's
+  // failure, if any (see `status()`), or a step-budget report.
+  absl::Status RunUntilParked();
+
+  // Run()
+  //
+  // Steps, advancing virtual time to the next timer whenever nothing is
+  // runnable, until no work and no timers remain.
+  absl::Status Run();
+
+  // AdvanceClock()
+  //
+  // Moves virtual time forward by `duration` and fires the timers that came
+  // due (their tasks run on later steps). A negative duration fails the run
+  // with InvalidArgument and leaves time unchanged.
+  void AdvanceClock(Duration duration);
+
+  // BlockOn()
+  //
+  // Steps (advancing time through timers) until `task` finishes; returns its
+  // value, or rethrows its exception. See `simsched::BlockOn` for errors.
+  template <typename T>
+  BlockOnResult<T> BlockOn(Task<T>& task) {
+    return simsched::BlockOn(*this, task);
+  }
+  template <typename T>
+  BlockOnResult<T> BlockOn(Task<T>&& task) {
+    return simsched::BlockOn(*this, task);
+  }
+  template <typename T>
+  BlockOnResult<T> BlockOn(Co<T> co,
+                           std::source_location location = std::source_location::current()) {
+    return simsched::BlockOn(*this, std::move(co), location);
+  }
+
+  // Deprioritize()
+  //
+  // Tasks with `label` queued from now on run only when nothing else can.
+  void Deprioritize(TaskLabel label);
+
+  // -- Inspection --
+
+  // rng()
+  //
+  // A generator for the test's own randomness (data, fault choices), derived
+  // from the seed but separate from the scheduling stream, so drawing from it
+  // changes no scheduling decision by itself.
+  Rng& rng() { return user_rng_; }
+
+  const TestSchedulerOptions& options() const { return options_; }
+  uint64_t seed() const { return options_.seed; }
+  // Steps taken so far.
+  uint64_t step_count() const { return steps_; }
+  // Virtual time since the epoch.
+  Duration Elapsed() const { return now_ - Instant{}; }
+
+  // TraceHash()
+  //
+  // A 64-bit digest of every decision so far (step, task id, main-thread
+  // flag, virtual time). Same seed and build: same hash.
+  uint64_t TraceHash() const;
+
+  // trace()
+  //
+  // The full trace; empty unless `record_trace` was set.
+  const std::vector<TraceEntry>& trace() const { return trace_; }
+
+  // status()
+  //
+  // OK, or the first failure of this run (a detached task's exception, a
+  // refused park, a bad argument). Later failures are counted in its message.
+  absl::Status status() const { return failure_; }
+
+  // LiveTaskCount() / LiveTasks()
+  //
+  // The tasks spawned and not yet finished, in id order.
+  size_t LiveTaskCount() const { return live_tasks_.size(); }
+  std::vector<TaskId> LiveTasks() const;
+
+  // DescribeTask() / DescribeLiveTasks()
+  //
+  // One line per task: id, label, session, spawn site and what it is doing
+  // ("queued", "waiting on Sleep at foo.cc:12", "waiting for task 4").
+  std::string DescribeTask(TaskId id) const;
+  std::string DescribeLiveTasks() const;
+
+  // RunSummary()
+  //
+  // "seed 42, step 120, virtual time +1.5s, trace hash 0x..." for reports.
+  std::string RunSummary() const;
+
+ private:
+  struct TimerEntry {
+    Instant deadline;
+    uint64_t sequence;
+    uint32_t slot;
+    uint32_t generation;
+  };
+  struct TimerEntryLater {
+    bool operator()(const TimerEntry& a, const TimerEntry& b) const {
+      if (a.deadline != b.deadline) return a.deadline > b.deadline;
+      return a.sequence > b.sequence;
+    }
+  };
+  struct TimerSlot {
+    Waker waker;
+    uint32_t generation = 0;
+    bool armed = false;
+  };
+
+  void Enqueue(std::deque<Runnable>& queue, Runnable runnable);
+  bool PickNext(Runnable& next, bool& foreground);
+  void FireDueTimers();
+  void AdvanceToNextTimer();
+  bool BudgetExhausted() const;
+  absl::Status BudgetFailure(std::string_view operation) const;
+  absl::Status CheckCanRun(std::string_view operation) const;
+  void RecordFailure(absl::Status status);
+  std::string DescribeHeader(const internal::TaskHeader& task) const;
+
+  TestSchedulerOptions options_;
+  Rng rng_;
+  Rng user_rng_;
+  Instant now_{};
+  uint64_t steps_ = 0;
+  uint64_t next_task_id_ = 1;
+  uint64_t enqueue_counter_ = 0;
+  uint64_t trace_state_ = 0;
+  bool in_foreground_ = false;
+  bool shutting_down_ = false;
+
+  std::deque<Runnable> background_;
+  std::deque<Runnable> foreground_;
+  std::deque<Runnable> deprioritized_;
+  absl::flat_hash_set<TaskLabel> deprioritized_labels_;
+
+  // Live tasks by id: ordered, so reports and shutdown are deterministic.
+  absl::btree_map<uint64_t, internal::TaskHeader*> live_tasks_;
+
+  std::vector<TimerEntry> timer_heap_;
+  std::vector<TimerSlot> timer_slots_;
+  std::vector<uint32_t> free_timer_slots_;
+  uint64_t timer_sequence_ = 0;
+  size_t live_timers_ = 0;
+  Instant next_timer_deadline_ = Instant::max();
+
+  std::vector<TraceEntry> trace_;
+  absl::Status failure_;
+  uint64_t failure_count_ = 0;
+  std::shared_ptr<internal::Parker> parker_;
+};
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_TEST_SCHEDULER_H_

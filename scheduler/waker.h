@@ -1,0 +1,143 @@
+// File: scheduler/waker.h
+// -----------------------------------------------------------------------------
+//
+// `Waker` is the one way a suspended task is resumed. Every awaitable that
+// suspends a task (simsched's own Yield, Sleep, task joins and primitives, and
+// any a user writes) takes the current task's waker in `await_suspend` and
+// hands it to whatever will complete the wait: a timer, a queue, a callback.
+// `Wake()` puts the task back on its scheduler. Because resumption always goes
+// through the scheduler, user awaitables stay deterministic under the
+// TestScheduler and run unchanged on production schedulers.
+//
+// Guarantees:
+//   * Waking twice before the task runs schedules it once.
+//   * A waker belongs to the suspension it was taken for. Once the task has
+//     been resumed, waking an old copy does nothing (it cannot resume the task
+//     at some later, unrelated `co_await`).
+//   * Waking a finished or cancelled task does nothing and touches only the
+//     task header, never its freed frame. A waker may outlive its task and
+//     its scheduler.
+//
+// `DescribeWait()` tells the scheduler what the task waits on, so deadlock and
+// leak reports can say "waiting on Event 'ready' at foo.cc:42".
+//
+// This header defines:
+//   * `simsched::Waker`
+//   * `simsched::CurrentWaker()`
+//   * `simsched::DescribeWait()`
+//   * `simsched::InTask()`
+//
+// Example: an awaitable over a callback API (see docs/writing-awaitables.md).
+//
+//   struct ReadAwaitable {
+//     Device& device;
+//     std::optional<Bytes> result;
+//     bool await_ready() { return false; }
+//     void await_suspend(std::coroutine_handle<>) {
+//       simsched::DescribeWait("Device::Read");
+//       device.StartRead([this, waker = simsched::CurrentWaker()](Bytes b) {
+//         result = std::move(b);
+//         waker.Wake();
+//       });
+//     }
+//     Bytes await_resume() { return std::move(*result); }
+//   };
+
+#ifndef SIMSCHED_SCHEDULER_WAKER_H_
+#define SIMSCHED_SCHEDULER_WAKER_H_
+
+#include <source_location>
+#include <string_view>
+#include <utility>
+
+#include "scheduler/internal/task_header.h"
+#include "scheduler/task_metadata.h"
+
+namespace simsched {
+
+// Waker
+//
+// A copyable handle that wakes one task. An empty (default) waker does
+// nothing when woken.
+class Waker {
+ public:
+  Waker() = default;
+  Waker(const Waker& other) : task_(other.task_), seq_(other.seq_) {
+    if (task_ != nullptr) task_->AddRef();
+  }
+  Waker(Waker&& other) noexcept
+      : task_(std::exchange(other.task_, nullptr)), seq_(other.seq_) {}
+  Waker& operator=(Waker other) noexcept {
+    std::swap(task_, other.task_);
+    std::swap(seq_, other.seq_);
+    return *this;
+  }
+  ~Waker() {
+    if (task_ != nullptr) task_->Release();
+  }
+
+  // Wake()
+  //
+  // Schedules the task if it is still suspended at the point this waker was
+  // made for. Idempotent; safe after the task or its scheduler is gone.
+  void Wake() const {
+    if (task_ != nullptr) task_->Wake(seq_);
+  }
+
+  // Whether this waker refers to a task.
+  explicit operator bool() const { return task_ != nullptr; }
+
+  // task_id()
+  //
+  // The id of the task this waker wakes (zero for an empty waker).
+  TaskId task_id() const { return task_ == nullptr ? TaskId{} : task_->metadata.id; }
+
+  // For the task core: a waker for `task`'s current suspension.
+  static Waker ForTask(internal::TaskHeader* task) {
+    Waker waker;
+    if (task != nullptr) {
+      task->AddRef();
+      waker.task_ = task;
+      waker.seq_ = task->seq();
+    }
+    return waker;
+  }
+
+  friend bool operator==(const Waker& a, const Waker& b) {
+    return a.task_ == b.task_ && a.seq_ == b.seq_;
+  }
+
+ private:
+  internal::TaskHeader* task_ = nullptr;
+  uint32_t seq_ = 0;
+};
+
+// InTask()
+//
+// True while a simsched task is being polled on this thread (that is, inside
+// a coroutine run by a scheduler).
+inline bool InTask() { return internal::current_task != nullptr; }
+
+// CurrentWaker()
+//
+// Returns the waker of the task being polled on this thread, whichever `Co`
+// child of it is running. Call it from `await_suspend`. Outside a task it
+// returns an empty waker.
+inline Waker CurrentWaker() { return Waker::ForTask(internal::current_task); }
+
+// DescribeWait()
+//
+// Records what the current task is about to wait on and where, for deadlock
+// and leak reports. Call it from `await_suspend`. `what` must stay valid while
+// the task is suspended (a literal, or a name owned by the awaited object).
+// The record is cleared each time the task is resumed. No-op outside a task.
+inline void DescribeWait(std::string_view what,
+                         std::source_location where = std::source_location::current()) {
+  if (internal::TaskHeader* task = internal::current_task) {
+    task->wait_site = WaitSite{what, where, {}};
+  }
+}
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_WAKER_H_
