@@ -33,7 +33,7 @@
 #define SIMSCHED_SCHEDULER_EXECUTOR_H_
 
 #include <memory>
-#include <source_location>
+#include "scheduler/source_location.h"
 #include <utility>
 
 #include "scheduler/scheduler.h"
@@ -50,12 +50,12 @@ class BackgroundExecutor {
 
   // Spawn() / SpawnLabeled(): see the free functions in scheduler.h.
   template <typename C>
-  auto Spawn(C&& co, std::source_location location = std::source_location::current()) const {
+  auto Spawn(C&& co, SourceLocation location = SourceLocation::current()) const {
     return simsched::Spawn(*scheduler_, std::forward<C>(co), location);
   }
   template <typename C>
   auto SpawnLabeled(TaskLabel label, C&& co,
-                    std::source_location location = std::source_location::current()) const {
+                    SourceLocation location = SourceLocation::current()) const {
     return simsched::SpawnLabeled(*scheduler_, std::move(label), std::forward<C>(co), location);
   }
 
@@ -63,7 +63,7 @@ class BackgroundExecutor {
   //
   // An awaitable that completes after `duration` of the scheduler's time.
   SleepAwaiter Timer(Duration duration,
-                     std::source_location location = std::source_location::current()) const {
+                     SourceLocation location = SourceLocation::current()) const {
     return Sleep(duration, location);
   }
 
@@ -90,13 +90,13 @@ class ForegroundExecutor {
 
   // Spawn(): see `SpawnForeground` in scheduler.h.
   template <typename C>
-  auto Spawn(C&& co, std::source_location location = std::source_location::current()) const {
+  auto Spawn(C&& co, SourceLocation location = SourceLocation::current()) const {
     return simsched::SpawnForeground(*scheduler_, std::forward<C>(co), location);
   }
 
   // Timer(): as BackgroundExecutor::Timer.
   SleepAwaiter Timer(Duration duration,
-                     std::source_location location = std::source_location::current()) const {
+                     SourceLocation location = SourceLocation::current()) const {
     return Sleep(duration, location);
   }
 

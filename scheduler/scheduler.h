@@ -43,7 +43,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <source_location>
+#include "scheduler/source_location.h"
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -205,7 +205,7 @@ struct IsCo<Co<T>> : std::true_type {};
 template <typename T>
 Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
                   std::optional<TaskLabel> label, uint32_t lane,
-                  const std::source_location& location) {
+                  const SourceLocation& location) {
   auto root = co.Release();
   if (!root) {
     throw std::invalid_argument(
@@ -255,14 +255,14 @@ using CoFactoryResult = typename std::invoke_result_t<F&>::value_type;
 //   Spawn(s, [state]() -> Co<void> { co_await state->Flush(); })
 template <typename T>
 Task<T> Spawn(Scheduler& scheduler, Co<T> co,
-              std::source_location location = std::source_location::current()) {
+              SourceLocation location = SourceLocation::current()) {
   return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kBackground,
                              std::nullopt, 0, location);
 }
 template <internal::CoFactory F>
 Task<internal::CoFactoryResult<F>> Spawn(
     Scheduler& scheduler, F&& factory,
-    std::source_location location = std::source_location::current()) {
+    SourceLocation location = SourceLocation::current()) {
   return Spawn(scheduler, internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
                location);
 }
@@ -272,14 +272,14 @@ Task<internal::CoFactoryResult<F>> Spawn(
 // As `Spawn`, with a label the scheduler may use for prioritization.
 template <typename T>
 Task<T> SpawnLabeled(Scheduler& scheduler, TaskLabel label, Co<T> co,
-                     std::source_location location = std::source_location::current()) {
+                     SourceLocation location = SourceLocation::current()) {
   return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kLabeled,
                              std::move(label), 0, location);
 }
 template <internal::CoFactory F>
 Task<internal::CoFactoryResult<F>> SpawnLabeled(
     Scheduler& scheduler, TaskLabel label, F&& factory,
-    std::source_location location = std::source_location::current()) {
+    SourceLocation location = SourceLocation::current()) {
   return SpawnLabeled(scheduler, std::move(label),
                       internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
                       location);
@@ -291,14 +291,14 @@ Task<internal::CoFactoryResult<F>> SpawnLabeled(
 // order with other foreground work.
 template <typename T>
 Task<T> SpawnForeground(Scheduler& scheduler, Co<T> co,
-                        std::source_location location = std::source_location::current()) {
+                        SourceLocation location = SourceLocation::current()) {
   return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kForeground,
                              std::nullopt, 0, location);
 }
 template <internal::CoFactory F>
 Task<internal::CoFactoryResult<F>> SpawnForeground(
     Scheduler& scheduler, F&& factory,
-    std::source_location location = std::source_location::current()) {
+    SourceLocation location = SourceLocation::current()) {
   return SpawnForeground(scheduler,
                          internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
                          location);
@@ -314,7 +314,7 @@ TaskHeader& RequireCurrentTask(const char* what);
 // See `Yield()`.
 class YieldAwaiter {
  public:
-  explicit YieldAwaiter(std::source_location location) : location_(location) {}
+  explicit YieldAwaiter(SourceLocation location) : location_(location) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
     internal::TaskHeader& task = internal::RequireCurrentTask("Yield()");
@@ -324,14 +324,14 @@ class YieldAwaiter {
   void await_resume() const noexcept {}
 
  private:
-  std::source_location location_;
+  SourceLocation location_;
 };
 
 // Yield()
 //
 // Suspends the current task and queues it again at once, letting the
 // scheduler run something else first.
-inline YieldAwaiter Yield(std::source_location location = std::source_location::current()) {
+inline YieldAwaiter Yield(SourceLocation location = SourceLocation::current()) {
   return YieldAwaiter(location);
 }
 
@@ -341,7 +341,7 @@ inline YieldAwaiter Yield(std::source_location location = std::source_location::
 class SleepAwaiter {
  public:
   SleepAwaiter(std::optional<Duration> duration, Instant deadline,
-               std::source_location location)
+               SourceLocation location)
       : duration_(duration), deadline_(deadline), location_(location) {}
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
@@ -368,7 +368,7 @@ class SleepAwaiter {
  private:
   std::optional<Duration> duration_;
   Instant deadline_;
-  std::source_location location_;
+  SourceLocation location_;
   Scheduler* scheduler_ = nullptr;
   TimerId timer_;
 };
@@ -379,7 +379,7 @@ class SleepAwaiter {
 // time under the TestScheduler). A zero or negative duration does not
 // suspend. Cancelling the task while it sleeps cancels the timer.
 inline SleepAwaiter Sleep(Duration duration,
-                          std::source_location location = std::source_location::current()) {
+                          SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(duration, Instant{}, location);
 }
 
@@ -387,7 +387,7 @@ inline SleepAwaiter Sleep(Duration duration,
 //
 // Suspends the current task until its scheduler's clock reaches `deadline`.
 inline SleepAwaiter SleepUntil(Instant deadline,
-                               std::source_location location = std::source_location::current()) {
+                               SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(std::nullopt, deadline, location);
 }
 
@@ -434,7 +434,7 @@ BlockOnResult<T> BlockOn(Scheduler& scheduler, Task<T>&& task) {
 }
 template <typename T>
 BlockOnResult<T> BlockOn(Scheduler& scheduler, Co<T> co,
-                         std::source_location location = std::source_location::current()) {
+                         SourceLocation location = SourceLocation::current()) {
   Task<T> task = Spawn(scheduler, std::move(co), location);
   return BlockOn(scheduler, task);
 }

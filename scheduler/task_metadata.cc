@@ -22,7 +22,7 @@ const std::string* InternLabel(std::string_view name) {
 
 TaskLabel::TaskLabel(std::string_view name) : name_(InternLabel(name)) {}
 
-std::string FormatLocation(const std::source_location& location) {
+std::string FormatLocation(const SourceLocation& location) {
   if (location.line() == 0) return "<unknown location>";
   return absl::StrCat(location.file_name(), ":", location.line(), " (",
                       location.function_name(), ")");

@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <optional>
 #include <ostream>
-#include <source_location>
+#include "scheduler/source_location.h"
 #include <string>
 #include <string_view>
 
@@ -109,7 +109,7 @@ struct TaskMetadata {
   std::optional<TaskLabel> label;
   std::optional<SessionId> session;
   // Where the spawning call was written (captured by a defaulted argument).
-  std::source_location spawn_location;
+  SourceLocation spawn_location;
 
   // DebugString()
   //
@@ -122,7 +122,7 @@ struct TaskMetadata {
 //
 // Returns `file:line (function)` for a source location, with the file path
 // kept as the compiler gave it. Used by every report.
-std::string FormatLocation(const std::source_location& location);
+std::string FormatLocation(const SourceLocation& location);
 
 }  // namespace simsched
 

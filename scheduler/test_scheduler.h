@@ -81,7 +81,7 @@ struct TraceEntry {
   Duration time{};  // virtual time since the epoch
   TaskId task;
   std::optional<TaskLabel> label;
-  std::source_location spawn_location;
+  SourceLocation spawn_location;
   bool main_thread = false;
 
   // "step 12 t=+5ms task 3 "io" [main] spawned at foo.cc:20 (Fn)"
@@ -168,7 +168,7 @@ class TestScheduler final : public Scheduler {
   }
   template <typename T>
   BlockOnResult<T> BlockOn(Co<T> co,
-                           std::source_location location = std::source_location::current()) {
+                           SourceLocation location = SourceLocation::current()) {
     return simsched::BlockOn(*this, std::move(co), location);
   }
 

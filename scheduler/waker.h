@@ -46,7 +46,7 @@
 #ifndef SIMSCHED_SCHEDULER_WAKER_H_
 #define SIMSCHED_SCHEDULER_WAKER_H_
 
-#include <source_location>
+#include "scheduler/source_location.h"
 #include <string_view>
 #include <utility>
 
@@ -132,7 +132,7 @@ inline Waker CurrentWaker() { return Waker::ForTask(internal::current_task); }
 // the task is suspended (a literal, or a name owned by the awaited object).
 // The record is cleared each time the task is resumed. No-op outside a task.
 inline void DescribeWait(std::string_view what,
-                         std::source_location where = std::source_location::current()) {
+                         SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
     task->wait_site = WaitSite{what, where, {}};
   }

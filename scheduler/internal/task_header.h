@@ -27,7 +27,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
-#include <source_location>
+#include "scheduler/source_location.h"
 #include <string_view>
 
 #include "scheduler/internal/check.h"
@@ -44,7 +44,7 @@ class Scheduler;
 // suspended (a string literal, or a name owned by the awaited object).
 struct WaitSite {
   std::string_view what;
-  std::source_location where;
+  SourceLocation where;
   // Set when the task waits for another task to finish (`co_await task`).
   TaskId awaited_task;
 };
