@@ -18,6 +18,7 @@
 //   * `simsched::Spawn()`, `SpawnLabeled()`, `SpawnForeground()`
 //   * `simsched::Yield()`, `Sleep()`, `SleepUntil()`   awaitables
 //   * `simsched::BlockOn()`           run a task to completion from plain code
+//   * `simsched::CurrentScheduler()`  the scheduler of the running task
 //   * `simsched::Instant`, `Duration`, `TimerId`
 //
 // Example:
@@ -302,6 +303,16 @@ Task<internal::CoFactoryResult<F>> SpawnForeground(
   return SpawnForeground(scheduler,
                          internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
                          location);
+}
+
+// CurrentScheduler()
+//
+// The scheduler of the task being polled on this thread, or null outside a
+// task. Lets a coroutine spawn siblings without threading the scheduler
+// through every call.
+inline Scheduler* CurrentScheduler() {
+  internal::TaskHeader* task = internal::current_task;
+  return task == nullptr ? nullptr : task->scheduler();
 }
 
 namespace internal {
