@@ -328,9 +328,11 @@ class YieldAwaiter {
   explicit YieldAwaiter(SourceLocation location) : location_(location) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
-    internal::TaskHeader& task = internal::RequireCurrentTask("Yield()");
-    task.wait_site = WaitSite{"Yield", location_, {}};
-    task.Wake(task.seq());  // re-queued as soon as this poll ends
+    internal::RequireCurrentTask("Yield()");
+    DescribeWait("Yield", location_);
+    // The same path as any user awaitable: waking the task during its own
+    // poll re-queues it as soon as the poll ends.
+    CurrentWaker().Wake();
   }
   void await_resume() const noexcept {}
 
@@ -369,10 +371,9 @@ class SleepAwaiter {
     return deadline_ <= now;
   }
   void await_suspend(std::coroutine_handle<>) {
-    internal::TaskHeader& task = *internal::current_task;
-    task.wait_site = WaitSite{"Sleep", location_, {}};
-    scheduler_ = task.scheduler();
-    timer_ = scheduler_->StartTimer(deadline_, Waker::ForTask(&task));
+    DescribeWait("Sleep", location_);
+    scheduler_ = internal::current_task->scheduler();
+    timer_ = scheduler_->StartTimer(deadline_, CurrentWaker());
   }
   void await_resume() noexcept { scheduler_ = nullptr; }
 

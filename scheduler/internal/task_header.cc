@@ -141,6 +141,7 @@ void TaskHeader::Finish() {
     joiner->Wake(joiner_seq);
     joiner->Release();
   }
+  Release();  // the task's own reference; every caller holds another
 }
 
 bool TaskHeader::RegisterJoiner(TaskHeader* joiner, uint32_t joiner_seq) {

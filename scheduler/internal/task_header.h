@@ -69,8 +69,10 @@ class TaskHeader {
   TaskHeader(const TaskHeader&) = delete;
   TaskHeader& operator=(const TaskHeader&) = delete;
 
-  // Reference counting. A new header has two references: the Task handle's
-  // and the first Runnable's.
+  // Reference counting. A new header has three references: the Task
+  // handle's, the first Runnable's, and the task's own while it is alive (so
+  // a suspended, detached task that nothing else refers to stays reachable
+  // by its scheduler's shutdown; released when the task finishes).
   void AddRef() {
     if (confined_) {
       refs_.store(refs_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -190,7 +192,7 @@ class TaskHeader {
   void Finish();
 
   std::atomic<uint64_t> state_{kScheduled};
-  std::atomic<uint32_t> refs_{2};
+  std::atomic<uint32_t> refs_{3};
   std::atomic<bool> join_lock_{false};
   bool exception_observed_ = false;
   Scheduler* scheduler_;

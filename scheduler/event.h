@@ -1,0 +1,128 @@
+// File: scheduler/event.h
+// -----------------------------------------------------------------------------
+//
+// `Event` is an awaitable flag (a "notify"): tasks `co_await event.Wait()`
+// until another task calls `Set()`. It is built only on the public `Waker` API,
+// so it runs unchanged on every scheduler, is deterministic under the
+// TestScheduler, and shows up in deadlock reports as
+// "waiting on Event 'name' at file.cc:line".
+//
+//   * `Set()` releases every waiter and keeps the event set: later waits
+//     complete at once until `Reset()`.
+//   * `NotifyOne()` releases the longest-waiting waiter without setting it.
+//   * Waiters are released in the order they began waiting.
+//   * A waiting task that is cancelled is removed from the waiters; nothing
+//     wakes a dead task.
+//   * Thread-safe: Set/Reset/NotifyOne may be called from any thread.
+//
+// Destroying an Event while tasks wait on it leaves them waiting forever (a
+// deadlock the TestScheduler reports), never touching freed memory.
+//
+// This header defines:
+//   * `simsched::Event`
+//
+// Example:
+//
+//   simsched::Event ready("ready");
+//   simsched::Spawn(s, [&]() -> simsched::Co<void> {
+//     co_await ready.Wait();          // suspends until Set()
+//     Serve();
+//   }).Detach();
+//   ...
+//   ready.Set();
+
+#ifndef SIMSCHED_SCHEDULER_EVENT_H_
+#define SIMSCHED_SCHEDULER_EVENT_H_
+
+#include <coroutine>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "scheduler/source_location.h"
+#include "scheduler/waker.h"
+
+namespace simsched {
+
+// Event
+//
+// See the file comment. Not copyable or movable (waiters point at it).
+class Event {
+ public:
+  explicit Event(std::string_view name = "");
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  // Set()
+  //
+  // Sets the event and releases every waiter, oldest first.
+  void Set();
+
+  // Reset()
+  //
+  // Clears the event; later waits suspend until the next Set().
+  void Reset();
+
+  // NotifyOne()
+  //
+  // Releases the oldest waiter, if any, without setting the event. Returns
+  // whether a waiter was released.
+  bool NotifyOne();
+
+  // IsSet()
+  bool IsSet() const;
+
+  // WaiterCount()
+  //
+  // How many tasks wait right now.
+  size_t WaiterCount() const;
+
+  // The name given at construction.
+  std::string_view name() const { return name_; }
+
+  class Awaiter {
+   public:
+    Awaiter(Event& event, SourceLocation location) : event_(&event), location_(location) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    ~Awaiter();
+
+    bool await_ready() const { return event_->IsSet(); }
+    bool await_suspend(std::coroutine_handle<>);
+    void await_resume() const noexcept {}
+
+   private:
+    friend class Event;
+    Event* event_;  // null once the event is destroyed
+    SourceLocation location_;
+    Waker waker_;
+    Awaiter* prev_ = nullptr;
+    Awaiter* next_ = nullptr;
+    bool linked_ = false;
+  };
+
+  // Wait()
+  //
+  // An awaitable that completes once the event is set (at once if it is set
+  // now) or this waiter is notified.
+  Awaiter Wait(SourceLocation location = SourceLocation::current()) {
+    return Awaiter(*this, location);
+  }
+
+ private:
+  void Link(Awaiter* awaiter);
+  void Unlink(Awaiter* awaiter);
+
+  const std::string name_;
+  const std::string description_;  // "Event 'name'", for wait sites
+  mutable std::mutex mu_;
+  bool set_ = false;
+  Awaiter* head_ = nullptr;
+  Awaiter* tail_ = nullptr;
+  size_t waiters_ = 0;
+};
+
+}  // namespace simsched
+
+#endif  // SIMSCHED_SCHEDULER_EVENT_H_
