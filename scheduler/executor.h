@@ -33,6 +33,7 @@
 #define SIMSCHED_SCHEDULER_EXECUTOR_H_
 
 #include <memory>
+#include <string_view>
 #include "scheduler/source_location.h"
 #include <utility>
 
@@ -83,16 +84,34 @@ class BackgroundExecutor {
 // ForegroundExecutor
 //
 // Spawns tasks whose every poll runs on the main thread. Cheap to copy.
+//
+// Under a TestScheduler an executor may own a *lane*: a simulated main thread
+// of its own (one per simulated client), FIFO within itself and interleaved
+// with other lanes by the seed. Production schedulers have one main thread
+// and ignore lanes.
 class ForegroundExecutor {
  public:
-  explicit ForegroundExecutor(std::shared_ptr<Scheduler> scheduler)
-      : scheduler_(std::move(scheduler)) {}
+  // An executor for `scheduler`'s main thread (lane 0).
+  explicit ForegroundExecutor(std::shared_ptr<Scheduler> scheduler, uint32_t lane = 0)
+      : scheduler_(std::move(scheduler)), lane_(lane) {}
+
+  // ForNewLane()
+  //
+  // Under a TestScheduler: adds a lane named `name` and returns an executor
+  // for it. On any other scheduler: an executor for the main thread.
+  static ForegroundExecutor ForNewLane(std::shared_ptr<Scheduler> scheduler,
+                                       std::string_view name);
 
   // Spawn(): see `SpawnForeground` in scheduler.h.
   template <typename C>
   auto Spawn(C&& co, SourceLocation location = SourceLocation::current()) const {
-    return simsched::SpawnForeground(*scheduler_, std::forward<C>(co), location);
+    return internal::SpawnTask(*scheduler_, internal::AsCo(std::forward<C>(co)),
+                               internal::ScheduleKind::kForeground, std::nullopt, lane_,
+                               location);
   }
+
+  // The lane this executor spawns onto (0: the main thread).
+  uint32_t lane() const { return lane_; }
 
   // Timer(): as BackgroundExecutor::Timer.
   SleepAwaiter Timer(Duration duration,
@@ -106,6 +125,7 @@ class ForegroundExecutor {
 
  private:
   std::shared_ptr<Scheduler> scheduler_;
+  uint32_t lane_ = 0;
 };
 
 }  // namespace simsched

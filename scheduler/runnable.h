@@ -74,6 +74,11 @@ class Runnable {
   // For schedulers: the task header (internal, may change without notice).
   internal::TaskHeader* header() const { return task_; }
 
+  // For schedulers that queue raw headers: gives up ownership, returning the
+  // header with the reference this Runnable held. Wrap it again with
+  // `Adopt` to run or drop it.
+  internal::TaskHeader* ReleaseHeader() { return std::exchange(task_, nullptr); }
+
   // For the task core: wraps a header, adopting one reference.
   static Runnable Adopt(internal::TaskHeader* task) {
     Runnable runnable;

@@ -31,15 +31,18 @@ std::string Scheduler::DescribeException(const std::exception_ptr& exception) {
   }
 }
 
+Co<void> SimulateRandomDelay(uint32_t max_yields, SourceLocation location) {
+  internal::TaskHeader& task = internal::RequireCurrentTask("SimulateRandomDelay()");
+  const uint32_t yields = task.scheduler()->RandomDelayYields(max_yields);
+  for (uint32_t i = 0; i < yields; ++i) co_await Yield(location);
+}
+
 namespace internal {
 
-TaskHeader& RequireCurrentTask(const char* what) {
-  if (current_task == nullptr) {
-    throw std::logic_error(std::string("simsched: ") + what +
-                           " was awaited outside a simsched task; spawn the coroutine on a "
-                           "Scheduler (Spawn, or BlockOn from plain code)");
-  }
-  return *current_task;
+void ThrowNotInTask(const char* what) {
+  throw std::logic_error(std::string("simsched: ") + what +
+                         " was awaited outside a simsched task; spawn the coroutine on a "
+                         "Scheduler (Spawn, or BlockOn from plain code)");
 }
 
 bool Parker::Park(std::optional<Duration> timeout) {

@@ -16,7 +16,7 @@
 //   * `simsched::Scheduler`           the interface
 //   * `simsched::Unparker`            wakes a thread blocked in `Park()`
 //   * `simsched::Spawn()`, `SpawnLabeled()`, `SpawnForeground()`
-//   * `simsched::Yield()`, `Sleep()`, `SleepUntil()`   awaitables
+//   * `simsched::Yield()`, `Sleep()`, `SleepUntil()`, `SimulateRandomDelay()`
 //   * `simsched::BlockOn()`           run a task to completion from plain code
 //   * `simsched::CurrentScheduler()`  the scheduler of the running task
 //   * `simsched::Instant`, `Duration`, `TimerId`
@@ -185,6 +185,14 @@ class Scheduler {
   // needs no atomic read-modify-write operations.
   virtual bool IsThreadConfined() const { return false; }
 
+  // How many times `SimulateRandomDelay(max_yields)` should yield: a
+  // seed-chosen number in [0, max_yields] under the TestScheduler, zero on
+  // schedulers that do not explore schedules.
+  virtual uint32_t RandomDelayYields(uint32_t max_yields) {
+    (void)max_yields;
+    return 0;
+  }
+
   // Logs an unobserved task exception through the "simsched" logger, with
   // the task's spawn location. Production schedulers use it; so does a task
   // detached after it already failed.
@@ -242,6 +250,17 @@ concept CoFactory = std::invocable<F&> && IsCo<std::invoke_result_t<F&>>::value;
 
 template <typename F>
 using CoFactoryResult = typename std::invoke_result_t<F&>::value_type;
+
+// A Co as is, or a callable returning a Co wrapped so the callable lives in
+// the task (see Spawn).
+template <typename T>
+Co<T> AsCo(Co<T> co) {
+  return co;
+}
+template <CoFactory F>
+auto AsCo(F&& factory) {
+  return InvokeOwned(std::decay_t<F>(std::forward<F>(factory)));
+}
 
 }  // namespace internal
 
@@ -316,8 +335,13 @@ inline Scheduler* CurrentScheduler() {
 }
 
 namespace internal {
+[[noreturn]] void ThrowNotInTask(const char* what);
 // Returns the task being polled, or throws std::logic_error naming `what`.
-TaskHeader& RequireCurrentTask(const char* what);
+inline TaskHeader& RequireCurrentTask(const char* what) {
+  TaskHeader* task = current_task;
+  if (task == nullptr) [[unlikely]] ThrowNotInTask(what);
+  return *task;
+}
 }  // namespace internal
 
 // YieldAwaiter
@@ -402,6 +426,15 @@ inline SleepAwaiter SleepUntil(Instant deadline,
                                SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(std::nullopt, deadline, location);
 }
+
+// SimulateRandomDelay()
+//
+// Yields a seed-chosen number of times (0 to `max_yields`) under the
+// TestScheduler, and not at all in production: sprinkle it where code wants
+// the scheduler to explore more interleavings around a racy window.
+//   co_await SimulateRandomDelay();
+Co<void> SimulateRandomDelay(uint32_t max_yields = 3,
+                             SourceLocation location = SourceLocation::current());
 
 // BlockOnResult<T>
 //

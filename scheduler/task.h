@@ -186,7 +186,7 @@ class [[nodiscard]] Task {
       }
       if (!state_->RegisterJoiner(self, self->seq())) return false;  // finished meanwhile
       joiner_ = self;
-      self->wait_site = WaitSite{"task", {}, state_->metadata.id};
+      self->SetWaitSite(WaitSite{"task", {}, state_->metadata.id});
       return true;
     }
     T await_resume() {

@@ -1,8 +1,11 @@
 #include "scheduler/test_scheduler.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
+#include "absl/debugging/stacktrace.h"
+#include "absl/debugging/symbolize.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "scheduler/internal/check.h"
@@ -11,6 +14,8 @@
 namespace simsched {
 namespace {
 
+using internal::TaskHeader;
+
 // Mixes one 64-bit word into the running trace digest. A multiply-xorshift
 // step: cheap (one multiply) and order-sensitive, which is all a digest of a
 // decision sequence needs. The final value is avalanched by SplitMix64.
@@ -18,6 +23,9 @@ inline uint64_t MixWord(uint64_t state, uint64_t word) {
   state = (state ^ word) * 0x9fb21c651e98df25ULL;
   return state ^ (state >> 29);
 }
+
+// Tags that keep the kinds of trace words apart.
+constexpr uint64_t kTimeWordTag = uint64_t{1} << 63;
 
 std::string FormatDuration(Duration d) {
   const int64_t ns = d.count();
@@ -31,20 +39,38 @@ std::string FormatDuration(Duration d) {
 // seed so that it differs from the scheduling stream.
 constexpr uint64_t kUserStreamSalt = 0x5eed5eed5eed5eedULL;
 
+// Identifies the OS thread cheaply: the address of a thread_local differs per
+// thread. Compared for equality only, never used to decide an order.
+thread_local char thread_marker;
+
+std::string CallerStack() {
+  void* frames[12];
+  const int depth = absl::GetStackTrace(frames, 12, /*skip_count=*/2);
+  std::string out;
+  for (int i = 0; i < depth; ++i) {
+    char name[256];
+    if (absl::Symbolize(frames[i], name, sizeof(name))) {
+      absl::StrAppend(&out, "\n    ", name);
+    } else {
+      absl::StrAppend(&out, "\n    ", absl::StrFormat("%p", frames[i]));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string TraceEntry::DebugString() const {
   std::string out = absl::StrCat("step ", step, " t=", FormatDuration(time), " task ", task.value);
   if (label.has_value()) absl::StrAppend(&out, " \"", std::string(label->name()), "\"");
-  if (main_thread) absl::StrAppend(&out, " [main]");
+  if (lane.has_value()) absl::StrAppend(&out, " [lane ", *lane, "]");
   absl::StrAppend(&out, " spawned at ", FormatLocation(spawn_location));
   return out;
 }
 
 bool operator==(const TraceEntry& a, const TraceEntry& b) {
   return a.step == b.step && a.time == b.time && a.task == b.task && a.label == b.label &&
-         a.main_thread == b.main_thread &&
-         a.spawn_location.line() == b.spawn_location.line() &&
+         a.lane == b.lane && a.spawn_location.line() == b.spawn_location.line() &&
          std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name();
 }
 
@@ -52,7 +78,11 @@ TestScheduler::TestScheduler(TestSchedulerOptions options)
     : options_(options),
       rng_(options.seed),
       user_rng_(SplitMix64(options.seed ^ kUserStreamSalt)),
-      parker_(std::make_shared<internal::Parker>()) {}
+      owner_thread_marker_(&thread_marker),
+      parker_(std::make_shared<internal::Parker>()) {
+  lanes_.emplace_back();
+  lanes_.back().name = "main";
+}
 
 std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions options) {
   return std::make_shared<TestScheduler>(options);
@@ -68,22 +98,14 @@ TestScheduler::~TestScheduler() {
   // queued Runnables first (dropping one cancels its task), then every other
   // live task by id.
   for (;;) {
-    std::vector<Runnable> queued;
-    for (auto* queue : {&background_, &foreground_, &deprioritized_}) {
-      for (Runnable& runnable : *queue) queued.push_back(std::move(runnable));
-      queue->clear();
-    }
-    queued.clear();  // cancels each task (frames destroyed, RAII runs)
-    if (live_tasks_.empty() && background_.empty() && foreground_.empty() &&
-        deprioritized_.empty()) {
-      break;
-    }
-    std::vector<internal::TaskHeader*> live;
-    for (const auto& [id, task] : live_tasks_) {
+    DrainQueuesForShutdown();
+    if (live_head_ == nullptr) break;
+    std::vector<TaskHeader*> live;
+    for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
       task->AddRef();
       live.push_back(task);
     }
-    for (internal::TaskHeader* task : live) {
+    for (TaskHeader* task : live) {
       task->Cancel();
       task->Release();
     }
@@ -93,14 +115,44 @@ TestScheduler::~TestScheduler() {
   timer_heap_.clear();
 }
 
-void TestScheduler::Enqueue(std::deque<Runnable>& queue, Runnable runnable) {
-  runnable.header()->enqueue_seq = enqueue_counter_++;
-  queue.push_back(std::move(runnable));
+void TestScheduler::DrainQueuesForShutdown() {
+  for (;;) {
+    std::vector<TaskHeader*> queued;
+    while (!background_.empty()) queued.push_back(background_.pop_front());
+    for (Lane& lane : lanes_) {
+      while (!lane.queue.empty()) queued.push_back(lane.queue.pop_front());
+    }
+    while (!deprioritized_.empty()) queued.push_back(deprioritized_.pop_front());
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      queued.insert(queued.end(), inbox_.begin(), inbox_.end());
+      inbox_.clear();
+    }
+    if (queued.empty()) return;
+    // Dropping each Runnable cancels its task (frames destroyed, RAII runs).
+    for (TaskHeader* task : queued) Runnable::Adopt(task);
+  }
 }
 
-void TestScheduler::Schedule(Runnable runnable) { Enqueue(background_, std::move(runnable)); }
+bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
+
+void TestScheduler::Enqueue(Queue& queue, Runnable runnable) {
+  TaskHeader* task = runnable.ReleaseHeader();
+  task->enqueue_seq = enqueue_counter_++;
+  queue.push_back(task);
+}
+
+void TestScheduler::Schedule(Runnable runnable) {
+  if (!OnOwnerThread()) [[unlikely]] {
+    return ScheduleFromForeignThread(std::move(runnable));
+  }
+  Enqueue(background_, std::move(runnable));
+}
 
 void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
+  if (!OnOwnerThread()) [[unlikely]] {
+    return ScheduleFromForeignThread(std::move(runnable));
+  }
   if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(label)) {
     Enqueue(deprioritized_, std::move(runnable));
   } else {
@@ -109,10 +161,66 @@ void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
 }
 
 void TestScheduler::ScheduleForeground(Runnable runnable) {
-  Enqueue(foreground_, std::move(runnable));
+  if (!OnOwnerThread()) [[unlikely]] {
+    return ScheduleFromForeignThread(std::move(runnable));
+  }
+  LaneId lane = runnable.header()->lane;
+  if (lane >= lanes_.size()) {
+    RecordFailure(absl::InvalidArgumentError(absl::StrCat(
+        runnable.metadata().DebugString(), " was spawned onto lane ", lane,
+        ", which this TestScheduler does not have (it has ", lanes_.size(),
+        "); make lanes with AddLane() or ForegroundExecutor::ForNewLane()")));
+    lane = 0;
+    runnable.header()->lane = 0;
+  }
+  Enqueue(lanes_[lane].queue, std::move(runnable));
+}
+
+void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
+  // Called on another OS thread: touch nothing but the inbox.
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  if (!options_.allow_parking && foreign_failure_.ok()) {
+    foreign_failure_ = absl::FailedPreconditionError(absl::StrCat(
+        "the test is not deterministic: ", runnable.metadata().DebugString(),
+        " was woken (or spawned) from another OS thread while the TestScheduler runs on its "
+        "own thread. Real threads make the schedule depend on the OS, not the seed. Route the "
+        "work through simsched tasks and primitives, or opt into real threads with "
+        "TestSchedulerOptions::allow_parking. The foreign call came from:",
+        CallerStack()));
+  }
+  // Kept, not run: with allow_parking the owner thread runs it; otherwise it
+  // is dropped (cancelling the task) at shutdown.
+  inbox_.push_back(runnable.ReleaseHeader());
+  inbox_pending_.store(true, std::memory_order_release);
+  parker_->Unpark();
+}
+
+void TestScheduler::DrainInbox() {
+  std::vector<TaskHeader*> arrived;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_pending_.store(false, std::memory_order_relaxed);
+    if (!foreign_failure_.ok()) {
+      RecordFailure(std::exchange(foreign_failure_, absl::OkStatus()));
+    }
+    if (!options_.allow_parking) return;  // keep them out of the schedule
+    arrived.swap(inbox_);
+  }
+  // Foreign work enters the schedule in arrival order, like any wake.
+  for (TaskHeader* task : arrived) task->ScheduleSelf();
 }
 
 void TestScheduler::Deprioritize(TaskLabel label) { deprioritized_labels_.insert(label); }
+
+LaneId TestScheduler::AddLane(std::string_view name) {
+  lanes_.emplace_back();
+  lanes_.back().name = std::string(name);
+  return static_cast<LaneId>(lanes_.size() - 1);
+}
+
+std::string_view TestScheduler::LaneName(LaneId lane) const {
+  return lane < lanes_.size() ? std::string_view(lanes_[lane].name) : std::string_view();
+}
 
 bool TestScheduler::Park(std::optional<Duration> timeout) {
   if (!options_.allow_parking) {
@@ -126,6 +234,10 @@ bool TestScheduler::Park(std::optional<Duration> timeout) {
 }
 
 Unparker TestScheduler::GetUnparker() { return Unparker(parker_); }
+
+uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
+  return static_cast<uint32_t>(rng_.Below(uint64_t{max_yields} + 1));
+}
 
 TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
   uint32_t slot;
@@ -185,11 +297,17 @@ void TestScheduler::FireDueTimers() {
   next_timer_deadline_ = timer_heap_.empty() ? Instant::max() : timer_heap_.front().deadline;
 }
 
+void TestScheduler::AdvanceTimeTo(Instant when) {
+  if (when <= now_) return;
+  now_ = when;
+  trace_state_ = MixWord(trace_state_, kTimeWordTag | static_cast<uint64_t>(Elapsed().count()));
+  FireDueTimers();
+}
+
 void TestScheduler::AdvanceToNextTimer() {
   FireDueTimers();  // also drops cancelled entries from the top
   if (timer_heap_.empty()) return;
-  now_ = std::max(now_, timer_heap_.front().deadline);
-  FireDueTimers();
+  AdvanceTimeTo(timer_heap_.front().deadline);
 }
 
 void TestScheduler::AdvanceClock(Duration duration) {
@@ -199,72 +317,101 @@ void TestScheduler::AdvanceClock(Duration duration) {
         "ns): virtual time only moves forward; pass a non-negative duration")));
     return;
   }
-  now_ += duration;
-  FireDueTimers();
+  AdvanceTimeTo(now_ + duration);
 }
 
-bool TestScheduler::PickNext(Runnable& next, bool& foreground) {
+bool TestScheduler::PickNext(TaskHeader*& next, LaneId& lane) {
+  // Candidates: all background entries, then the head of each runnable lane
+  // in lane order.
   const size_t background = background_.size();
-  const size_t candidates = background + (foreground_.empty() ? 0 : 1);
+  size_t eligible_lanes = 0;
+  for (const Lane& l : lanes_) eligible_lanes += (!l.queue.empty() && l.blocked == 0) ? 1 : 0;
+  const size_t candidates = background + eligible_lanes;
   if (candidates == 0) {
     if (deprioritized_.empty()) return false;
-    size_t index = 0;
-    if (options_.randomize_order) index = rng_.Below(deprioritized_.size());
-    std::swap(deprioritized_[index], deprioritized_.front());
-    next = std::move(deprioritized_.front());
-    deprioritized_.pop_front();
-    foreground = false;
+    const size_t index = options_.randomize_order ? rng_.Below(deprioritized_.size()) : 0;
+    next = index == 0 ? deprioritized_.pop_front() : deprioritized_.SwapRemove(index);
+    lane = kNoLane;
     return true;
   }
   size_t pick;
   if (options_.randomize_order) {
     pick = rng_.Below(candidates);
-  } else if (foreground_.empty()) {
-    pick = 0;
-  } else if (background == 0 ||
-             foreground_.front().header()->enqueue_seq < background_.front().header()->enqueue_seq) {
-    pick = background;
   } else {
+    // FIFO: the candidate enqueued first.
     pick = 0;
+    uint64_t best = background > 0 ? background_.front()->enqueue_seq : UINT64_MAX;
+    size_t k = background;
+    for (Lane& l : lanes_) {
+      if (l.queue.empty() || l.blocked != 0) continue;
+      if (l.queue.front()->enqueue_seq < best) {
+        best = l.queue.front()->enqueue_seq;
+        pick = k;
+      }
+      ++k;
+    }
   }
-  if (pick == background) {
-    next = std::move(foreground_.front());
-    foreground_.pop_front();
-    foreground = true;
+  if (pick < background) {
+    // In randomized mode the queue's order carries no meaning, so the picked
+    // entry is swapped with the back and popped in O(1).
+    next = pick == 0 ? background_.pop_front() : background_.SwapRemove(pick);
+    lane = kNoLane;
     return true;
   }
-  // In randomized mode the queue's order carries no meaning, so the picked
-  // entry is swapped with the back and popped in O(1). FIFO mode takes the
-  // front (pick == 0).
-  if (pick == 0) {
-    next = std::move(background_.front());
-    background_.pop_front();
-  } else {
-    std::swap(background_[pick], background_.back());
-    next = std::move(background_.back());
-    background_.pop_back();
+  size_t k = background;
+  for (LaneId id = 0; id < lanes_.size(); ++id) {
+    Lane& l = lanes_[id];
+    if (l.queue.empty() || l.blocked != 0) continue;
+    if (k++ == pick) {
+      next = l.queue.pop_front();
+      lane = id;
+      return true;
+    }
   }
-  foreground = false;
-  return true;
+  SIMSCHED_CHECK(false, "PickNext lost its candidate");
+}
+
+void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
+  ++steps_;
+  const uint64_t lane_code = lane == kNoLane ? 0 : uint64_t{lane} + 1;
+  trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
+  if (options_.record_trace) [[unlikely]] {
+    trace_.push_back(TraceEntry{steps_, Elapsed(), task->metadata.id, task->metadata.label,
+                                task->metadata.spawn_location,
+                                lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane)});
+  }
+  const LaneId previous_lane = std::exchange(current_lane_, lane);
+  Runnable::Adopt(task).Run();
+  current_lane_ = previous_lane;
 }
 
 bool TestScheduler::Step() {
+  if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
   if (next_timer_deadline_ <= now_) FireDueTimers();
-  Runnable next;
-  bool foreground = false;
-  if (!PickNext(next, foreground)) return false;
-  ++steps_;
-  const internal::TaskHeader& task = *next.header();
-  trace_state_ = MixWord(trace_state_, (task.metadata.id.value << 1) | (foreground ? 1 : 0));
-  trace_state_ = MixWord(trace_state_, static_cast<uint64_t>(Elapsed().count()));
-  if (options_.record_trace) {
-    trace_.push_back(TraceEntry{steps_, Elapsed(), task.metadata.id, task.metadata.label,
-                                task.metadata.spawn_location, foreground});
-  }
-  in_foreground_ = foreground;
-  std::move(next).Run();
-  in_foreground_ = false;
+  TaskHeader* next;
+  LaneId lane;
+  if (!PickNext(next, lane)) return false;
+  RunPicked(next, lane);
   return true;
+}
+
+bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
+  if ((task.state() & TaskHeader::kScheduled) == 0 || task.running()) return false;
+  auto take = [&](Queue& queue, LaneId queue_lane) {
+    for (size_t i = 0; i < queue.size(); ++i) {
+      if (queue[i] == &task) {
+        queue.Erase(i);
+        lane = queue_lane;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (take(background_, kNoLane) || take(deprioritized_, kNoLane)) return true;
+  for (LaneId id = 0; id < lanes_.size(); ++id) {
+    if (take(lanes_[id].queue, id)) return true;
+  }
+  return false;
 }
 
 uint64_t TestScheduler::TraceHash() const { return SplitMix64(trace_state_ ^ steps_); }
@@ -281,6 +428,11 @@ absl::Status TestScheduler::BudgetFailure(std::string_view operation) const {
 }
 
 absl::Status TestScheduler::CheckCanRun(std::string_view operation) const {
+  if (!OnOwnerThread()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        std::string(operation),
+        " was called from a thread other than the one that made the TestScheduler"));
+  }
   if (internal::current_task != nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
         std::string(operation), " was called from inside a task (",
@@ -290,53 +442,169 @@ absl::Status TestScheduler::CheckCanRun(std::string_view operation) const {
   return absl::OkStatus();
 }
 
+absl::Status TestScheduler::CheckCanBlock(LaneId& blocked_lane) const {
+  blocked_lane = kNoLane;
+  if (internal::current_task == nullptr) return CheckCanRun("BlockOn()");
+  if (internal::current_task->scheduler() != this || current_lane_ == kNoLane) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "BlockOn() was called from inside ", internal::current_task->metadata.DebugString(),
+        ", which is not foreground work of this scheduler; only a (simulated) main thread may "
+        "block. co_await the task instead"));
+  }
+  blocked_lane = current_lane_;
+  return absl::OkStatus();
+}
+
+absl::Status TestScheduler::PendingFailure() {
+  if (inbox_pending_.load(std::memory_order_relaxed)) DrainInbox();
+  return failed_ ? failure_ : absl::OkStatus();
+}
+
+absl::Status TestScheduler::status() const {
+  if (!failed_) {
+    // A foreign-thread failure may not have been drained yet.
+    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(inbox_mu_));
+    if (!foreign_failure_.ok()) return foreign_failure_;
+  }
+  return failure_;
+}
+
 absl::Status TestScheduler::RunUntilParked() {
   if (absl::Status status = CheckCanRun("RunUntilParked()"); !status.ok()) return status;
   for (;;) {
-    if (!failure_.ok()) return failure_;
+    if (absl::Status status = PendingFailure(); !status.ok()) return status;
     if (BudgetExhausted()) return BudgetFailure("RunUntilParked()");
-    if (!Step()) return absl::OkStatus();
+    if (!Step()) return PendingFailure();
   }
 }
 
 absl::Status TestScheduler::Run() {
   if (absl::Status status = CheckCanRun("Run()"); !status.ok()) return status;
   for (;;) {
-    if (!failure_.ok()) return failure_;
+    if (absl::Status status = PendingFailure(); !status.ok()) return status;
     if (BudgetExhausted()) return BudgetFailure("Run()");
     if (Step()) continue;
-    if (live_timers_ == 0) return absl::OkStatus();
+    if (live_timers_ == 0) return PendingFailure();
     AdvanceToNextTimer();
   }
 }
 
-absl::Status TestScheduler::BlockOnTask(internal::TaskHeader& task) {
-  if (absl::Status status = CheckCanRun("BlockOn()"); !status.ok()) return status;
+absl::Status TestScheduler::BlockOnTask(TaskHeader& task) {
+  return BlockOnTaskWithBudget(task, BlockOnBudget{});
+}
+
+absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudget budget) {
+  LaneId blocked_lane;
+  if (absl::Status status = CheckCanBlock(blocked_lane); !status.ok()) return status;
+  if (&task == internal::current_task) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "BlockOn(", task.metadata.DebugString(), ") was called from that same task: it would "
+        "wait for itself forever"));
+  }
+  // A real main thread blocked on a future runs none of its other work.
+  struct LaneBlock {
+    TestScheduler* scheduler;
+    LaneId lane;
+    explicit LaneBlock(TestScheduler* s, LaneId l) : scheduler(s), lane(l) {
+      if (lane != kNoLane) ++scheduler->lanes_[lane].blocked;
+    }
+    ~LaneBlock() {
+      if (lane != kNoLane) --scheduler->lanes_[lane].blocked;
+    }
+  } lane_block(this, blocked_lane);
+
+  const bool budgeted = budget.max_steps.has_value() || budget.max_time.has_value();
+  const uint64_t step_limit =
+      budget.max_steps.has_value() ? steps_ + *budget.max_steps : UINT64_MAX;
+  const Instant time_limit =
+      budget.max_time.has_value() ? now_ + *budget.max_time : Instant::max();
+  auto budget_spent = [&]() -> absl::Status {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "BlockOn(", task.metadata.DebugString(), ") used up its budget (",
+        budget.max_steps.has_value() ? absl::StrCat(*budget.max_steps, " steps") : "",
+        budget.max_steps.has_value() && budget.max_time.has_value() ? ", " : "",
+        budget.max_time.has_value() ? FormatDuration(*budget.max_time) : "",
+        ") before the task finished; the task is still running and was not cancelled: call "
+        "BlockOn again to continue.\n",
+        RunSummary()));
+  };
+
+  if (budgeted && !task.finished()) {
+    // Like a real blocking call, poll the awaited task first if it is ready
+    // to run: a zero budget still polls it once.
+    LaneId lane;
+    if (TakeQueued(task, lane)) RunPicked(&task, lane);
+  }
   for (;;) {
     if (task.finished()) return absl::OkStatus();
-    if (!failure_.ok()) return failure_;
+    if (absl::Status status = PendingFailure(); !status.ok()) return status;
     if (BudgetExhausted()) {
       return BudgetFailure(absl::StrCat("BlockOn(", task.metadata.DebugString(), ")"));
     }
+    if (steps_ >= step_limit) return budget_spent();
     if (Step()) continue;
-    if (live_timers_ > 0) {
+    if (live_timers_ > 0 && next_timer_deadline_ <= time_limit) {
       AdvanceToNextTimer();
       continue;
     }
+    if (budget.max_time.has_value()) {
+      AdvanceTimeTo(time_limit);
+      if (Step()) continue;
+      if (task.finished()) return absl::OkStatus();
+      return budget_spent();
+    }
+    if (options_.allow_parking) {
+      // Work may still arrive from a real thread.
+      if (parker_->Park(options_.park_timeout)) continue;
+      if (inbox_pending_.load(std::memory_order_acquire)) continue;
+    }
     return absl::FailedPreconditionError(absl::StrCat(
         "deadlock: BlockOn(", task.metadata.DebugString(),
-        ") can never finish: no task is runnable and no timer is pending.\n", RunSummary(),
-        "\n", DescribeLiveTasks()));
+        ") can never finish: no task is runnable and no timer is pending",
+        options_.allow_parking
+            ? absl::StrCat(", and no other thread woke it within the park timeout of ",
+                           FormatDuration(options_.park_timeout))
+            : "",
+        blocked_lane != kNoLane
+            ? absl::StrCat(" (lane ", blocked_lane, " \"", lanes_[blocked_lane].name,
+                           "\" is blocked in this BlockOn)")
+            : "",
+        ".\n", RunSummary(), "\n", DescribeLiveTasks()));
   }
 }
 
-void TestScheduler::OnTaskSpawned(internal::TaskHeader& task) {
+void TestScheduler::OnTaskSpawned(TaskHeader& task) {
+  if (!OnOwnerThread()) [[unlikely]] {
+    // Tracked nowhere (id 0): the schedule call that follows lands in the
+    // inbox and fails the run.
+    return;
+  }
   task.metadata.id = TaskId{next_task_id_++};
-  live_tasks_.emplace(task.metadata.id.value, &task);
+  task.live_prev = live_tail_;
+  task.live_next = nullptr;
+  if (live_tail_ != nullptr) {
+    live_tail_->live_next = &task;
+  } else {
+    live_head_ = &task;
+  }
+  live_tail_ = &task;
+  live_by_id_.emplace(task.metadata.id.value, &task);
 }
 
-void TestScheduler::OnTaskFinished(internal::TaskHeader& task) {
-  live_tasks_.erase(task.metadata.id.value);
+void TestScheduler::OnTaskFinished(TaskHeader& task) {
+  if (task.metadata.id.value == 0) return;
+  if (live_by_id_.erase(task.metadata.id.value) == 0) return;
+  if (task.live_prev != nullptr) {
+    task.live_prev->live_next = task.live_next;
+  } else {
+    live_head_ = task.live_next;
+  }
+  if (task.live_next != nullptr) {
+    task.live_next->live_prev = task.live_prev;
+  } else {
+    live_tail_ = task.live_prev;
+  }
+  task.live_prev = task.live_next = nullptr;
 }
 
 void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,
@@ -348,7 +616,8 @@ void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,
 
 void TestScheduler::RecordFailure(absl::Status status) {
   ++failure_count_;
-  if (failure_.ok()) {
+  if (!failed_) {
+    failed_ = true;
     failure_ = absl::Status(status.code(), absl::StrCat(status.message(), "\n", RunSummary()));
   } else if (failure_count_ == 2) {
     failure_ = absl::Status(failure_.code(),
@@ -358,25 +627,32 @@ void TestScheduler::RecordFailure(absl::Status status) {
 
 std::vector<TaskId> TestScheduler::LiveTasks() const {
   std::vector<TaskId> ids;
-  ids.reserve(live_tasks_.size());
-  for (const auto& [id, task] : live_tasks_) ids.push_back(TaskId{id});
+  ids.reserve(live_by_id_.size());
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    ids.push_back(task->metadata.id);
+  }
   return ids;
 }
 
-std::string TestScheduler::DescribeHeader(const internal::TaskHeader& task) const {
+std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
   std::string out = task.metadata.DebugString();
+  if (task.kind() == internal::ScheduleKind::kForeground) {
+    absl::StrAppend(&out, " [lane ", task.lane, "]");
+  }
   const uint64_t state = task.state();
-  if ((state & internal::TaskHeader::kRunning) != 0) {
+  const WaitSite site = task.wait_site();
+  if ((state & TaskHeader::kRunning) != 0) {
     absl::StrAppend(&out, ": running");
-  } else if ((state & internal::TaskHeader::kScheduled) != 0) {
+  } else if ((state & TaskHeader::kScheduled) != 0) {
     absl::StrAppend(&out, ": queued to run");
-  } else if (task.wait_site.awaited_task.value != 0) {
-    absl::StrAppend(&out, ": waiting for task ", task.wait_site.awaited_task.value, " to finish");
-    auto it = live_tasks_.find(task.wait_site.awaited_task.value);
-    if (it == live_tasks_.end()) absl::StrAppend(&out, " (already finished)");
-  } else if (!task.wait_site.what.empty()) {
-    absl::StrAppend(&out, ": waiting on ", std::string(task.wait_site.what), " at ",
-                    FormatLocation(task.wait_site.where));
+  } else if (site.awaited_task.value != 0) {
+    absl::StrAppend(&out, ": waiting for task ", site.awaited_task.value, " to finish");
+    if (!live_by_id_.contains(site.awaited_task.value)) {
+      absl::StrAppend(&out, " (already finished)");
+    }
+  } else if (!site.what.empty()) {
+    absl::StrAppend(&out, ": waiting on ", std::string(site.what), " at ",
+                    FormatLocation(site.where));
   } else {
     absl::StrAppend(&out,
                     ": suspended at an awaitable that does not record its wait site "
@@ -386,14 +662,16 @@ std::string TestScheduler::DescribeHeader(const internal::TaskHeader& task) cons
 }
 
 std::string TestScheduler::DescribeTask(TaskId id) const {
-  auto it = live_tasks_.find(id.value);
-  if (it == live_tasks_.end()) return absl::StrCat("task ", id.value, ": not running");
+  auto it = live_by_id_.find(id.value);
+  if (it == live_by_id_.end()) return absl::StrCat("task ", id.value, ": not running");
   return DescribeHeader(*it->second);
 }
 
 std::string TestScheduler::DescribeLiveTasks() const {
-  std::string out = absl::StrCat("live tasks (", live_tasks_.size(), "):");
-  for (const auto& [id, task] : live_tasks_) absl::StrAppend(&out, "\n  ", DescribeHeader(*task));
+  std::string out = absl::StrCat("live tasks (", live_by_id_.size(), "):");
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    absl::StrAppend(&out, "\n  ", DescribeHeader(*task));
+  }
   return out;
 }
 

@@ -134,7 +134,7 @@ inline Waker CurrentWaker() { return Waker::ForTask(internal::current_task); }
 inline void DescribeWait(std::string_view what,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
-    task->wait_site = WaitSite{what, where, {}};
+    task->SetWaitSite(WaitSite{what, where, {}});
   }
 }
 

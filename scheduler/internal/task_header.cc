@@ -51,7 +51,6 @@ void TaskHeader::Poll() {
     SIMSCHED_CHECK((s & (kRunning | kCompleted)) == 0, "polled a running or completed task");
     if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
   }
-  wait_site = WaitSite{};
   TaskHeader* const previous = std::exchange(current_task, this);
   leaf.resume();
   // The resumption trampoline: awaits of Co children and their returns hand

@@ -140,12 +140,15 @@ class TaskHeader {
   const std::exception_ptr& exception() const { return exception_; }
   void MarkExceptionObserved() { exception_observed_ = true; }
 
-  TaskMetadata metadata;
-  // Where the task is suspended right now (empty `what` if not recorded).
-  WaitSite wait_site;
-  // The coroutine to resume on the next poll: the innermost `Co` frame the
-  // task is suspended in. Kept current by the `Co` awaiter and final_suspend.
-  std::coroutine_handle<> leaf;
+  // Records what the task waits on, for reports; valid until it is resumed.
+  void SetWaitSite(const WaitSite& site) {
+    wait_site_ = site;
+    wait_seq_ = seq();
+  }
+  // What the task waits on now, or an empty site if its current suspension
+  // recorded none.
+  WaitSite wait_site() const { return wait_seq_ == seq() ? wait_site_ : WaitSite{}; }
+
   // Makes `next` the coroutine this poll resumes next, and suspends the
   // caller: the Co awaiter and final_suspend use this instead of symmetric
   // transfer, because compilers do not always turn symmetric transfer into a
@@ -157,15 +160,26 @@ class TaskHeader {
     return std::noop_coroutine();
   }
 
-  // Scratch fields owned by the scheduler while the task is queued (exactly
-  // one Runnable exists then, so one set suffices).
+  // The coroutine to resume on the next poll: the innermost `Co` frame the
+  // task is suspended in. Kept current by TransferTo.
+  std::coroutine_handle<> leaf;
+
+  // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
+  // when the task is queued (exactly one Runnable exists then, so one field
+  // suffices); `lane` is fixed at spawn; `live_prev/next` link the
+  // scheduler's list of live tasks.
   uint64_t enqueue_seq = 0;
   uint32_t lane = 0;
+  TaskHeader* live_prev = nullptr;
+  TaskHeader* live_next = nullptr;
+
+  // Cold: read by reports and spawn functions.
+  TaskMetadata metadata;
 
  protected:
   TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
              bool confined)
-      : scheduler_(&scheduler), root_(root), kind_(kind), confined_(confined) {
+      : kind_(kind), confined_(confined), scheduler_(&scheduler), root_(root) {
     leaf = root;
   }
   virtual ~TaskHeader() = default;
@@ -191,8 +205,11 @@ class TaskHeader {
   void DestroyFrame();
   void Finish();
 
+  // Hot fields first: a poll touches these.
   std::atomic<uint64_t> state_{kScheduled};
   std::atomic<uint32_t> refs_{3};
+  ScheduleKind kind_;
+  bool confined_;
   std::atomic<bool> join_lock_{false};
   bool exception_observed_ = false;
   Scheduler* scheduler_;
@@ -200,8 +217,8 @@ class TaskHeader {
   std::coroutine_handle<> resume_next_;
   TaskHeader* joiner_ = nullptr;  // holds a reference
   uint32_t joiner_seq_ = 0;
-  ScheduleKind kind_;
-  bool confined_;
+  uint32_t wait_seq_ = 0;
+  WaitSite wait_site_;
 };
 
 // The task being polled on this thread, or null outside any task.
