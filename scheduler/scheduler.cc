@@ -5,10 +5,19 @@
 #include <mutex>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "scheduler/internal/logging.h"
 #include "scheduler/internal/parker.h"
 
 namespace simsched {
+
+std::string FormatDuration(Duration duration) {
+  const int64_t ns = duration.count();
+  if (ns % 1'000'000'000 == 0) return absl::StrCat("+", ns / 1'000'000'000, "s");
+  if (ns % 1'000'000 == 0) return absl::StrCat("+", ns / 1'000'000, "ms");
+  if (ns % 1'000 == 0) return absl::StrCat("+", ns / 1'000, "us");
+  return absl::StrCat("+", ns, "ns");
+}
 
 void Unparker::Unpark() const {
   if (parker_ != nullptr) parker_->Unpark();

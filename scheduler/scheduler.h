@@ -66,6 +66,12 @@ using Clock = std::chrono::steady_clock;
 using Instant = Clock::time_point;
 using Duration = std::chrono::nanoseconds;
 
+// FormatDuration()
+//
+// "+1500ms", "+2s", "+0s": how reports print a virtual time or duration
+// (the largest unit that divides it exactly).
+std::string FormatDuration(Duration duration);
+
 // TimerId
 //
 // Names a timer started with `Scheduler::StartTimer`, for cancelling it.

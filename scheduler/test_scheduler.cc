@@ -27,14 +27,6 @@ inline uint64_t MixWord(uint64_t state, uint64_t word) {
 // Tags that keep the kinds of trace words apart.
 constexpr uint64_t kTimeWordTag = uint64_t{1} << 63;
 
-std::string FormatDuration(Duration d) {
-  const int64_t ns = d.count();
-  if (ns % 1'000'000'000 == 0) return absl::StrCat("+", ns / 1'000'000'000, "s");
-  if (ns % 1'000'000 == 0) return absl::StrCat("+", ns / 1'000'000, "ms");
-  if (ns % 1'000 == 0) return absl::StrCat("+", ns / 1'000, "us");
-  return absl::StrCat("+", ns, "ns");
-}
-
 // Seed of the test-data stream: a fixed, documented derivation from the run's
 // seed so that it differs from the scheduling stream.
 constexpr uint64_t kUserStreamSalt = 0x5eed5eed5eed5eedULL;

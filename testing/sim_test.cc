@@ -1,0 +1,413 @@
+#include "testing/sim_test.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest-spi.h"
+#include "testing/regression_seeds.h"
+#include "testing/sweep_config.h"
+
+namespace simsched::testing {
+namespace {
+
+// One failure seen while a seed ran.
+struct CapturedFailure {
+  bool fatal = false;
+  std::string file;
+  int line = 0;
+  std::string message;
+  std::string task;  // the task it happened in, if any
+};
+
+// Everything one run of one seed produced.
+struct SeedRun {
+  uint64_t seed = 0;
+  std::vector<CapturedFailure> failures;
+  uint64_t first_failure_step = 0;
+  Duration first_failure_time{};
+  uint64_t steps = 0;
+  Duration elapsed{};
+  uint64_t trace_hash = 0;
+  std::vector<TraceEntry> trace;
+  std::vector<std::string> log;
+  bool failed() const { return !failures.empty(); }
+};
+
+class SeedContext;
+thread_local SeedContext* current_seed = nullptr;
+
+// Intercepts every gtest failure raised on this thread while a seed runs, and
+// notes the simsched task it was raised in.
+class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
+ public:
+  explicit SeedContext(SeedRun& run)
+      : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, &ignored_), run_(run) {
+    previous_ = std::exchange(current_seed, this);
+  }
+  ~SeedContext() override { current_seed = previous_; }
+
+  void ReportTestPartResult(const ::testing::TestPartResult& result) override {
+    if (result.type() == ::testing::TestPartResult::kSuccess ||
+        result.type() == ::testing::TestPartResult::kSkip) {
+      return;
+    }
+    CapturedFailure failure;
+    failure.fatal = result.fatally_failed();
+    failure.file = result.file_name() != nullptr ? result.file_name() : "";
+    failure.line = result.line_number();
+    failure.message = result.message();
+    if (const internal::TaskHeader* task = internal::current_task) {
+      failure.task = task->metadata.DebugString();
+    }
+    Add(std::move(failure));
+  }
+
+  void Add(CapturedFailure failure) {
+    if (run_.failures.empty() && scheduler_ != nullptr) {
+      run_.first_failure_step = scheduler_->step_count();
+      run_.first_failure_time = scheduler_->Elapsed();
+    }
+    fatal_ |= failure.fatal;
+    run_.failures.push_back(std::move(failure));
+  }
+
+  void set_scheduler(TestScheduler* scheduler) { scheduler_ = scheduler; }
+  bool fatal() const { return fatal_; }
+
+ private:
+  ::testing::TestPartResultArray ignored_;
+  SeedRun& run_;
+  SeedContext* previous_;
+  TestScheduler* scheduler_ = nullptr;
+  bool fatal_ = false;
+};
+
+SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& options,
+                bool record_trace, size_t perturb_bytes) {
+  SeedRun run;
+  run.seed = seed;
+  // The determinism check's second run shifts the heap, so any decision that
+  // depends on addresses (or on hash order of pointers) comes out different.
+  std::unique_ptr<char[]> perturbation;
+  if (perturb_bytes > 0) perturbation = std::make_unique<char[]>(perturb_bytes);
+  SeedContext context(run);
+  {
+    auto scheduler = TestScheduler::Create({.seed = seed,
+                                            .randomize_order = options.randomize_order,
+                                            .max_steps = options.max_steps,
+                                            .record_trace = record_trace});
+    context.set_scheduler(scheduler.get());
+    {
+      Sim sim(scheduler);
+      try {
+        body(sim);
+      } catch (const std::exception& e) {
+        context.Add({true, "", 0, absl::StrCat("uncaught exception from the test body: ", e.what()),
+                     ""});
+      } catch (...) {
+        context.Add({true, "", 0, "uncaught exception (not a std::exception) from the test body",
+                     ""});
+      }
+      if (!context.fatal() && options.run_after_body) {
+        if (absl::Status status = scheduler->Run(); !status.ok()) {
+          context.Add({true, "", 0, std::string(status.message()), ""});
+        }
+      } else if (absl::Status status = scheduler->status(); !status.ok()) {
+        context.Add({true, "", 0, std::string(status.message()), ""});
+      }
+      run.log = sim.log();
+    }
+    run.steps = scheduler->step_count();
+    run.elapsed = scheduler->Elapsed();
+    run.trace_hash = scheduler->TraceHash();
+    run.trace = scheduler->trace();
+    context.set_scheduler(nullptr);
+  }  // the scheduler's shutdown runs frame destructors: still intercepted
+  return run;
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void AppendToUndeclaredOutput(const char* file, const std::string& line) {
+  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  if (dir == nullptr || *dir == '\0') return;
+  std::ofstream out(absl::StrCat(dir, "/", file), std::ios::app);
+  out << line << "\n";
+}
+
+std::string BinaryPath(std::string_view bazel_target) {
+  if (const char* binary = std::getenv("TEST_BINARY")) return absl::StrCat("bazel-bin/", binary);
+  if (bazel_target.size() > 2 && bazel_target.substr(0, 2) == "//") {
+    std::string path(bazel_target.substr(2));
+    if (const size_t colon = path.find(':'); colon != std::string::npos) path[colon] = '/';
+    return absl::StrCat("bazel-bin/", path);
+  }
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return "<test binary>";
+  exe[n] = '\0';
+  return exe;
+}
+
+struct ReplayCommands {
+  std::string bazel;
+  std::string binary;
+};
+
+ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint64_t seed) {
+  ReplayCommands commands;
+  if (!bazel_target.empty()) {
+    commands.bazel = absl::StrCat("bazel test ", std::string(bazel_target), " --test_filter=",
+                                  test_name, " --test_env=SIMSCHED_SEED=", seed,
+                                  " --test_output=all");
+  }
+  commands.binary = absl::StrCat("SIMSCHED_SEED=", seed, " ", BinaryPath(bazel_target),
+                                 " --gtest_filter=", test_name);
+  return commands;
+}
+
+std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const SeedRun& traced,
+                               std::string_view origin, const SweepConfig& config,
+                               const ReplayCommands& replay) {
+  std::string out = absl::StrCat(
+      "simsched: ", test_name, " failed on seed ", run.seed, " (", std::string(origin), ")\n",
+      "  at step ", run.first_failure_step, ", virtual time ",
+      FormatDuration(run.first_failure_time), "; the run ended at step ", run.steps,
+      " with trace hash ", absl::StrFormat("0x%016x", run.trace_hash), "\n");
+  for (size_t i = 0; i < run.failures.size(); ++i) {
+    const CapturedFailure& f = run.failures[i];
+    absl::StrAppend(&out, "  failure ", i + 1);
+    if (!f.task.empty()) absl::StrAppend(&out, ", in ", f.task);
+    absl::StrAppend(&out, ":\n");
+    std::string where = f.file.empty() ? "" : absl::StrCat(f.file, ":", f.line, ": ");
+    std::string message = absl::StrCat(where, f.message);
+    size_t start = 0;
+    while (start <= message.size()) {
+      size_t end = message.find('\n', start);
+      if (end == std::string::npos) end = message.size();
+      absl::StrAppend(&out, "    ", message.substr(start, end - start), "\n");
+      start = end + 1;
+    }
+  }
+  if (!run.log.empty()) {
+    absl::StrAppend(&out, "  log:\n");
+    for (const std::string& line : run.log) absl::StrAppend(&out, "    ", line, "\n");
+  }
+  if (!traced.trace.empty()) {
+    const size_t shown = config.full_log ? traced.trace.size()
+                                         : std::min<size_t>(traced.trace.size(), 20);
+    const bool truncated = shown < traced.trace.size();
+    absl::StrAppend(&out, "  trace (", truncated ? "last " : "all ", shown, " of ",
+                    traced.trace.size(), " steps", truncated ? "; SIMSCHED_LOG=full shows all" : "",
+                    "):\n");
+    for (size_t i = traced.trace.size() - shown; i < traced.trace.size(); ++i) {
+      absl::StrAppend(&out, "    ", traced.trace[i].DebugString(), "\n");
+    }
+  }
+  if (traced.trace_hash != run.trace_hash) {
+    absl::StrAppend(&out, "  WARNING: re-running the seed to record its trace gave trace hash ",
+                    absl::StrFormat("0x%016x", traced.trace_hash),
+                    ": the test is not deterministic (try SIMSCHED_CHECK_DETERMINISM=1)\n");
+  }
+  absl::StrAppend(&out, "replay this seed:\n");
+  if (!replay.bazel.empty()) absl::StrAppend(&out, "  ", replay.bazel, "\n");
+  absl::StrAppend(&out, "  ", replay.binary, "\n");
+  return out;
+}
+
+// Returns a description of the first difference between two runs of one
+// seed, or nothing if they agree.
+std::optional<std::string> CompareRuns(const SeedRun& a, const SeedRun& b) {
+  const size_t n = std::min(a.trace.size(), b.trace.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (!(a.trace[i] == b.trace[i])) {
+      return absl::StrCat("the runs diverge at step ", i + 1, ":\n    first run:  ",
+                          a.trace[i].DebugString(), "\n    second run: ",
+                          b.trace[i].DebugString());
+    }
+  }
+  if (a.trace.size() != b.trace.size()) {
+    return absl::StrCat("the first run took ", a.trace.size(), " steps, the second ",
+                        b.trace.size(), "; they agree on the first ", n);
+  }
+  if (a.trace_hash != b.trace_hash) {
+    return absl::StrCat("the traces agree step by step but the virtual times differ (hashes ",
+                        absl::StrFormat("0x%016x vs 0x%016x", a.trace_hash, b.trace_hash), ")");
+  }
+  if (a.failed() != b.failed()) {
+    return absl::StrCat("the first run ", a.failed() ? "failed" : "passed", ", the second ",
+                        b.failed() ? "failed" : "passed", " with the same schedule");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Sim::Sim(std::shared_ptr<TestScheduler> scheduler) : scheduler_(std::move(scheduler)) {}
+
+void Sim::Log(std::string_view message) {
+  log_.push_back(absl::StrCat("[step ", scheduler_->step_count(), " ",
+                              FormatDuration(scheduler_->Elapsed()), "] ", std::string(message)));
+}
+
+void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions options,
+                const char* bazel_target_macro, const char* seeds_file_macro,
+                SourceLocation where) {
+  auto fail = [&](const std::string& message) {
+    ADD_FAILURE_AT(where.file_name(), static_cast<int>(where.line())) << message;
+  };
+  absl::StatusOr<SweepConfig> config_or =
+      SweepConfigFromEnvironment(options.iterations, [](const char* name) { return std::getenv(name); });
+  if (!config_or.ok()) return fail(absl::StrCat("simsched: ", config_or.status().message()));
+  const SweepConfig config = *config_or;
+
+  std::string bazel_target = bazel_target_macro;
+  if (bazel_target.empty()) {
+    if (const char* target = std::getenv("TEST_TARGET")) bazel_target = target;
+  }
+
+  // Regression seeds first (shard 0 only, so shards together run each seed
+  // once), unless one seed is being replayed.
+  std::vector<uint64_t> regression;
+  if (!config.single_seed.has_value() && config.shard_index == 0) {
+    regression = options.regression_seeds;
+    std::string seeds_file = options.regression_seeds_file;
+    if (const char* env = std::getenv("SIMSCHED_REGRESSION_SEEDS"); seeds_file.empty() && env) {
+      seeds_file = env;
+    }
+    if (seeds_file.empty()) seeds_file = seeds_file_macro;
+    if (!seeds_file.empty()) {
+      absl::StatusOr<std::vector<uint64_t>> from_file = LoadRegressionSeeds(seeds_file, test_name);
+      if (!from_file.ok()) return fail(absl::StrCat("simsched: ", from_file.status().message()));
+      regression.insert(regression.end(), from_file->begin(), from_file->end());
+    }
+  }
+  const std::vector<uint64_t> sweep = SweepSeeds(config);
+
+  const auto wall_start = std::chrono::steady_clock::now();  // for the time budget only
+  std::vector<uint64_t> ran;
+  std::vector<uint64_t> failed;
+  std::vector<uint64_t> hashes;
+  std::string budget_note;
+  const size_t total = regression.size() + sweep.size();
+  for (size_t i = 0; i < total; ++i) {
+    const bool is_regression = i < regression.size();
+    const uint64_t seed = is_regression ? regression[i] : sweep[i - regression.size()];
+    if (config.time_budget.has_value() && !ran.empty() &&
+        std::chrono::steady_clock::now() - wall_start >= *config.time_budget) {
+      budget_note = absl::StrCat("simsched: ", test_name, ": the time budget (SIMSCHED_TIME_BUDGET) ran out after ",
+                                 ran.size(), " of ", total, " seeds; the last seed run was ",
+                                 ran.back(), ", the next would have been ", seed);
+      break;
+    }
+    SeedRun run = RunSeed(body, seed, options, /*record_trace=*/config.check_determinism, 0);
+    ran.push_back(seed);
+    hashes.push_back(run.trace_hash);
+    const std::string origin =
+        is_regression ? std::string("a regression seed")
+                      : config.single_seed.has_value()
+                            ? std::string("replaying SIMSCHED_SEED")
+                            : absl::StrCat("sweep seed ", seed - config.start_seed + 1, " of ",
+                                           config.iterations);
+    const ReplayCommands replay = Replay(test_name, bazel_target, seed);
+
+    if (config.check_determinism) {
+      // Perturb the heap by a seed-dependent amount for the second run.
+      SeedRun second = RunSeed(body, seed, options, /*record_trace=*/true, 64 * (1 + seed % 97));
+      if (std::optional<std::string> difference = CompareRuns(run, second)) {
+        failed.push_back(seed);
+        fail(absl::StrCat("simsched: ", test_name, " is not deterministic on seed ", seed,
+                          " (SIMSCHED_CHECK_DETERMINISM ran it twice, shifting the heap "
+                          "between runs): ",
+                          *difference,
+                          "\n  A decision depends on something outside the seed: the wall "
+                          "clock, pointer values, hash-set order, a real thread, or state "
+                          "left over between seeds.\nreplay this seed:\n  ",
+                          replay.binary, " (with SIMSCHED_CHECK_DETERMINISM=1)"));
+        if (!config.collect_all) break;
+        continue;
+      }
+    }
+    if (!run.failed()) continue;
+
+    failed.push_back(seed);
+    // Passing seeds run without a trace (it costs time); replay this one with
+    // the trace on for the report. Same seed, same schedule.
+    SeedRun traced = RunSeed(body, seed, options, /*record_trace=*/true, 0);
+    fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay));
+    AppendToUndeclaredOutput(
+        "simsched_failures.jsonl",
+        absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"seed\": ", seed,
+                     ", \"step\": ", run.first_failure_step,
+                     ", \"virtual_time_ns\": ", run.first_failure_time.count(),
+                     ", \"trace_hash\": \"", absl::StrFormat("0x%016x", run.trace_hash),
+                     "\", \"regression\": ", is_regression ? "true" : "false",
+                     ", \"replay_bazel\": \"", JsonEscape(replay.bazel),
+                     "\", \"replay_binary\": \"", JsonEscape(replay.binary), "\"}"));
+    if (!config.collect_all) {
+      if (i + 1 < total) {
+        std::printf("simsched: %s: stopped at the first failing seed (%llu); "
+                    "SIMSCHED_COLLECT_ALL=1 runs the rest\n",
+                    test_name, static_cast<unsigned long long>(seed));
+      }
+      break;
+    }
+  }
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
+  std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
+              "%.0f seeds/s\n",
+              test_name, ran.size(), std::min(regression.size(), ran.size()), failed.size(),
+              static_cast<unsigned long long>(config.shard_index),
+              static_cast<unsigned long long>(config.total_shards),
+              seconds > 0 ? static_cast<double>(ran.size()) / seconds : 0.0);
+  std::string seeds_json, hashes_json, failed_json;
+  for (size_t i = 0; i < ran.size(); ++i) {
+    absl::StrAppend(&seeds_json, i ? ", " : "", ran[i]);
+    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", hashes[i]), "\"");
+  }
+  for (size_t i = 0; i < failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", failed[i]);
+  AppendToUndeclaredOutput(
+      "simsched_summary.jsonl",
+      absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"shard_index\": ",
+                   config.shard_index, ", \"total_shards\": ", config.total_shards,
+                   ", \"regression_seeds\": ", regression.size(), ", \"seeds\": [", seeds_json,
+                   "], \"trace_hashes\": [", hashes_json, "], \"failed_seeds\": [", failed_json,
+                   "], \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
+                   "}"));
+}
+
+bool CurrentSeedHasFatalFailure() { return current_seed != nullptr && current_seed->fatal(); }
+
+}  // namespace simsched::testing

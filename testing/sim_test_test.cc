@@ -1,0 +1,267 @@
+// The harness's own behaviour, in process: SIM_TESTs that pass, and
+// RunSimTest driven directly with its failures captured and inspected.
+
+#include "testing/sim_test.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "scheduler/event.h"
+
+namespace simsched::testing {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+
+// Sets environment variables for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name);
+      saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+      setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old.has_value()) {
+        setenv(name.c_str(), old->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// Runs `f` and returns the messages of the failures it reported.
+std::vector<std::string> CaptureFailures(const std::function<void()>& f) {
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    f();
+  }
+  std::vector<std::string> messages;
+  for (int i = 0; i < results.size(); ++i) {
+    if (results.GetTestPartResult(i).failed()) {
+      messages.push_back(results.GetTestPartResult(i).message());
+    }
+  }
+  return messages;
+}
+
+// --- SIM_TESTs that pass: the everyday form. ---
+
+SIM_TEST(SimTestTest, BodyGetsAFreshSchedulerPerSeed, .iterations = 20) {
+  EXPECT_EQ(sim.scheduler().step_count(), 0u);
+  EXPECT_EQ(sim.scheduler().LiveTaskCount(), 0u);
+  EXPECT_EQ(sim.scheduler().Elapsed(), Duration::zero());
+}
+
+SIM_TEST(SimTestTest, ExpectationsWorkInsideSpawnedCoroutines) {
+  Event ready("ready");
+  int value = 0;
+  sim.background().Spawn([&]() -> Co<void> {
+    co_await ready.Wait();
+    EXPECT_EQ(value, 42);
+  }).Detach();
+  sim.background().Spawn([&]() -> Co<void> {
+    co_await SimulateRandomDelay();
+    value = 42;
+    ready.Set();
+  }).Detach();
+  // The tasks refer to this body's locals, so run them before returning.
+  ASSERT_TRUE(sim.scheduler().Run().ok());
+}
+
+SIM_TEST(SimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
+  // State owned by the tasks themselves may outlive the body.
+  auto ready = std::make_shared<Event>("ready");
+  sim.background().Spawn([ready]() -> Co<void> {
+    co_await ready->Wait();
+    EXPECT_TRUE(ready->IsSet());
+  }).Detach();
+  sim.background().Spawn([ready]() -> Co<void> {
+    co_await Yield();
+    ready->Set();
+  }).Detach();
+}
+
+class CounterFixture : public SimFixture {
+ public:
+  void SetUp() override { counter_ = 10; }
+  void TearDown() override { EXPECT_EQ(counter_, 11); }
+
+ protected:
+  int counter_ = 0;
+};
+
+SIM_TEST_F(CounterFixture, FixtureIsMadeFreshForEachSeed, .iterations = 5) {
+  EXPECT_EQ(counter_, 10) << "a fixture object must not carry state between seeds";
+  ++counter_;
+  EXPECT_GE(sim().seed(), 0u);
+}
+
+// --- RunSimTest driven directly. ---
+
+TEST(RunSimTestTest, RunsTheConfiguredNumberOfDistinctSeeds) {
+  std::set<uint64_t> seeds;
+  RunSimTest("Direct.Count", [&](Sim& sim) { seeds.insert(sim.seed()); },
+             SimTestOptions{.iterations = 37}, "", "", SourceLocation::current());
+  EXPECT_EQ(seeds.size(), 37u);
+  EXPECT_EQ(*seeds.begin(), 0u);
+  EXPECT_EQ(*seeds.rbegin(), 36u);
+}
+
+TEST(RunSimTestTest, EnvironmentOverridesIterationsAndStartSeed) {
+  ScopedEnv env{{"SIMSCHED_ITERATIONS", "3"}, {"SIMSCHED_START_SEED", "500"}};
+  std::vector<uint64_t> seeds;
+  RunSimTest("Direct.Env", [&](Sim& sim) { seeds.push_back(sim.seed()); },
+             SimTestOptions{.iterations = 37}, "", "", SourceLocation::current());
+  EXPECT_EQ(seeds, (std::vector<uint64_t>{500, 501, 502}));
+}
+
+TEST(RunSimTestTest, BadEnvironmentValueFailsTheTestNamingTheVariable) {
+  ScopedEnv env{{"SIMSCHED_ITERATIONS", "lots"}};
+  int runs = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.BadEnv", [&](Sim&) { ++runs; }, SimTestOptions{}, "", "",
+               SourceLocation::current());
+  });
+  EXPECT_EQ(runs, 0) << "never a silent default";
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("SIMSCHED_ITERATIONS=\"lots\""));
+}
+
+// A planted bug: two tasks race on a check-then-act; only some schedules
+// interleave them badly.
+void PlantedBugBody(Sim& sim) {
+  auto balance = std::make_shared<int>(100);
+  for (int i = 0; i < 2; ++i) {
+    Spawn(sim.scheduler(), [balance]() -> Co<void> {
+      const bool enough = *balance >= 60;
+      co_await Yield();
+      if (enough) *balance -= 60;
+      EXPECT_GE(*balance, 0) << "overdrawn";
+    }).Detach();
+  }
+}
+
+TEST(RunSimTestTest, PlantedBugFailsOnSomeSeedsAndTheReportSaysHowToReplay) {
+  ScopedEnv env{{"SIMSCHED_COLLECT_ALL", "1"}};
+  std::vector<std::string> failures = CaptureFailures([] {
+    RunSimTest("Direct.PlantedBug", PlantedBugBody, SimTestOptions{.iterations = 40},
+               "//testing:fake_target", "", SourceLocation::current());
+  });
+  ASSERT_GT(failures.size(), 0u) << "no seed exposed the race";
+  ASSERT_LT(failures.size(), 40u) << "every seed failed: the bug is not schedule-dependent";
+  const std::string& report = failures[0];
+  EXPECT_THAT(report, ContainsRegex("Direct.PlantedBug failed on seed [0-9]+"));
+  EXPECT_THAT(report, ContainsRegex("at step [0-9]+, virtual time \\+0s"));
+  EXPECT_THAT(report, ContainsRegex("trace hash 0x[0-9a-f]{16}"));
+  EXPECT_THAT(report, ContainsRegex("in task [0-9]+ spawned at .*sim_test_test.cc"));
+  EXPECT_THAT(report, HasSubstr("overdrawn"));
+  EXPECT_THAT(report, ContainsRegex("trace \\((all|last) [0-9]+ of [0-9]+ steps"));
+  EXPECT_THAT(report, ContainsRegex("bazel test //testing:fake_target "
+                                    "--test_filter=Direct.PlantedBug --test_env=SIMSCHED_SEED=[0-9]+"));
+  EXPECT_THAT(report, ContainsRegex("SIMSCHED_SEED=[0-9]+ .* --gtest_filter=Direct.PlantedBug"));
+}
+
+TEST(RunSimTestTest, SweepStopsAtTheFirstFailingSeedByDefault) {
+  int runs = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Stop", [&](Sim&) {
+      ++runs;
+      ADD_FAILURE() << "always";
+    }, SimTestOptions{.iterations = 10}, "", "", SourceLocation::current());
+  });
+  EXPECT_EQ(failures.size(), 1u);
+  EXPECT_EQ(runs, 2) << "the failing seed once, then once more to record its trace";
+}
+
+TEST(RunSimTestTest, RegressionSeedsRunFirst) {
+  std::vector<uint64_t> seeds;
+  RunSimTest("Direct.Regression", [&](Sim& sim) { seeds.push_back(sim.seed()); },
+             SimTestOptions{.iterations = 3, .regression_seeds = {99, 7}}, "", "",
+             SourceLocation::current());
+  EXPECT_EQ(seeds, (std::vector<uint64_t>{99, 7, 0, 1, 2}));
+}
+
+TEST(RunSimTestTest, MalformedRegressionSeedFileIsAClearError) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/bad.seeds";
+  std::ofstream(path) << "Direct.File 1\nDirect.File one\n";
+  int runs = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.File", [&](Sim&) { ++runs; },
+               SimTestOptions{.iterations = 3, .regression_seeds_file = path}, "", "",
+               SourceLocation::current());
+  });
+  EXPECT_EQ(runs, 0);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr(path + ":2:"));
+}
+
+TEST(RunSimTestTest, UncaughtExceptionFromTheBodyFailsTheSeed) {
+  std::vector<std::string> failures = CaptureFailures([] {
+    RunSimTest("Direct.Throws", [](Sim&) { throw std::runtime_error("kaput"); },
+               SimTestOptions{.iterations = 2}, "", "", SourceLocation::current());
+  });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("uncaught exception from the test body: kaput"));
+}
+
+TEST(RunSimTestTest, DeadlockInTheSeedIsReportedWithTheWaitSite) {
+  std::vector<std::string> failures = CaptureFailures([] {
+    RunSimTest("Direct.Deadlock", [](Sim& sim) {
+      auto never = std::make_shared<Event>("never");
+      Task<void> task = Spawn(sim.scheduler(), [never]() -> Co<void> { co_await never->Wait(); });
+      absl::Status status = sim.scheduler().BlockOn(task);
+      EXPECT_TRUE(status.ok()) << status.message();
+    }, SimTestOptions{.iterations = 1}, "", "", SourceLocation::current());
+  });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("deadlock"));
+  EXPECT_THAT(failures[0], HasSubstr("waiting on Event 'never'"));
+}
+
+TEST(RunSimTestTest, LogLinesAppearOnlyForTheFailingSeed) {
+  std::vector<std::string> failures = CaptureFailures([] {
+    RunSimTest("Direct.Log", [](Sim& sim) {
+      sim.Log("seed " + std::to_string(sim.seed()) + " says hi");
+      if (sim.seed() == 3) ADD_FAILURE() << "seed three";
+    }, SimTestOptions{.iterations = 5}, "", "", SourceLocation::current());
+  });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("[step 0 +0s] seed 3 says hi"));
+  EXPECT_THAT(failures[0], ::testing::Not(HasSubstr("seed 2 says hi")));
+}
+
+TEST(RunSimTestTest, DeterminismCheckPassesACleanTest) {
+  ScopedEnv env{{"SIMSCHED_CHECK_DETERMINISM", "1"}};
+  std::vector<std::string> failures = CaptureFailures([] {
+    RunSimTest("Direct.Clean", [](Sim& sim) {
+      for (int i = 0; i < 4; ++i) {
+        Spawn(sim.scheduler(), []() -> Co<void> {
+          co_await Yield();
+          co_await Sleep(std::chrono::milliseconds(1));
+        }).Detach();
+      }
+    }, SimTestOptions{.iterations = 20}, "", "", SourceLocation::current());
+  });
+  EXPECT_TRUE(failures.empty()) << failures[0];
+}
+
+}  // namespace
+}  // namespace simsched::testing

@@ -1,0 +1,165 @@
+#include "testing/sweep_config.h"
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace simsched::testing {
+namespace {
+
+absl::Status BadValue(const char* name, const char* value, const char* accepted) {
+  return absl::InvalidArgumentError(absl::StrCat("environment variable ", name, "=\"", value,
+                                                 "\" is not valid: expected ", accepted));
+}
+
+absl::Status ReadUint64(const EnvLookup& getenv, const char* name, const char* accepted,
+                        std::optional<uint64_t>& out) {
+  const char* value = getenv(name);
+  if (value == nullptr) return absl::OkStatus();
+  std::optional<uint64_t> parsed = ParseUint64(value);
+  if (!parsed.has_value()) return BadValue(name, value, accepted);
+  out = parsed;
+  return absl::OkStatus();
+}
+
+absl::Status ReadFlag(const EnvLookup& getenv, const char* name, bool& out) {
+  const char* value = getenv(name);
+  if (value == nullptr) return absl::OkStatus();
+  const std::string_view v(value);
+  if (v == "1" || v == "true") {
+    out = true;
+  } else if (v == "0" || v == "false" || v.empty()) {
+    out = false;
+  } else {
+    return BadValue(name, value, "1 or 0 (or true/false)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseUint64(std::string_view text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;  // overflow
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iterations,
+                                                       const EnvLookup& getenv) {
+  SweepConfig config;
+  config.iterations = default_iterations;
+
+  std::optional<uint64_t> value;
+  if (absl::Status s = ReadUint64(getenv, "SIMSCHED_ITERATIONS",
+                                  "a positive whole number of seeds, e.g. 500", value);
+      !s.ok()) {
+    return s;
+  }
+  if (value.has_value()) {
+    if (*value == 0) {
+      return BadValue("SIMSCHED_ITERATIONS", "0",
+                      "a positive whole number of seeds, e.g. 500 (zero would test nothing)");
+    }
+    config.iterations = *value;
+  }
+  value.reset();
+  if (absl::Status s = ReadUint64(getenv, "SIMSCHED_SEED",
+                                  "a seed: a whole number from 0 to 18446744073709551615", value);
+      !s.ok()) {
+    return s;
+  }
+  config.single_seed = value;
+  value.reset();
+  if (absl::Status s = ReadUint64(getenv, "SIMSCHED_START_SEED",
+                                  "a seed: a whole number from 0 to 18446744073709551615", value);
+      !s.ok()) {
+    return s;
+  }
+  if (value.has_value()) {
+    if (*value > UINT64_MAX - config.iterations) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SIMSCHED_START_SEED=", *value, " with SIMSCHED_ITERATIONS=", config.iterations,
+          " runs past the largest seed; lower one of them"));
+    }
+    config.start_seed = *value;
+  }
+
+  if (const char* budget = getenv("SIMSCHED_TIME_BUDGET"); budget != nullptr) {
+    absl::Duration duration;
+    if (!absl::ParseDuration(budget, &duration) || duration <= absl::ZeroDuration() ||
+        duration == absl::InfiniteDuration()) {
+      return BadValue("SIMSCHED_TIME_BUDGET", budget,
+                      "a positive duration with a unit, e.g. 30s, 2m, 1500ms, 1h");
+    }
+    config.time_budget = absl::ToChronoNanoseconds(duration);
+  }
+
+  if (absl::Status s = ReadFlag(getenv, "SIMSCHED_COLLECT_ALL", config.collect_all); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReadFlag(getenv, "SIMSCHED_CHECK_DETERMINISM", config.check_determinism);
+      !s.ok()) {
+    return s;
+  }
+  if (const char* log = getenv("SIMSCHED_LOG"); log != nullptr) {
+    const std::string_view v(log);
+    if (v == "full") {
+      config.full_log = true;
+    } else if (v != "short" && !v.empty()) {
+      return BadValue("SIMSCHED_LOG", log, "short or full");
+    }
+  }
+
+  // Seed sharding. The sim test main moves gtest's shard variables to these
+  // SIMSCHED_ names so gtest itself does not also shard the tests away.
+  std::optional<uint64_t> total, index;
+  for (const char* name : {"SIMSCHED_TOTAL_SHARDS", "GTEST_TOTAL_SHARDS"}) {
+    if (absl::Status s = ReadUint64(getenv, name, "a positive whole number of shards", total);
+        !s.ok()) {
+      return s;
+    }
+    if (total.has_value()) break;
+  }
+  for (const char* name : {"SIMSCHED_SHARD_INDEX", "GTEST_SHARD_INDEX"}) {
+    if (absl::Status s = ReadUint64(getenv, name, "a shard index from 0 to total shards - 1", index);
+        !s.ok()) {
+      return s;
+    }
+    if (index.has_value()) break;
+  }
+  if (total.has_value() || index.has_value()) {
+    if (!total.has_value() || !index.has_value() || *total == 0 || *index >= *total) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard variables are inconsistent: GTEST_TOTAL_SHARDS=",
+          total.has_value() ? absl::StrCat(*total) : "(unset)", " GTEST_SHARD_INDEX=",
+          index.has_value() ? absl::StrCat(*index) : "(unset)",
+          "; set both, with 0 <= index < total (Bazel's shard_count does this)"));
+    }
+    config.total_shards = *total;
+    config.shard_index = *index;
+  }
+  return config;
+}
+
+std::vector<uint64_t> SweepSeeds(const SweepConfig& config) {
+  std::vector<uint64_t> seeds;
+  if (config.single_seed.has_value()) {
+    if (config.shard_index == 0) seeds.push_back(*config.single_seed);
+    return seeds;
+  }
+  for (uint64_t i = config.shard_index; i < config.iterations; i += config.total_shards) {
+    seeds.push_back(config.start_seed + i);
+  }
+  return seeds;
+}
+
+}  // namespace simsched::testing

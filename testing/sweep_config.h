@@ -1,0 +1,88 @@
+// File: testing/sweep_config.h
+// -----------------------------------------------------------------------------
+//
+// `SweepConfig` says which seeds a simulation test runs and how: how many,
+// from where, on which shard, for how long, and what to do on failure. Every
+// knob is a `SIMSCHED_*` environment variable, validated strictly: a bad
+// value is an error naming the variable and the accepted form, never a silent
+// default.
+//
+//   SIMSCHED_ITERATIONS=N         seeds per test (a positive integer)
+//   SIMSCHED_SEED=S               run exactly seed S (replay); no sweep
+//   SIMSCHED_START_SEED=S         first seed of the sweep (default 0)
+//   SIMSCHED_TIME_BUDGET=D        stop the sweep after D of wall time ("30s",
+//                                 "2m", "1500ms"); says how far it got
+//   SIMSCHED_COLLECT_ALL=1        keep going after a failing seed
+//   SIMSCHED_CHECK_DETERMINISM=1  run each seed twice and compare the traces
+//   SIMSCHED_LOG=short|full       the failing seed's trace: last 20 steps or all
+//   GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (set by Bazel's shard_count): run
+//                                 only this shard's share of the seeds
+//
+// This header defines:
+//   * `simsched::testing::SweepConfig`
+//   * `simsched::testing::SweepConfigFromEnvironment()`
+//   * `simsched::testing::SweepSeeds()`
+//
+// Example:
+//
+//   absl::StatusOr<SweepConfig> config = SweepConfigFromEnvironment(
+//       /*default_iterations=*/100, [](const char* name) { return std::getenv(name); });
+//   if (!config.ok()) ADD_FAILURE() << config.status().message();
+
+#ifndef SIMSCHED_TESTING_SWEEP_CONFIG_H_
+#define SIMSCHED_TESTING_SWEEP_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace simsched::testing {
+
+// SweepConfig
+struct SweepConfig {
+  uint64_t iterations = 100;
+  uint64_t start_seed = 0;
+  // Set by SIMSCHED_SEED: run this seed only (on shard 0 only).
+  std::optional<uint64_t> single_seed = std::nullopt;
+  std::optional<std::chrono::nanoseconds> time_budget = std::nullopt;
+  bool collect_all = false;
+  bool check_determinism = false;
+  bool full_log = false;
+  uint64_t shard_index = 0;
+  uint64_t total_shards = 1;
+};
+
+// Looks up an environment variable; returns null when unset.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// SweepConfigFromEnvironment()
+//
+// Builds the config from `default_iterations` and the SIMSCHED_* variables
+// (and the gtest shard variables). Returns InvalidArgument naming the
+// variable and its accepted form for any malformed value: not a number,
+// trailing junk, overflow, zero iterations, a shard index out of range.
+absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iterations,
+                                                       const EnvLookup& getenv);
+
+// SweepSeeds()
+//
+// The seeds of the sweep proper that this shard runs, in order: seed
+// `start_seed + i` for i in [0, iterations) with i % total_shards ==
+// shard_index. With `single_seed`, that seed on shard 0 and nothing on the
+// others. (Regression seeds are separate: every shard runs them.)
+std::vector<uint64_t> SweepSeeds(const SweepConfig& config);
+
+// ParseUint64()
+//
+// Strict decimal parse of a whole string into a uint64: no sign, no spaces,
+// no trailing characters, no overflow.
+std::optional<uint64_t> ParseUint64(std::string_view text);
+
+}  // namespace simsched::testing
+
+#endif  // SIMSCHED_TESTING_SWEEP_CONFIG_H_

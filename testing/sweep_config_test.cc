@@ -1,0 +1,149 @@
+#include "testing/sweep_config.h"
+
+#include <map>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace simsched::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A fake environment.
+struct Env {
+  std::map<std::string, std::string> vars;
+  EnvLookup lookup() const {
+    return [this](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  }
+};
+
+absl::StatusOr<SweepConfig> Parse(const Env& env, uint64_t default_iterations = 100) {
+  return SweepConfigFromEnvironment(default_iterations, env.lookup());
+}
+
+TEST(SweepConfigTest, DefaultsComeFromTheTest) {
+  absl::StatusOr<SweepConfig> config = Parse(Env{}, 250);
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->iterations, 250u);
+  EXPECT_EQ(config->start_seed, 0u);
+  EXPECT_FALSE(config->single_seed.has_value());
+  EXPECT_FALSE(config->collect_all);
+  EXPECT_FALSE(config->check_determinism);
+  EXPECT_EQ(config->total_shards, 1u);
+}
+
+TEST(SweepConfigTest, ReadsEveryVariable) {
+  Env env{{{"SIMSCHED_ITERATIONS", "7"},
+           {"SIMSCHED_START_SEED", "1000"},
+           {"SIMSCHED_TIME_BUDGET", "1500ms"},
+           {"SIMSCHED_COLLECT_ALL", "1"},
+           {"SIMSCHED_CHECK_DETERMINISM", "true"},
+           {"SIMSCHED_LOG", "full"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->iterations, 7u);
+  EXPECT_EQ(config->start_seed, 1000u);
+  EXPECT_EQ(config->time_budget, std::chrono::milliseconds(1500));
+  EXPECT_TRUE(config->collect_all);
+  EXPECT_TRUE(config->check_determinism);
+  EXPECT_TRUE(config->full_log);
+  EXPECT_THAT(SweepSeeds(*config), ElementsAre(1000, 1001, 1002, 1003, 1004, 1005, 1006));
+}
+
+TEST(SweepConfigTest, SingleSeedRunsOnlyThatSeed) {
+  Env env{{{"SIMSCHED_SEED", "18446744073709551615"}, {"SIMSCHED_ITERATIONS", "50"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_TRUE(config.ok());
+  EXPECT_THAT(SweepSeeds(*config), ElementsAre(UINT64_MAX));
+}
+
+TEST(SweepConfigTest, SingleSeedRunsOnShardZeroOnly) {
+  Env env{{{"SIMSCHED_SEED", "5"}, {"GTEST_TOTAL_SHARDS", "3"}, {"GTEST_SHARD_INDEX", "1"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_TRUE(config.ok());
+  EXPECT_TRUE(SweepSeeds(*config).empty());
+}
+
+TEST(SweepConfigTest, ThreeShardsCoverEachSeedExactlyOnce) {
+  std::map<uint64_t, int> seen;
+  for (int shard = 0; shard < 3; ++shard) {
+    Env env{{{"SIMSCHED_TOTAL_SHARDS", "3"},
+             {"SIMSCHED_SHARD_INDEX", std::to_string(shard)},
+             {"SIMSCHED_ITERATIONS", "100"},
+             {"SIMSCHED_START_SEED", "40"}}};
+    absl::StatusOr<SweepConfig> config = Parse(env);
+    ASSERT_TRUE(config.ok());
+    for (uint64_t seed : SweepSeeds(*config)) ++seen[seed];
+  }
+  ASSERT_EQ(seen.size(), 100u);
+  EXPECT_EQ(seen.begin()->first, 40u);
+  EXPECT_EQ(seen.rbegin()->first, 139u);
+  for (const auto& [seed, count] : seen) EXPECT_EQ(count, 1) << "seed " << seed;
+}
+
+struct BadValue {
+  const char* name;
+  const char* value;
+  const char* expected_text;
+};
+
+class SweepConfigBadValueTest : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(SweepConfigBadValueTest, IsRejectedWithTheVariableAndTheAcceptedForm) {
+  const BadValue& bad = GetParam();
+  Env env{{{bad.name, bad.value}}};
+  if (std::string(bad.name) == "GTEST_SHARD_INDEX") env.vars["GTEST_TOTAL_SHARDS"] = "3";
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_FALSE(config.ok()) << bad.name << "=" << bad.value << " was accepted";
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr(bad.name));
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr(bad.expected_text));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryVariable, SweepConfigBadValueTest,
+    ::testing::Values(BadValue{"SIMSCHED_ITERATIONS", "abc", "positive whole number"},
+                      BadValue{"SIMSCHED_ITERATIONS", "0", "zero would test nothing"},
+                      BadValue{"SIMSCHED_ITERATIONS", "12x", "positive whole number"},
+                      BadValue{"SIMSCHED_ITERATIONS", "-5", "positive whole number"},
+                      BadValue{"SIMSCHED_ITERATIONS", " 5", "positive whole number"},
+                      BadValue{"SIMSCHED_ITERATIONS", "", "positive whole number"},
+                      BadValue{"SIMSCHED_SEED", "18446744073709551616", "0 to 18446744073709551615"},
+                      BadValue{"SIMSCHED_SEED", "0x10", "whole number"},
+                      BadValue{"SIMSCHED_START_SEED", "99999999999999999999999", "whole number"},
+                      BadValue{"SIMSCHED_TIME_BUDGET", "30", "with a unit"},
+                      BadValue{"SIMSCHED_TIME_BUDGET", "-3s", "positive duration"},
+                      BadValue{"SIMSCHED_TIME_BUDGET", "soon", "e.g. 30s"},
+                      BadValue{"SIMSCHED_COLLECT_ALL", "yes", "1 or 0"},
+                      BadValue{"SIMSCHED_CHECK_DETERMINISM", "2", "1 or 0"},
+                      BadValue{"SIMSCHED_LOG", "verbose", "short or full"},
+                      BadValue{"GTEST_TOTAL_SHARDS", "three", "number of shards"},
+                      BadValue{"GTEST_SHARD_INDEX", "3", "0 <= index < total"}),
+    [](const ::testing::TestParamInfo<BadValue>& info) {
+      return std::string(info.param.name) + "_" + std::to_string(info.index);
+    });
+
+TEST(SweepConfigTest, StartSeedThatRunsPastTheLargestSeedIsRejected) {
+  Env env{{{"SIMSCHED_START_SEED", "18446744073709551600"}, {"SIMSCHED_ITERATIONS", "100"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("past the largest seed"));
+}
+
+TEST(SweepConfigTest, ParseUint64IsStrict) {
+  EXPECT_EQ(ParseUint64("0"), 0u);
+  EXPECT_EQ(ParseUint64("18446744073709551615"), UINT64_MAX);
+  EXPECT_FALSE(ParseUint64("18446744073709551616").has_value());
+  EXPECT_FALSE(ParseUint64("+1").has_value());
+  EXPECT_FALSE(ParseUint64("1 ").has_value());
+  EXPECT_FALSE(ParseUint64("").has_value());
+}
+
+}  // namespace
+}  // namespace simsched::testing
