@@ -355,28 +355,24 @@ inline TaskHeader& RequireCurrentTask(const char* what) {
 // See `Yield()`.
 class YieldAwaiter {
  public:
-  explicit YieldAwaiter(SourceLocation location) : location_(location) {}
+  YieldAwaiter() = default;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
-    internal::RequireCurrentTask("Yield()");
-    DescribeWait("Yield", location_);
-    // The same path as any user awaitable: waking the task during its own
-    // poll re-queues it as soon as the poll ends.
-    CurrentWaker().Wake();
+    internal::TaskHeader& task = internal::RequireCurrentTask("Yield()");
+    // The waker path every awaitable uses (Waker::Wake is exactly this call),
+    // minus the reference count a Waker object would add and drop: waking the
+    // task during its own poll re-queues it as soon as the poll ends. No wait
+    // site is recorded: a yielded task is always queued, and reports say so.
+    task.Wake(task.seq());
   }
   void await_resume() const noexcept {}
-
- private:
-  SourceLocation location_;
 };
 
 // Yield()
 //
 // Suspends the current task and queues it again at once, letting the
 // scheduler run something else first.
-inline YieldAwaiter Yield(SourceLocation location = SourceLocation::current()) {
-  return YieldAwaiter(location);
-}
+inline YieldAwaiter Yield() { return YieldAwaiter(); }
 
 // SleepAwaiter
 //

@@ -72,6 +72,7 @@ TestScheduler::TestScheduler(TestSchedulerOptions options)
       user_rng_(SplitMix64(options.seed ^ kUserStreamSalt)),
       owner_thread_marker_(&thread_marker),
       parker_(std::make_shared<internal::Parker>()) {
+  step_limit_ = options.max_steps == 0 ? UINT64_MAX : options.max_steps;
   lanes_.emplace_back();
   lanes_.back().name = "main";
 }
@@ -114,6 +115,7 @@ void TestScheduler::DrainQueuesForShutdown() {
     for (Lane& lane : lanes_) {
       while (!lane.queue.empty()) queued.push_back(lane.queue.pop_front());
     }
+    lane_queued_ = 0;
     while (!deprioritized_.empty()) queued.push_back(deprioritized_.pop_front());
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -127,12 +129,6 @@ void TestScheduler::DrainQueuesForShutdown() {
 }
 
 bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
-
-void TestScheduler::Enqueue(Queue& queue, Runnable runnable) {
-  TaskHeader* task = runnable.ReleaseHeader();
-  task->enqueue_seq = enqueue_counter_++;
-  queue.push_back(task);
-}
 
 void TestScheduler::Schedule(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
@@ -166,6 +162,30 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
     runnable.header()->lane = 0;
   }
   Enqueue(lanes_[lane].queue, std::move(runnable));
+  ++lane_queued_;
+}
+
+// Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
+// the thread check: the task was woken during its own poll, on this thread.
+[[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
+  if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
+    EnqueueHeader(background_, task);
+  } else {
+    RequeueSlow(task);
+  }
+}
+
+void TestScheduler::RequeueSlow(TaskHeader* task) {
+  if (task->kind() == internal::ScheduleKind::kLabeled) {
+    if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(*task->metadata.label)) {
+      EnqueueHeader(deprioritized_, task);
+    } else {
+      EnqueueHeader(background_, task);
+    }
+    return;
+  }
+  EnqueueHeader(lanes_[task->lane].queue, task);
+  ++lane_queued_;
 }
 
 void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
@@ -312,10 +332,10 @@ void TestScheduler::AdvanceClock(Duration duration) {
   AdvanceTimeTo(now_ + duration);
 }
 
-bool TestScheduler::PickNext(TaskHeader*& next, LaneId& lane) {
+bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
+  const size_t background = background_.size();
   // Candidates: all background entries, then the head of each runnable lane
   // in lane order.
-  const size_t background = background_.size();
   size_t eligible_lanes = 0;
   for (const Lane& l : lanes_) eligible_lanes += (!l.queue.empty() && l.blocked == 0) ? 1 : 0;
   const size_t candidates = background + eligible_lanes;
@@ -356,6 +376,7 @@ bool TestScheduler::PickNext(TaskHeader*& next, LaneId& lane) {
     if (l.queue.empty() || l.blocked != 0) continue;
     if (k++ == pick) {
       next = l.queue.pop_front();
+      --lane_queued_;
       lane = id;
       return true;
     }
@@ -363,29 +384,40 @@ bool TestScheduler::PickNext(TaskHeader*& next, LaneId& lane) {
   SIMSCHED_CHECK(false, "PickNext lost its candidate");
 }
 
-void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
+void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
+  trace_.push_back(TraceEntry{steps_, Elapsed(), task.metadata.id, task.metadata.label,
+                              task.metadata.spawn_location,
+                              lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane)});
+}
+
+[[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
   ++steps_;
   const uint64_t lane_code = lane == kNoLane ? 0 : uint64_t{lane} + 1;
   trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
-  if (options_.record_trace) [[unlikely]] {
-    trace_.push_back(TraceEntry{steps_, Elapsed(), task->metadata.id, task->metadata.label,
-                                task->metadata.spawn_location,
-                                lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane)});
-  }
-  const LaneId previous_lane = std::exchange(current_lane_, lane);
-  Runnable::Adopt(task).Run();
+  if (options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
+  const LaneId previous_lane = current_lane_;
+  current_lane_ = lane;
+  if (task->PollOnce() == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
 }
 
-bool TestScheduler::Step() {
+[[gnu::always_inline]] inline bool TestScheduler::StepInline() {
   if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
-  if (next_timer_deadline_ <= now_) FireDueTimers();
+  if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
   TaskHeader* next;
   LaneId lane;
-  if (!PickNext(next, lane)) return false;
+  if (lane_queued_ == 0 && options_.randomize_order && !background_.empty()) [[likely]] {
+    // The common case, kept short: only background work is runnable.
+    next = background_.SwapRemove(rng_.Below(background_.size()));
+    lane = kNoLane;
+  } else if (!PickNextSlow(next, lane)) {
+    return false;
+  }
   RunPicked(next, lane);
   return true;
 }
+
+bool TestScheduler::Step() { return StepInline(); }
 
 bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
   if ((task.state() & TaskHeader::kScheduled) == 0 || task.running()) return false;
@@ -401,16 +433,15 @@ bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
   };
   if (take(background_, kNoLane) || take(deprioritized_, kNoLane)) return true;
   for (LaneId id = 0; id < lanes_.size(); ++id) {
-    if (take(lanes_[id].queue, id)) return true;
+    if (take(lanes_[id].queue, id)) {
+      --lane_queued_;
+      return true;
+    }
   }
   return false;
 }
 
 uint64_t TestScheduler::TraceHash() const { return SplitMix64(trace_state_ ^ steps_); }
-
-bool TestScheduler::BudgetExhausted() const {
-  return options_.max_steps != 0 && steps_ >= options_.max_steps;
-}
 
 absl::Status TestScheduler::BudgetFailure(std::string_view operation) const {
   return absl::ResourceExhaustedError(absl::StrCat(
@@ -464,18 +495,22 @@ absl::Status TestScheduler::status() const {
 absl::Status TestScheduler::RunUntilParked() {
   if (absl::Status status = CheckCanRun("RunUntilParked()"); !status.ok()) return status;
   for (;;) {
-    if (absl::Status status = PendingFailure(); !status.ok()) return status;
-    if (BudgetExhausted()) return BudgetFailure("RunUntilParked()");
-    if (!Step()) return PendingFailure();
+    if (FailurePending()) [[unlikely]] {
+      if (absl::Status status = PendingFailure(); !status.ok()) return status;
+    }
+    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilParked()");
+    if (!StepInline()) return PendingFailure();
   }
 }
 
 absl::Status TestScheduler::Run() {
   if (absl::Status status = CheckCanRun("Run()"); !status.ok()) return status;
   for (;;) {
-    if (absl::Status status = PendingFailure(); !status.ok()) return status;
-    if (BudgetExhausted()) return BudgetFailure("Run()");
-    if (Step()) continue;
+    if (FailurePending()) [[unlikely]] {
+      if (absl::Status status = PendingFailure(); !status.ok()) return status;
+    }
+    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
+    if (StepInline()) continue;
     if (live_timers_ == 0) return PendingFailure();
     AdvanceToNextTimer();
   }
@@ -529,12 +564,14 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
   }
   for (;;) {
     if (task.finished()) return absl::OkStatus();
-    if (absl::Status status = PendingFailure(); !status.ok()) return status;
-    if (BudgetExhausted()) {
+    if (FailurePending()) [[unlikely]] {
+      if (absl::Status status = PendingFailure(); !status.ok()) return status;
+    }
+    if (BudgetExhausted()) [[unlikely]] {
       return BudgetFailure(absl::StrCat("BlockOn(", task.metadata.DebugString(), ")"));
     }
     if (steps_ >= step_limit) return budget_spent();
-    if (Step()) continue;
+    if (StepInline()) continue;
     if (live_timers_ > 0 && next_timer_deadline_ <= time_limit) {
       AdvanceToNextTimer();
       continue;

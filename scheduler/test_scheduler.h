@@ -330,16 +330,28 @@ class TestScheduler final : public Scheduler {
   };
 
   bool OnOwnerThread() const;
-  void Enqueue(Queue& queue, Runnable runnable);
+  void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
+  void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
+    // The enqueue order matters only to FIFO mode's pick.
+    if (!options_.randomize_order) task->enqueue_seq = enqueue_counter_++;
+    queue.push_back(task);
+  }
+  void Requeue(internal::TaskHeader* task);
+  void RequeueSlow(internal::TaskHeader* task);
+  void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
+  bool FailurePending() const {
+    return failed_ || inbox_pending_.load(std::memory_order_relaxed);
+  }
   void ScheduleFromForeignThread(Runnable runnable);
   void DrainInbox();
-  bool PickNext(internal::TaskHeader*& next, LaneId& lane);
+  bool StepInline();
+  bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
   void FireDueTimers();
   void AdvanceTimeTo(Instant when);
   void AdvanceToNextTimer();
-  bool BudgetExhausted() const;
+  bool BudgetExhausted() const { return steps_ >= step_limit_; }
   absl::Status BudgetFailure(std::string_view operation) const;
   absl::Status CheckCanRun(std::string_view operation) const;
   absl::Status CheckCanBlock(LaneId& blocked_lane) const;
@@ -353,6 +365,7 @@ class TestScheduler final : public Scheduler {
   Rng user_rng_;
   Instant now_{};
   uint64_t steps_ = 0;
+  uint64_t step_limit_;  // options_.max_steps, or "none" as UINT64_MAX
   uint64_t next_task_id_ = 1;
   uint64_t enqueue_counter_ = 0;
   uint64_t trace_state_ = 0;
@@ -364,6 +377,7 @@ class TestScheduler final : public Scheduler {
   Queue background_;
   Queue deprioritized_;
   std::vector<Lane> lanes_;
+  size_t lane_queued_ = 0;  // entries across all lanes' queues
   absl::flat_hash_set<TaskLabel> deprioritized_labels_;
 
   // Live tasks: a list in spawn (= id) order for reports and shutdown, and a

@@ -10,7 +10,7 @@ namespace simsched::internal {
 
 thread_local constinit TaskHeader* current_task = nullptr;
 
-void TaskHeader::Wake(uint32_t seq) {
+void TaskHeader::WakeSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {
     if ((s & (kCompleted | kClosed | kScheduled)) != 0) return;
@@ -41,43 +41,22 @@ void TaskHeader::ScheduleSelf() {
   }
 }
 
-void TaskHeader::Poll() {
-  uint64_t s = state();
-  for (;;) {
-    if ((s & kClosed) != 0) {  // cancelled while queued: frame already gone
-      Release();
-      return;
-    }
-    SIMSCHED_CHECK((s & (kRunning | kCompleted)) == 0, "polled a running or completed task");
-    if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
-  }
-  TaskHeader* const previous = std::exchange(current_task, this);
-  leaf.resume();
-  // The resumption trampoline: awaits of Co children and their returns hand
-  // control back here instead of nesting calls.
-  while (resume_next_) std::exchange(resume_next_, nullptr).resume();
-  current_task = previous;
+TaskHeader::PollResult TaskHeader::PollClosedWhileQueued() {
+  Release();
+  return PollResult::kFinished;
+}
 
+TaskHeader::PollResult TaskHeader::PollEnded() {
   if (root_.done()) {
     Complete();
     Release();
-    return;
+    return PollResult::kFinished;
   }
-  s = state();
-  for (;;) {
-    if ((s & kClosed) != 0) {  // cancelled during its own poll
-      DestroyFrame();
-      Finish();
-      Release();
-      return;
-    }
-    if (CasState(s, s & ~kRunning)) break;
-  }
-  if ((s & kScheduled) != 0) {
-    ScheduleSelf();  // woken during the poll; the Runnable's reference moves on
-  } else {
-    Release();
-  }
+  // Cancelled during its own poll.
+  DestroyFrame();
+  Finish();
+  Release();
+  return PollResult::kFinished;
 }
 
 void TaskHeader::Complete() {

@@ -29,6 +29,7 @@
 #include <exception>
 #include "scheduler/source_location.h"
 #include <string_view>
+#include <utility>
 
 #include "scheduler/internal/check.h"
 #include "scheduler/task_metadata.h"
@@ -50,6 +51,10 @@ struct WaitSite {
 };
 
 namespace internal {
+
+class TaskHeader;
+// The task being polled on this thread, or null outside any task.
+extern thread_local constinit TaskHeader* current_task;
 
 // How a task gets back onto its scheduler when it is woken.
 enum class ScheduleKind : uint8_t { kBackground, kLabeled, kForeground };
@@ -96,13 +101,60 @@ class TaskHeader {
   // Schedules the task if `seq` is its current poll sequence number and it is
   // neither scheduled, finished nor cancelled. While the task is being polled
   // the wake is remembered and the task is re-queued when the poll ends.
-  void Wake(uint32_t seq);
+  void Wake(uint32_t seq) {
+    // Fast path: a confined task woken during its own poll (Yield, or an
+    // awaitable whose wake comes before it suspends) is only flagged.
+    if (confined_) {
+      const uint64_t s = state_.load(std::memory_order_relaxed);
+      if ((s & (kCompleted | kClosed | kScheduled | kRunning)) == kRunning &&
+          static_cast<uint32_t>(s >> kSeqShift) == seq) {
+        state_.store(s | kScheduled, std::memory_order_relaxed);
+        return;
+      }
+    }
+    WakeSlow(seq);
+  }
 
   // Poll()
   //
   // Runs the task until its next suspension, consuming the reference the
   // Runnable held. Called only by `Runnable::Run`.
-  void Poll();
+  void Poll() {
+    if (PollOnce() == PollResult::kRequeue) ScheduleSelf();
+  }
+
+  // PollOnce()
+  //
+  // Poll() for schedulers that re-queue a task themselves: on kRequeue the
+  // task was woken during the poll and the caller must queue it again (the
+  // reference moves with it); otherwise the reference was released.
+  enum class PollResult { kRequeue, kSuspended, kFinished };
+  PollResult PollOnce() {
+    // Inline: this is the scheduler's per-step hot path; the rare endings
+    // (cancelled, completed) are out of line.
+    uint64_t s = state();
+    for (;;) {
+      if ((s & kClosed) != 0) [[unlikely]] return PollClosedWhileQueued();
+      SIMSCHED_CHECK((s & (kRunning | kCompleted)) == 0, "polled a running or completed task");
+      if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
+    }
+    TaskHeader* const previous = current_task;
+    current_task = this;
+    leaf.resume();
+    // The resumption trampoline: awaits of Co children and their returns
+    // hand control back here instead of nesting calls.
+    while (resume_next_) [[unlikely]] std::exchange(resume_next_, nullptr).resume();
+    current_task = previous;
+    if (root_.done()) [[unlikely]] return PollEnded();
+    s = state();
+    for (;;) {
+      if ((s & kClosed) != 0) [[unlikely]] return PollEnded();
+      if (CasState(s, s & ~kRunning)) break;
+    }
+    if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
+    Release();
+    return PollResult::kSuspended;
+  }
 
   // Cancel()
   //
@@ -160,6 +212,49 @@ class TaskHeader {
     return std::noop_coroutine();
   }
 
+ protected:
+  TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
+             bool confined)
+      : kind_(kind), confined_(confined), scheduler_(&scheduler), root_(root) {
+    leaf = root;
+  }
+  virtual ~TaskHeader() = default;
+
+  // Moves the value or exception out of the finished root frame's promise.
+  // The exception goes to `exception_`.
+  virtual void HarvestResult(std::coroutine_handle<> root) noexcept = 0;
+
+ private:
+  bool CasState(uint64_t& expected, uint64_t desired) {
+    if (confined_) {
+      state_.store(desired, std::memory_order_relaxed);
+      return true;
+    }
+    return state_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
+  void WakeSlow(uint32_t seq);
+  PollResult PollClosedWhileQueued();
+  PollResult PollEnded();
+  void LockJoin();
+  void UnlockJoin();
+  void Complete();
+  void DestroyFrame();
+  void Finish();
+
+  // Data, hottest first: a poll touches the first cache line or two. (The
+  // access sections alternate so that the layout follows use, not access.)
+  std::atomic<uint64_t> state_{kScheduled};
+  std::atomic<uint32_t> refs_{3};
+  ScheduleKind kind_;
+  bool confined_;
+  std::atomic<bool> join_lock_{false};
+  bool exception_observed_ = false;
+  Scheduler* scheduler_;
+  std::coroutine_handle<> root_;
+  std::coroutine_handle<> resume_next_;
+
+ public:
   // The coroutine to resume on the next poll: the innermost `Co` frame the
   // task is suspended in. Kept current by TransferTo.
   std::coroutine_handle<> leaf;
@@ -177,52 +272,14 @@ class TaskHeader {
   TaskMetadata metadata;
 
  protected:
-  TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
-             bool confined)
-      : kind_(kind), confined_(confined), scheduler_(&scheduler), root_(root) {
-    leaf = root;
-  }
-  virtual ~TaskHeader() = default;
-
-  // Moves the value or exception out of the finished root frame's promise.
-  // The exception goes to `exception_`.
-  virtual void HarvestResult(std::coroutine_handle<> root) noexcept = 0;
-
   std::exception_ptr exception_;
 
  private:
-  bool CasState(uint64_t& expected, uint64_t desired) {
-    if (confined_) {
-      state_.store(desired, std::memory_order_relaxed);
-      return true;
-    }
-    return state_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
-                                        std::memory_order_acquire);
-  }
-  void LockJoin();
-  void UnlockJoin();
-  void Complete();
-  void DestroyFrame();
-  void Finish();
-
-  // Hot fields first: a poll touches these.
-  std::atomic<uint64_t> state_{kScheduled};
-  std::atomic<uint32_t> refs_{3};
-  ScheduleKind kind_;
-  bool confined_;
-  std::atomic<bool> join_lock_{false};
-  bool exception_observed_ = false;
-  Scheduler* scheduler_;
-  std::coroutine_handle<> root_;
-  std::coroutine_handle<> resume_next_;
   TaskHeader* joiner_ = nullptr;  // holds a reference
   uint32_t joiner_seq_ = 0;
   uint32_t wait_seq_ = 0;
   WaitSite wait_site_;
 };
-
-// The task being polled on this thread, or null outside any task.
-extern thread_local constinit TaskHeader* current_task;
 
 inline TaskHeader* CurrentTask() { return current_task; }
 
