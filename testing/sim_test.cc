@@ -386,7 +386,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
-  std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
+  if (options.print_summary) std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
               "%.0f seeds/s\n",
               test_name, ran.size(), std::min(regression.size(), ran.size()), failed.size(),
               static_cast<unsigned long long>(config.shard_index),

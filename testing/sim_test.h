@@ -72,6 +72,8 @@ struct SimTestOptions {
   std::string regression_seeds_file = "";
   // Run the scheduler to completion after the body returns.
   bool run_after_body = true;
+  // Print the one-line summary ("N seeds run, ...") when the sweep ends.
+  bool print_summary = true;
 };
 
 // Sim

@@ -56,6 +56,7 @@
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
 #include "sim/random.h"
+#include "testing/sim_test.h"
 
 // -----------------------------------------------------------------------------
 // Heap accounting
@@ -773,6 +774,64 @@ void BM_MemoryPerSuspendedTask_Reference(benchmark::State& state) {
   }
   ReportMemory(state, bytes, blocks, frame_bytes);
 }
+
+// --- Issue #5: seed-sweep throughput of a small scenario. ---
+//
+// 10 tasks of about 100 steps each (99 yields), swept through the harness
+// (RunSimTest: a fresh TestScheduler, gtest failure interception and the
+// run-after-body per seed), next to the same scenario on a bare
+// TestScheduler loop, so the harness's per-seed overhead is visible.
+// Items are seeds: items_per_second is seeds/s on one core.
+
+constexpr int kSweepTasks = 10;
+constexpr int kSweepYields = 99;
+constexpr uint64_t kSweepSeedsPerIteration = 2000;
+
+simsched::Co<void> SweepTask() {
+  for (int i = 0; i < kSweepYields; ++i) co_await simsched::Yield();
+}
+
+void SpawnSweepScenario(simsched::TestScheduler& scheduler) {
+  for (int i = 0; i < kSweepTasks; ++i) simsched::Spawn(scheduler, SweepTask()).Detach();
+}
+
+void BM_SeedSweep_SmallScenario_Harness(benchmark::State& state) {
+  uint64_t seeds = 0;
+  uint64_t start = 0;
+  for (auto _ : state) {
+    uint64_t ran = 0;
+    setenv("SIMSCHED_START_SEED", std::to_string(start).c_str(), 1);
+    simsched::testing::RunSimTest(
+        "Bench.SmallScenario",
+        [&ran](simsched::testing::Sim& sim) {
+          ++ran;
+          SpawnSweepScenario(sim.scheduler());
+        },
+        simsched::testing::SimTestOptions{.iterations = kSweepSeedsPerIteration,
+                                          .print_summary = false},
+        "", "", simsched::SourceLocation::current());
+    if (ran != kSweepSeedsPerIteration) state.SkipWithError("the sweep did not run every seed");
+    seeds += ran;
+    start += ran;
+  }
+  unsetenv("SIMSCHED_START_SEED");
+  state.SetItemsProcessed(static_cast<int64_t>(seeds));
+}
+
+void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
+  uint64_t seed = 0;
+  for (auto _ : state) {
+    for (uint64_t i = 0; i < kSweepSeedsPerIteration; ++i) {
+      simsched::TestScheduler scheduler({.seed = seed++});
+      SpawnSweepScenario(scheduler);
+      if (!scheduler.Run().ok()) state.SkipWithError("Run failed");
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(seed));
+}
+
+BENCHMARK(BM_SeedSweep_SmallScenario_Harness)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_W1_SpawnYield_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W1_SpawnYield_FifoReference)->Unit(benchmark::kMillisecond);
