@@ -13,7 +13,10 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
 echo "simctl: bazel test //... $*"
-bazel test --build_tests_only --test_summary=short "$@" //... 2>&1 | tee "$log" | grep -vE '^\s*$|^INFO:|^Loading|^Analyzing' | grep -vE '^//.*(PASSED|cached)' || true
+# Show what matters (failures, errors), keep everything in $log. The filter
+# always succeeds, so PIPESTATUS[0] is Bazel's own exit status.
+bazel test --build_tests_only --test_summary=short "$@" //... 2>&1 | tee "$log" |
+  { grep -vE '^\s*$|^INFO:|^Loading|^Analyzing|^//.*(PASSED|cached)' || true; }
 bazel_status=${PIPESTATUS[0]}
 
 testlogs="$(bazel info "$@" bazel-testlogs 2>/dev/null)"
