@@ -674,6 +674,13 @@ std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
     absl::StrAppend(&out, ": running");
   } else if ((state & TaskHeader::kScheduled) != 0) {
     absl::StrAppend(&out, ": queued to run");
+    // The wait site stays valid until the next poll: say what woke it.
+    if (site.awaited_task.value != 0) {
+      absl::StrAppend(&out, " (woken by task ", site.awaited_task.value, " finishing)");
+    } else if (!site.what.empty()) {
+      absl::StrAppend(&out, " (woken from ", std::string(site.what), " at ",
+                      FormatLocation(site.where), ")");
+    }
   } else if (site.awaited_task.value != 0) {
     absl::StrAppend(&out, ": waiting for task ", site.awaited_task.value, " to finish");
     if (!live_by_id_.contains(site.awaited_task.value)) {

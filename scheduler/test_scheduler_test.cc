@@ -312,6 +312,15 @@ TEST(TestSchedulerTest, DeadlockReportNamesSleepAndYieldSites) {
   EXPECT_THAT(s.DescribeLiveTasks(), ContainsRegex("waiting on Sleep at .*test_scheduler_test.cc:[0-9]+"));
 }
 
+TEST(TestSchedulerTest, QueuedTaskReportSaysWhatWokeIt) {
+  TestScheduler s;
+  Spawn(s, []() -> Co<void> { co_await Sleep(std::chrono::milliseconds(5)); }).Detach();
+  ASSERT_TRUE(s.RunUntilParked().ok());
+  s.AdvanceClock(std::chrono::milliseconds(5));  // fires the timer: queued, not yet run
+  EXPECT_THAT(s.DescribeTask(TaskId{1}),
+              ContainsRegex("queued to run \\(woken from Sleep at .*test_scheduler_test.cc:[0-9]+"));
+}
+
 TEST(TestSchedulerTest, StepBudgetTurnsALivelockIntoAReport) {
   TestScheduler s({.seed = 3, .max_steps = 1000});
   auto spinner = []() -> Co<void> {

@@ -117,15 +117,6 @@ std::string SessionRegistry::DescribeState(const internal::TaskHeader& task) con
       state.erase(0, colon + 2);
     }
   }
-  // A woken task still knows where it was suspended until it runs again:
-  // say so, rather than only "queued to run".
-  constexpr uint64_t kQueued = internal::TaskHeader::kScheduled;
-  constexpr uint64_t kRunning = internal::TaskHeader::kRunning;
-  const WaitSite site = task.wait_site();
-  if ((task.state() & (kQueued | kRunning)) == kQueued && !site.what.empty()) {
-    absl::StrAppend(&state, ", woken from ", std::string(site.what));
-    if (site.where.line() != 0) absl::StrAppend(&state, " at ", FormatLocation(site.where));
-  }
   return state;
 }
 
