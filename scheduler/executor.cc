@@ -4,14 +4,6 @@
 
 namespace simsched {
 
-void BackgroundExecutor::Deprioritize(TaskLabel label) const {
-  // Production schedulers have no priorities to change; only the
-  // TestScheduler uses labels to explore schedules.
-  if (auto* test_scheduler = dynamic_cast<TestScheduler*>(scheduler_.get())) {
-    test_scheduler->Deprioritize(std::move(label));
-  }
-}
-
 ForegroundExecutor ForegroundExecutor::ForNewLane(std::shared_ptr<Scheduler> scheduler,
                                                   std::string_view name) {
   uint32_t lane = 0;

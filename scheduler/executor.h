@@ -70,9 +70,10 @@ class BackgroundExecutor {
 
   // Deprioritize()
   //
-  // Under a TestScheduler, tasks with `label` run only when nothing else can.
-  // On any other scheduler this does nothing.
-  void Deprioritize(TaskLabel label) const;
+  // Under a TestScheduler (directly or through a decorator such as the
+  // session layer), tasks with `label` run only when nothing else can. On a
+  // production scheduler this does nothing.
+  void Deprioritize(TaskLabel label) const { scheduler_->Deprioritize(std::move(label)); }
 
   Instant Now() const { return scheduler_->Now(); }
   const std::shared_ptr<Scheduler>& scheduler() const { return scheduler_; }

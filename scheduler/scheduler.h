@@ -191,6 +191,14 @@ class Scheduler {
   // needs no atomic read-modify-write operations.
   virtual bool IsThreadConfined() const { return false; }
 
+  // Deprioritize()
+  //
+  // Asks the scheduler to run tasks labeled `label` only when nothing else
+  // can. The TestScheduler does (to explore schedules where that work comes
+  // last); production schedulers ignore it (the default); decorators forward
+  // it to the scheduler they wrap.
+  virtual void Deprioritize(TaskLabel label) { (void)label; }
+
   // How many times `SimulateRandomDelay(max_yields)` should yield: a
   // seed-chosen number in [0, max_yields] under the TestScheduler, zero on
   // schedulers that do not explore schedules.

@@ -226,7 +226,7 @@ class TestScheduler final : public Scheduler {
   // Deprioritize()
   //
   // Tasks with `label` queued from now on run only when nothing else can.
-  void Deprioritize(TaskLabel label);
+  void Deprioritize(TaskLabel label) override;
 
   // AddLane()
   //

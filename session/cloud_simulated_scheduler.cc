@@ -96,6 +96,8 @@ void CloudSimulatedScheduler::OnUnhandledTaskException(const TaskMetadata& task,
 
 bool CloudSimulatedScheduler::IsThreadConfined() const { return inner_->IsThreadConfined(); }
 
+void CloudSimulatedScheduler::Deprioritize(TaskLabel label) { inner_->Deprioritize(label); }
+
 uint32_t CloudSimulatedScheduler::RandomDelayYields(uint32_t max_yields) {
   return inner_->RandomDelayYields(max_yields);
 }

@@ -163,6 +163,7 @@ class CloudSimulatedScheduler final : public Scheduler {
                                 const std::exception_ptr& exception) override;
   bool IsThreadConfined() const override;
   uint32_t RandomDelayYields(uint32_t max_yields) override;
+  void Deprioritize(TaskLabel label) override;
 
  private:
   const std::shared_ptr<Scheduler> inner_;

@@ -15,6 +15,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
+#include "scheduler/executor.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 #include "session/execution_context.h"
@@ -756,6 +757,27 @@ TEST(CloudSimulatedSchedulerTest, SessionsListsEverySessionInIdOrder) {
   std::vector<SessionId> sessions = sim.cloud->Sessions();
   ASSERT_EQ(sessions.size(), 3u);
   for (uint64_t i = 0; i < 3; ++i) EXPECT_EQ(sessions[i].value, i + 1);
+}
+
+TEST(CloudSimulatedSchedulerTest, DeprioritizeReachesTheTestSchedulerThroughTheDecorator) {
+  auto test = TestScheduler::Create({.seed = 5});
+  auto cloud = CloudSimulatedScheduler::Create(test);
+  const TaskLabel slow("cloud-slow");
+  BackgroundExecutor(cloud).Deprioritize(slow);
+  std::vector<char> order;
+  SpawnLabeled(*cloud, slow, [&]() -> Co<void> {
+    order.push_back('d');
+    co_return;
+  }).Detach();
+  for (int i = 0; i < 4; ++i) {
+    Spawn(*cloud, [&]() -> Co<void> {
+      order.push_back('n');
+      co_return;
+    }).Detach();
+  }
+  ASSERT_TRUE(test->Run().ok());
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_EQ(order.back(), 'd');
 }
 
 }  // namespace
