@@ -14,7 +14,7 @@ Event::~Event() {
   std::lock_guard<std::mutex> lock(mu_);
   for (Awaiter* a = head_; a != nullptr; a = a->next_) {
     a->event_ = nullptr;
-    a->linked_ = false;
+    a->linked_.store(false, std::memory_order_release);
   }
   head_ = tail_ = nullptr;
 }
@@ -28,7 +28,7 @@ void Event::Link(Awaiter* awaiter) {
     head_ = awaiter;
   }
   tail_ = awaiter;
-  awaiter->linked_ = true;
+  awaiter->linked_.store(true, std::memory_order_relaxed);
   ++waiters_;
 }
 
@@ -44,7 +44,7 @@ void Event::Unlink(Awaiter* awaiter) {
     tail_ = awaiter->prev_;
   }
   awaiter->prev_ = awaiter->next_ = nullptr;
-  awaiter->linked_ = false;
+  awaiter->linked_.store(false, std::memory_order_release);
   --waiters_;
 }
 
@@ -107,10 +107,12 @@ bool Event::Awaiter::await_suspend(std::coroutine_handle<>) {
 }
 
 Event::Awaiter::~Awaiter() {
-  // Still linked only if the waiting task was cancelled.
-  if (event_ == nullptr) return;
+  // Still linked only if the waiting task was cancelled while waiting. Once
+  // Set/NotifyOne released it, the event may already be destroyed: do not
+  // touch it (a regression test covers this).
+  if (!linked_.load(std::memory_order_acquire)) return;
   std::lock_guard<std::mutex> lock(event_->mu_);
-  if (linked_) event_->Unlink(this);
+  if (linked_.load(std::memory_order_relaxed)) event_->Unlink(this);
 }
 
 }  // namespace simsched

@@ -34,6 +34,7 @@
 #ifndef SIMSCHED_SCHEDULER_EVENT_H_
 #define SIMSCHED_SCHEDULER_EVENT_H_
 
+#include <atomic>
 #include <coroutine>
 #include <mutex>
 #include <string>
@@ -99,7 +100,9 @@ class Event {
     Waker waker_;
     Awaiter* prev_ = nullptr;
     Awaiter* next_ = nullptr;
-    bool linked_ = false;
+    // Written under the event's lock; read without it by the destructor, which
+    // must not touch an event that released it (it may be gone by then).
+    std::atomic<bool> linked_{false};
   };
 
   // Wait()

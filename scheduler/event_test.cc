@@ -1,6 +1,7 @@
 #include "scheduler/event.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,19 @@ TEST(EventTest, EventDestroyedWithWaitersLeavesThemWaiting) {
   }
   EXPECT_FALSE(waiter.IsFinished());
   waiter = Task<void>();  // the awaiter's destructor must not touch the dead event
+}
+
+// Regression: a waiter released by Set(), whose event is then destroyed and
+// whose task is cancelled before it runs, must not touch the dead event.
+TEST(EventTest, ReleasedWaiterCancelledAfterTheEventIsGoneDoesNotTouchIt) {
+  TestScheduler s;
+  auto event = std::make_unique<Event>("doomed");
+  Task<void> waiter = Spawn(s, [ev = event.get()]() -> Co<void> { co_await ev->Wait(); });
+  ASSERT_TRUE(s.RunUntilParked().ok());
+  event->Set();    // releases the waiter: queued, not yet run
+  event.reset();   // the event goes away
+  waiter = Task<void>();  // cancel: the awaiter's destructor runs now
+  EXPECT_EQ(s.LiveTaskCount(), 0u);
 }
 
 uint64_t EventScenarioHash(uint64_t seed) {

@@ -52,8 +52,12 @@ TaskHeader::PollResult TaskHeader::PollEnded() {
     Release();
     return PollResult::kFinished;
   }
-  // Cancelled during its own poll.
+  // Cancelled during its own poll: the poll is over, so the task is now
+  // finished (kClosed without kRunning) for anyone who looks.
   DestroyFrame();
+  uint64_t s = state();
+  while (!CasState(s, s & ~(kRunning | kScheduled))) {
+  }
   Finish();
   Release();
   return PollResult::kFinished;

@@ -175,7 +175,12 @@ class TaskHeader {
 
   uint64_t state() const { return state_.load(std::memory_order_acquire); }
   uint32_t seq() const { return static_cast<uint32_t>(state() >> kSeqShift); }
-  bool finished() const { return (state() & (kCompleted | kClosed)) != 0; }
+  // Completed, or cancelled and no longer being polled (a task cancelled
+  // from another thread mid-poll finishes when that poll ends).
+  bool finished() const {
+    const uint64_t s = state();
+    return (s & kCompleted) != 0 || (s & (kClosed | kRunning)) == kClosed;
+  }
   bool completed() const { return (state() & kCompleted) != 0; }
   bool cancelled() const { return (state() & kClosed) != 0 && !completed(); }
   bool running() const { return (state() & kRunning) != 0; }

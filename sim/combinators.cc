@@ -1,0 +1,105 @@
+#include "sim/combinators.h"
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/internal/task_header.h"
+#include "scheduler/task_metadata.h"
+
+namespace simsched::internal {
+namespace {
+
+// "250ms", "2s", "1500us", "7ns": the largest unit that divides exactly.
+std::string FormatDuration(Duration d) {
+  const int64_t ns = d.count();
+  if (ns != 0 && ns % 1'000'000'000 == 0) return absl::StrCat(ns / 1'000'000'000, "s");
+  if (ns != 0 && ns % 1'000'000 == 0) return absl::StrCat(ns / 1'000'000, "ms");
+  if (ns != 0 && ns % 1'000 == 0) return absl::StrCat(ns / 1'000, "us");
+  return absl::StrCat(ns, "ns");
+}
+
+}  // namespace
+
+Task<void> SpawnSibling(Co<void> co, SourceLocation location) {
+  TaskHeader& self = RequireCurrentTask("a combinator");
+  // The same kind, label and lane as the awaiting task, so a combinator
+  // awaited on a main thread (or a TestScheduler lane) keeps its inputs
+  // there. The session is inherited by SpawnTask itself.
+  return SpawnTask(*self.scheduler(), std::move(co), self.kind(), self.metadata.label,
+                   self.lane, location);
+}
+
+void RequireTaskFor(const char* what) {
+  if (!InTask()) {
+    throw std::logic_error(absl::StrCat(
+        "simsched: ", what,
+        " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
+        "BlockOn from plain code)"));
+  }
+}
+
+void ThrowEmptyInput(const char* what, SourceLocation location, size_t position) {
+  throw std::invalid_argument(absl::StrCat(
+      what, " at ", FormatLocation(location), ": input ", position,
+      " is an empty Task or Co (moved from, detached or default-made)"));
+}
+
+void ThrowNoInputs(const char* what, SourceLocation location) {
+  throw std::invalid_argument(absl::StrCat(what, " at ", FormatLocation(location),
+                                           " was given no inputs; it needs at least one"));
+}
+
+absl::Status TimeoutError(Duration timeout, SourceLocation location) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("WithTimeout(", FormatDuration(timeout), ") at ", FormatLocation(location),
+                   " expired before the task finished; the task was cancelled"));
+}
+
+CombinatorWait::~CombinatorWait() {
+  // Still registered only if the awaiting task was cancelled while here.
+  if (suspended_) Unregister();
+}
+
+bool CombinatorWait::await_suspend(std::coroutine_handle<>) {
+  RequireTaskFor("a combinator");
+  Waker waker = CurrentWaker();
+  DescribeWait(what_, location_);
+  if (deadline_.has_value()) {
+    scheduler_ = CurrentScheduler();
+    timer_ = scheduler_->StartTimer(*deadline_, waker);
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_.mu_);
+    if (!state_.satisfied_) {
+      state_.waiter_ = std::move(waker);
+      suspended_ = true;
+      return true;
+    }
+  }
+  // Satisfied between await_ready and now: no need to wait.
+  if (scheduler_ != nullptr) {
+    std::exchange(scheduler_, nullptr)->CancelTimer(timer_);
+  }
+  return false;
+}
+
+void CombinatorWait::await_resume() {
+  if (suspended_) Unregister();
+}
+
+void CombinatorWait::Unregister() {
+  suspended_ = false;
+  Waker stale;  // destroyed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(state_.mu_);
+    stale = std::move(state_.waiter_);
+  }
+  // Whichever of the timer and the inputs lost the race: cancel the timer.
+  if (scheduler_ != nullptr) {
+    std::exchange(scheduler_, nullptr)->CancelTimer(timer_);
+  }
+}
+
+}  // namespace simsched::internal

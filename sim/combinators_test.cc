@@ -1,0 +1,421 @@
+#include "sim/combinators.h"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "scheduler/event.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/test_scheduler.h"
+
+namespace simsched {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint64_t kSeeds = 20;
+
+// Counts destructions: put one in a coroutine frame to see it cancelled.
+class Tracker {
+ public:
+  explicit Tracker(int* destroyed) : destroyed_(destroyed) {}
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+  ~Tracker() { ++*destroyed_; }
+
+ private:
+  int* destroyed_;
+};
+
+Co<int> SleepThen(Duration d, int value, int* destroyed = nullptr) {
+  std::optional<Tracker> tracker;
+  if (destroyed != nullptr) tracker.emplace(destroyed);
+  co_await Sleep(d);
+  co_return value;
+}
+
+Co<std::string> SleepThenString(Duration d, std::string value) {
+  co_await Sleep(d);
+  co_return value;
+}
+
+Co<void> SleepVoid(Duration d, int* destroyed = nullptr) {
+  std::optional<Tracker> tracker;
+  if (destroyed != nullptr) tracker.emplace(destroyed);
+  co_await Sleep(d);
+}
+
+Co<int> SleepThenThrow(Duration d, std::string message) {
+  co_await Sleep(d);
+  throw std::runtime_error(message);
+}
+
+Co<int> YieldThen(int yields, int value) {
+  for (int i = 0; i < yields; ++i) co_await Yield();
+  co_return value;
+}
+
+TEST(WhenAllTest, GivesEveryResultInArgumentOrderAndRunsInputsConcurrently) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    auto result = s.BlockOn([&]() -> Co<std::tuple<int, std::string, std::monostate>> {
+      Task<int> a = Spawn(*CurrentScheduler(), SleepThen(milliseconds(30), 1));
+      co_return co_await WhenAll(std::move(a), SleepThenString(milliseconds(10), "two"),
+                                 SleepVoid(milliseconds(20)));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(std::get<0>(*result), 1);
+    EXPECT_EQ(std::get<1>(*result), "two");
+    EXPECT_EQ(s.Elapsed(), milliseconds(30)) << "inputs ran at the same time";
+  }
+}
+
+TEST(WhenAllTest, OfAVectorGivesResultsInInputOrder) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    auto result = s.BlockOn([&]() -> Co<std::vector<int>> {
+      std::vector<Task<int>> tasks;
+      for (int i = 0; i < 5; ++i) {
+        tasks.push_back(Spawn(*CurrentScheduler(), SleepThen(milliseconds(10 * (5 - i)), i)));
+      }
+      co_return co_await WhenAll(std::move(tasks));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_THAT(*result, ElementsAre(0, 1, 2, 3, 4));
+    EXPECT_EQ(s.Elapsed(), milliseconds(50));
+  }
+}
+
+TEST(WhenAllTest, OfNothingCompletesAtOnce) {
+  TestScheduler s;
+  auto result = s.BlockOn([&]() -> Co<size_t> {
+    std::tuple<> none = co_await WhenAll();
+    (void)none;
+    std::vector<int> empty = co_await WhenAll(std::vector<Co<int>>());
+    co_return empty.size();
+  }());
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(*result, 0u);
+  EXPECT_EQ(s.step_count(), 1u);
+}
+
+TEST(WhenAllTest, RethrowsTheFirstFailureAndCancelsTheRest) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    int destroyed = 0;
+    bool caught = false;
+    Task<void> parent = Spawn(s, [&]() -> Co<void> {
+      try {
+        (void)co_await WhenAll(SleepThenThrow(milliseconds(10), "late"),
+                               SleepThen(seconds(1), 1, &destroyed),
+                               SleepThenThrow(milliseconds(5), "first"));
+      } catch (const std::runtime_error& e) {
+        caught = true;
+        EXPECT_STREQ(e.what(), "first");
+      }
+    });
+    ASSERT_TRUE(s.BlockOn(parent).ok());
+    EXPECT_TRUE(caught);
+    EXPECT_EQ(destroyed, 1) << "the slow input was cancelled";
+    EXPECT_EQ(s.Elapsed(), milliseconds(5)) << "fail-fast: no waiting for the rest";
+    EXPECT_EQ(s.LiveTaskCount(), 0u);
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_EQ(s.Elapsed(), milliseconds(5)) << "the cancelled inputs' timers are gone";
+  }
+}
+
+TEST(WhenAllTest, CancellingTheAwaitingTaskCancelsEveryInput) {
+  TestScheduler s;
+  int destroyed = 0;
+  Task<void> parent = Spawn(s, [&]() -> Co<void> {
+    Task<void> task = Spawn(*CurrentScheduler(), SleepVoid(seconds(1), &destroyed));
+    (void)co_await WhenAll(std::move(task), SleepThen(seconds(1), 1, &destroyed));
+  });
+  ASSERT_TRUE(s.RunUntilParked().ok());
+  EXPECT_EQ(s.LiveTaskCount(), 4u) << "parent, a Task input, and a runner per input";
+  parent.Cancel();
+  EXPECT_EQ(destroyed, 2);
+  EXPECT_EQ(s.LiveTaskCount(), 0u);
+  ASSERT_TRUE(s.Run().ok());
+  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "no timer survived the cancellation";
+}
+
+TEST(WhenAllTest, EmptyTaskInputIsAnInvalidArgument) {
+  TestScheduler s;
+  bool thrown = false;
+  ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                 Task<int> empty;
+                 try {
+                   (void)co_await WhenAll(SleepThen(milliseconds(1), 1), std::move(empty));
+                 } catch (const std::invalid_argument& e) {
+                   thrown = true;
+                   EXPECT_THAT(e.what(), ContainsRegex("WhenAll at .*combinators_test.cc:[0-9]+"
+                                                       ".*input 2 is an empty Task or Co"));
+                 }
+               }()).ok());
+  EXPECT_TRUE(thrown);
+  EXPECT_EQ(s.LiveTaskCount(), 0u) << "nothing was spawned";
+}
+
+TEST(WhenAllTest, InputsOfAForegroundTaskStayOnTheMainThread) {
+  TestScheduler s;
+  auto on_main = []() -> Co<bool> {
+    co_await Yield();
+    co_return CurrentScheduler()->IsMainThread();
+  };
+  Task<std::tuple<bool, bool>> parent = SpawnForeground(s, [&]() -> Co<std::tuple<bool, bool>> {
+    co_return co_await WhenAll(on_main(), on_main());
+  });
+  auto result = s.BlockOn(parent);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(std::get<0>(*result));
+  EXPECT_TRUE(std::get<1>(*result));
+}
+
+TEST(WhenAllTest, DeadlockReportNamesWhenAllAndItsSite) {
+  TestScheduler s;
+  Event never("never");
+  auto stuck = [&]() -> Co<void> { co_await never.Wait(); };
+  Task<void> parent = Spawn(s, [&]() -> Co<void> {
+    (void)co_await WhenAll(stuck(), SleepVoid(milliseconds(1)));
+  });
+  absl::Status status = s.BlockOn(parent);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  const std::string report(status.message());
+  EXPECT_THAT(report, ContainsRegex("waiting on WhenAll at .*combinators_test.cc:[0-9]+"));
+  EXPECT_THAT(report, ContainsRegex("spawned at .*combinators_test.cc:[0-9]+.*: waiting on "
+                                    "Event 'never'"))
+      << "the input's task carries the WhenAll site";
+}
+
+TEST(WhenAllTest, ReferenceResultsAreReportedAsReferenceWrappers) {
+  TestScheduler s;
+  int a = 1, b = 2;
+  auto ref = [](int& target) -> Co<int&> {
+    co_await Yield();
+    co_return target;
+  };
+  ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                 auto [ra, rb] = co_await WhenAll(ref(a), ref(b));
+                 ra.get() = 10;
+                 rb.get() = 20;
+                 absl::StatusOr<std::reference_wrapper<int>> rc =
+                     co_await WithTimeout(ref(a), seconds(1));
+                 EXPECT_TRUE(rc.ok());
+                 if (rc.ok()) rc->get() += 1;
+               }()).ok());
+  EXPECT_EQ(a, 11);
+  EXPECT_EQ(b, 20);
+}
+
+TEST(WhenAnyTest, GivesTheFirstToFinishAndCancelsTheRest) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    int destroyed = 0;
+    auto result = s.BlockOn([&]() -> Co<std::variant<int, std::string, std::monostate>> {
+      co_return co_await WhenAny(SleepThen(milliseconds(30), 1, &destroyed),
+                                 SleepThenString(milliseconds(10), "fast"),
+                                 SleepVoid(milliseconds(20), &destroyed));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->index(), 1u);
+    EXPECT_EQ(std::get<1>(*result), "fast");
+    EXPECT_EQ(destroyed, 2) << "both losers cancelled";
+    EXPECT_EQ(s.LiveTaskCount(), 0u);
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_EQ(s.Elapsed(), milliseconds(10)) << "the losers' timers are gone";
+  }
+}
+
+TEST(WhenAnyTest, OfAVectorGivesTheWinnersIndexAndValue) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    auto result = s.BlockOn([&]() -> Co<WhenAnyResult<int>> {
+      std::vector<Co<int>> inputs;
+      inputs.push_back(SleepThen(milliseconds(40), 10));
+      inputs.push_back(SleepThen(milliseconds(20), 11));
+      inputs.push_back(SleepThen(milliseconds(30), 12));
+      co_return co_await WhenAny(std::move(inputs));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->index, 1u);
+    EXPECT_EQ(result->value, 11);
+  }
+}
+
+TEST(WhenAnyTest, RethrowsWhenTheFirstToFinishThrew) {
+  TestScheduler s;
+  int destroyed = 0;
+  bool caught = false;
+  ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                 try {
+                   (void)co_await WhenAny(SleepThen(seconds(1), 1, &destroyed),
+                                          SleepThenThrow(milliseconds(1), "boom"));
+                 } catch (const std::runtime_error& e) {
+                   caught = true;
+                   EXPECT_STREQ(e.what(), "boom");
+                 }
+               }()).ok());
+  EXPECT_TRUE(caught);
+  EXPECT_EQ(destroyed, 1);
+}
+
+TEST(WhenAnyTest, OfAnEmptyVectorIsAnInvalidArgument) {
+  TestScheduler s;
+  bool thrown = false;
+  ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                 try {
+                   (void)co_await WhenAny(std::vector<Task<int>>());
+                 } catch (const std::invalid_argument& e) {
+                   thrown = true;
+                   EXPECT_THAT(e.what(), HasSubstr("given no inputs"));
+                 }
+               }()).ok());
+  EXPECT_TRUE(thrown);
+}
+
+size_t RaceWinner(uint64_t seed, uint64_t* hash) {
+  TestScheduler s({.seed = seed});
+  auto result = s.BlockOn([&]() -> Co<size_t> {
+    auto winner = co_await WhenAny(YieldThen(3, 0), YieldThen(3, 1), YieldThen(3, 2));
+    co_return winner.index();
+  }());
+  EXPECT_TRUE(result.ok()) << result.status();
+  *hash = s.TraceHash();
+  return *result;
+}
+
+TEST(WhenAnyTest, WinnerOfATieIsChosenBySeedAndReplays) {
+  std::set<size_t> winners;
+  std::set<uint64_t> hashes;
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    uint64_t first_hash = 0, second_hash = 0;
+    const size_t winner = RaceWinner(seed, &first_hash);
+    EXPECT_EQ(winner, RaceWinner(seed, &second_hash)) << "seed " << seed;
+    EXPECT_EQ(first_hash, second_hash) << "seed " << seed;
+    winners.insert(winner);
+    hashes.insert(first_hash);
+  }
+  EXPECT_EQ(winners.size(), 3u) << "every racer wins under some seed";
+  EXPECT_GT(hashes.size(), 10u);
+}
+
+TEST(WithTimeoutTest, GivesTheResultWhenTheTaskIsFastEnough) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    auto result = s.BlockOn([&]() -> Co<absl::StatusOr<int>> {
+      co_return co_await WithTimeout(SleepThen(milliseconds(10), 7), milliseconds(50));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_TRUE(result->ok()) << result->status();
+    EXPECT_EQ(**result, 7);
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_EQ(s.Elapsed(), milliseconds(10)) << "the timer lost and was cancelled";
+  }
+}
+
+TEST(WithTimeoutTest, ExpiryCancelsTheTaskAndNamesTheDurationAndSite) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    int destroyed = 0;
+    auto result = s.BlockOn([&]() -> Co<absl::StatusOr<int>> {
+      Task<int> slow = Spawn(*CurrentScheduler(), SleepThen(seconds(5), 1, &destroyed));
+      co_return co_await WithTimeout(std::move(slow), milliseconds(250));
+    }());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->status().code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_THAT(std::string(result->status().message()),
+                ContainsRegex("WithTimeout\\(250ms\\) at .*combinators_test.cc:[0-9]+"));
+    EXPECT_EQ(destroyed, 1) << "the slow task was cancelled";
+    EXPECT_EQ(s.Elapsed(), milliseconds(250));
+    EXPECT_EQ(s.LiveTaskCount(), 0u);
+  }
+}
+
+TEST(WithTimeoutTest, OfAVoidTaskGivesAStatus) {
+  TestScheduler s;
+  auto result = s.BlockOn([&]() -> Co<std::pair<absl::Status, absl::Status>> {
+    absl::Status fast = co_await WithTimeout(SleepVoid(milliseconds(1)), seconds(1));
+    absl::Status slow = co_await WithTimeout(SleepVoid(seconds(2)), seconds(1));
+    co_return std::pair(fast, slow);
+  }());
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->first.ok()) << result->first;
+  EXPECT_EQ(result->second.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(result->second.message()), HasSubstr("WithTimeout(1s)"));
+}
+
+TEST(WithTimeoutTest, RethrowsTheTasksException) {
+  TestScheduler s;
+  bool caught = false;
+  ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                 try {
+                   (void)co_await WithTimeout(SleepThenThrow(milliseconds(1), "bad"), seconds(1));
+                 } catch (const std::runtime_error& e) {
+                   caught = true;
+                   EXPECT_STREQ(e.what(), "bad");
+                 }
+               }()).ok());
+  EXPECT_TRUE(caught);
+}
+
+TEST(WithTimeoutTest, ZeroTimeoutExpiresAtOnceUnlessTheTaskHasFinished) {
+  TestScheduler s;
+  auto result = s.BlockOn([&]() -> Co<std::pair<absl::StatusOr<int>, absl::StatusOr<int>>> {
+    absl::StatusOr<int> unstarted = co_await WithTimeout(YieldThen(0, 1), Duration::zero());
+    Task<int> done = Spawn(*CurrentScheduler(), YieldThen(0, 2));
+    while (!done.IsFinished()) co_await Yield();
+    absl::StatusOr<int> finished = co_await WithTimeout(std::move(done), milliseconds(-5));
+    co_return std::pair(std::move(unstarted), std::move(finished));
+  }());
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->first.status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(result->second.ok()) << result->second.status();
+  EXPECT_EQ(*result->second, 2);
+}
+
+TEST(WithTimeoutTest, CancellingTheAwaitingTaskCancelsTheInputAndTheTimer) {
+  TestScheduler s;
+  int destroyed = 0;
+  Task<void> parent = Spawn(s, [&]() -> Co<void> {
+    (void)co_await WithTimeout(SleepThen(seconds(5), 1, &destroyed), seconds(1));
+  });
+  ASSERT_TRUE(s.RunUntilParked().ok());
+  parent.Cancel();
+  EXPECT_EQ(destroyed, 1);
+  EXPECT_EQ(s.LiveTaskCount(), 0u);
+  ASSERT_TRUE(s.Run().ok());
+  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "no timer survived the cancellation";
+}
+
+TEST(WithTimeoutTest, DeadlockReportNamesWithTimeoutWhenNoTimerCanFire) {
+  TestScheduler s;
+  Event never("never");
+  auto stuck = [&]() -> Co<void> { co_await never.Wait(); };
+  Task<void> parent = Spawn(s, [&]() -> Co<void> {
+    // Too long to represent as a deadline: waits without a timer.
+    (void)co_await WithTimeout(stuck(), Duration::max());
+  });
+  absl::Status status = s.BlockOn(parent);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              ContainsRegex("waiting on WithTimeout at .*combinators_test.cc:[0-9]+"));
+}
+
+}  // namespace
+}  // namespace simsched

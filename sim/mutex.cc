@@ -1,0 +1,132 @@
+#include "sim/mutex.h"
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "scheduler/internal/check.h"
+
+namespace simsched {
+
+struct Mutex::State {
+  explicit State(std::string_view name_in)
+      : name(name_in),
+        lock_what(name_in.empty() ? std::string("Mutex::Lock")
+                                  : "Mutex '" + std::string(name_in) + "'::Lock") {}
+
+  const std::string name;
+  const std::string lock_what;  // the DescribeWait string
+
+  std::mutex mu;
+  bool locked = false;
+  // Of LockAwaiter, oldest first. Non-empty only while locked: an unlock
+  // with waiters hands the lock over instead of freeing it.
+  internal::WaitQueue waiters;
+};
+
+Mutex::Mutex(std::string_view name) : state_(std::make_shared<State>(name)) {}
+
+// Waiters keep the state alive and stay queued: they wait forever, as the
+// file comment says. Nothing to do.
+Mutex::~Mutex() = default;
+
+Mutex::LockAwaiter Mutex::Lock(SourceLocation location) {
+  return LockAwaiter(state_, location);
+}
+
+std::optional<MutexGuard> Mutex::TryLock() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->locked) return std::nullopt;
+  state_->locked = true;
+  return MutexGuard(state_);
+}
+
+bool Mutex::IsLocked() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->locked;
+}
+
+size_t Mutex::WaiterCount() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->waiters.size();
+}
+
+std::string_view Mutex::name() const { return state_->name; }
+
+Waker Mutex::ReleaseLocked(State& state) {
+  SIMSCHED_CHECK(state.locked, "unlocked a Mutex that is not locked");
+  if (internal::WaitNode* node = state.waiters.PopFront()) {
+    auto* next = static_cast<LockAwaiter*>(node);
+    next->phase_ = LockAwaiter::Phase::kGranted;  // the lock stays held, by it
+    return std::move(next->waker_);
+  }
+  state.locked = false;
+  return Waker();
+}
+
+void Mutex::Unlock(State& state) {
+  Waker next;
+  {
+    std::lock_guard<std::mutex> lock(state.mu);
+    next = ReleaseLocked(state);
+  }
+  next.Wake();  // outside the lock: a wake may run scheduler code
+}
+
+Mutex::LockAwaiter::LockAwaiter(std::shared_ptr<State> state, SourceLocation location)
+    : state_(std::move(state)), location_(location) {}
+
+Mutex::LockAwaiter::~LockAwaiter() {
+  if (!suspended_) return;  // never suspended, or resumed normally
+  // The task was cancelled while suspended here.
+  Waker next;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (phase_ == Phase::kWaiting) {
+      state_->waiters.Remove(this);
+    } else if (phase_ == Phase::kGranted) {
+      next = ReleaseLocked(*state_);  // handed to us, never used: pass it on
+    }
+  }
+  next.Wake();
+}
+
+bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<>) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (!state_->locked) {
+    state_->locked = true;
+    return false;
+  }
+  if (!InTask()) {
+    throw std::logic_error(
+        "simsched: Mutex::Lock() was awaited outside a simsched task; spawn the coroutine on a "
+        "Scheduler (Spawn, or BlockOn from plain code), or use TryLock");
+  }
+  waker_ = CurrentWaker();
+  DescribeWait(state_->lock_what, location_);
+  state_->waiters.PushBack(this);
+  phase_ = Phase::kWaiting;
+  suspended_ = true;
+  return true;
+}
+
+MutexGuard Mutex::LockAwaiter::await_resume() {
+  if (suspended_) {
+    suspended_ = false;
+    // Taking the lock orders this task after the unlocker on every scheduler.
+    std::lock_guard<std::mutex> lock(state_->mu);
+    SIMSCHED_CHECK(phase_ == Phase::kGranted, "a Mutex waiter resumed without the lock");
+    phase_ = Phase::kDone;
+  }
+  return MutexGuard(state_);
+}
+
+void MutexGuard::Unlock() {
+  if (state_ == nullptr) return;
+  std::shared_ptr<Mutex::State> state = std::move(state_);
+  state_ = nullptr;
+  Mutex::Unlock(*state);
+}
+
+}  // namespace simsched
