@@ -22,9 +22,11 @@
 //   bazel build --config=opt //tools/bench:pool_bench
 //   ./bazel-bin/tools/bench/pool_bench --benchmark_min_time=0.5
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 
@@ -38,8 +40,17 @@ namespace {
 
 constexpr int kThreads = 2;
 constexpr int64_t kSpawnBatch = 10'000;
-constexpr int64_t kW1Tasks = 10'000;
 constexpr int kW1Yields = 100;
+
+// W1's task count: 10,000, or SIMSCHED_BENCH_W1_TASKS (to see the cache
+// effect, or to run under valgrind).
+int64_t W1Tasks() {
+  static const int64_t tasks = [] {
+    const char* env = std::getenv("SIMSCHED_BENCH_W1_TASKS");
+    return env != nullptr ? std::max<int64_t>(1, std::atoll(env)) : int64_t{10'000};
+  }();
+  return tasks;
+}
 
 // Latch
 //
@@ -117,13 +128,13 @@ simsched::Co<void> YieldRepeatedly(Latch* latch) {
 void BM_Pool_W1_SpawnYield_ThreadPoolScheduler(benchmark::State& state) {
   auto pool = simsched::ThreadPoolScheduler::Create({.worker_threads = kThreads});
   for (auto _ : state) {
-    Latch latch(kW1Tasks);
-    for (int64_t i = 0; i < kW1Tasks; ++i) {
+    Latch latch(W1Tasks());
+    for (int64_t i = 0; i < W1Tasks(); ++i) {
       simsched::Spawn(*pool, YieldRepeatedly(&latch)).Detach();
     }
     latch.Wait();
   }
-  state.SetItemsProcessed(state.iterations() * kW1Tasks * (kW1Yields + 1));
+  state.SetItemsProcessed(state.iterations() * W1Tasks() * (kW1Yields + 1));
 }
 BENCHMARK(BM_Pool_W1_SpawnYield_ThreadPoolScheduler)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -145,14 +156,14 @@ struct AsioYielder {
 void BM_Pool_W1_SpawnYield_AsioThreadPool(benchmark::State& state) {
   boost::asio::thread_pool pool(kThreads);
   for (auto _ : state) {
-    Latch latch(kW1Tasks);
-    for (int64_t i = 0; i < kW1Tasks; ++i) {
+    Latch latch(W1Tasks());
+    for (int64_t i = 0; i < W1Tasks(); ++i) {
       boost::asio::post(pool, AsioYielder{&pool, &latch, kW1Yields});
     }
     latch.Wait();
   }
   pool.join();
-  state.SetItemsProcessed(state.iterations() * kW1Tasks * (kW1Yields + 1));
+  state.SetItemsProcessed(state.iterations() * W1Tasks() * (kW1Yields + 1));
 }
 BENCHMARK(BM_Pool_W1_SpawnYield_AsioThreadPool)->UseRealTime()->Unit(benchmark::kMillisecond);
 

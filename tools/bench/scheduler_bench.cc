@@ -56,6 +56,8 @@
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
 #include "sim/random.h"
+#include "scheduler/thread_pool_scheduler.h"
+#include "sim/channel.h"
 #include "testing/sim_test.h"
 
 // -----------------------------------------------------------------------------
@@ -829,6 +831,60 @@ void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(seed));
 }
+
+// --- Issue #8: W3 ping-pong over sim::Channel, on both schedulers. ---
+//
+// The same coroutine pair on the TestScheduler and on the production
+// ThreadPoolScheduler with 2 worker threads. Items are messages.
+
+constexpr int kChannelMessages = 200'000;
+
+simsched::Co<void> ChannelPinger(simsched::Channel<int>& ping, simsched::Channel<int>& pong,
+                                 int round_trips) {
+  for (int i = 0; i < round_trips; ++i) {
+    (void)co_await ping.Send(i);
+    (void)co_await pong.Recv();
+  }
+  ping.Close();
+}
+
+simsched::Co<void> ChannelPonger(simsched::Channel<int>& ping, simsched::Channel<int>& pong) {
+  while (std::optional<int> v = co_await ping.Recv()) (void)co_await pong.Send(*v);
+}
+
+simsched::Co<void> ChannelPingPong(simsched::Scheduler& s, int round_trips) {
+  simsched::Channel<int> ping(1, "ping"), pong(1, "pong");
+  simsched::Task<void> ponger = simsched::Spawn(s, ChannelPonger(ping, pong));
+  co_await simsched::Spawn(s, ChannelPinger(ping, pong, round_trips));
+  co_await ponger;
+}
+
+void BM_W3_ChannelPingPong_TestScheduler(benchmark::State& state) {
+  int64_t messages = 0;
+  for (auto _ : state) {
+    simsched::TestScheduler scheduler({.seed = 1, .max_steps = 0});
+    if (!simsched::BlockOn(scheduler, ChannelPingPong(scheduler, kChannelMessages / 2)).ok()) {
+      state.SkipWithError("BlockOn failed");
+    }
+    messages += kChannelMessages;
+  }
+  state.SetItemsProcessed(messages);
+}
+
+void BM_W3_ChannelPingPong_ThreadPoolScheduler(benchmark::State& state) {
+  auto scheduler = simsched::ThreadPoolScheduler::Create({.worker_threads = 2});
+  int64_t messages = 0;
+  for (auto _ : state) {
+    if (!simsched::BlockOn(*scheduler, ChannelPingPong(*scheduler, kChannelMessages / 2)).ok()) {
+      state.SkipWithError("BlockOn failed");
+    }
+    messages += kChannelMessages;
+  }
+  state.SetItemsProcessed(messages);
+}
+
+BENCHMARK(BM_W3_ChannelPingPong_TestScheduler)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_W3_ChannelPingPong_ThreadPoolScheduler)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_SeedSweep_SmallScenario_Harness)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)->Unit(benchmark::kMillisecond);
