@@ -120,7 +120,7 @@ TEST(RunSimTestTest, RunsTheConfiguredNumberOfDistinctSeeds) {
   std::set<uint64_t> seeds;
   RunSimTest("Direct.Count", [&](Sim& sim) { seeds.insert(sim.seed()); },
              SimTestOptions{.iterations = 37}, "", "", SourceLocation::current());
-  EXPECT_EQ(seeds.size(), 37u);
+  ASSERT_EQ(seeds.size(), 37u);
   EXPECT_EQ(*seeds.begin(), 0u);
   EXPECT_EQ(*seeds.rbegin(), 36u);
 }

@@ -19,7 +19,12 @@ bazel test --build_tests_only --test_summary=short "$@" //... 2>&1 | tee "$log" 
   { grep -vE '^\s*$|^INFO:|^Loading|^Analyzing|^//.*(PASSED|cached)' || true; }
 bazel_status=${PIPESTATUS[0]}
 
-testlogs="$(bazel info "$@" bazel-testlogs 2>/dev/null)"
+# `bazel info` takes the flags (they pick the output tree) but no targets.
+info_flags=()
+for arg in "$@"; do
+  case "$arg" in -*) info_flags+=("$arg") ;; esac
+done
+testlogs="$(bazel info "${info_flags[@]}" bazel-testlogs 2>/dev/null)"
 passed=0
 failed=0
 
