@@ -3,7 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <array>
+#include <bit>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -14,8 +14,37 @@
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/parker.h"
 
+// How the pool works
+// ------------------
+//
+// Queues. Each worker has a FIFO ring of task headers under a spin lock (the
+// critical sections are a handful of instructions, and a worker mostly
+// touches only its own queue). A task woken or spawned on a worker goes to
+// that worker's queue; work from any other thread goes to the injection
+// queue. A worker pops its own queue, takes a fair share (up to 32) of the
+// injection queue when its own is empty (and every 61 polls, so outside work
+// is not starved), and otherwise steals half of another worker's queue.
+// Queues hold raw headers, each with the reference its Runnable held; polls
+// go through TaskHeader::PollOnce, and a task woken during its poll (Yield)
+// is re-queued directly.
+//
+// Idle workers. At most half the workers (at least one) search: they spin,
+// then yield, looking for work; the others sleep on a condition variable. A
+// push wakes a sleeper only if nobody searches; a worker that leaves idleness
+// while work is still waiting wakes the next one. The fences in
+// NotifyWorkAvailable and WaitForWork make "a push is missed by a worker
+// going to sleep" impossible (see there).
+//
+// Live tasks. See the section of that name below: id blocks instead of a
+// shared map, and task headers handed back to their spawning thread.
+
 namespace simsched {
 namespace internal {
+
+// -----------------------------------------------------------------------------
+// Building blocks
+// -----------------------------------------------------------------------------
+
 namespace {
 
 // Spins with the CPU's pause hint: cheaper for the sibling hyperthread and
@@ -32,10 +61,9 @@ inline void CpuRelax() {
 
 // SpinLock
 //
-// A test-and-test-and-set lock for the run queues and the task registry,
-// whose critical sections are a few dozen instructions. After a short spin
-// it yields the CPU, so a holder preempted on an oversubscribed machine gets
-// to run.
+// A test-and-test-and-set lock for the run queues, whose critical sections
+// are a few dozen instructions. After a short spin it yields the CPU, so a
+// holder preempted on an oversubscribed machine gets to run.
 class SpinLock {
  public:
   void lock() {
@@ -56,73 +84,96 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-// RunQueue
+// -----------------------------------------------------------------------------
+// Live tasks
+// -----------------------------------------------------------------------------
 //
-// A FIFO ring of Runnables that grows by doubling. Not synchronized.
-class RunQueue {
- public:
-  RunQueue() : slots_(kInitialCapacity) {}
+// Spawning and finishing must not serialize on a shared map: a thread pool
+// spawns and finishes millions of tasks a second. Ids are therefore handed out
+// in blocks of 32: a spawning thread (each worker, or one of a few slots
+// shared by other threads) takes a block from the scheduler's counter and
+// issues its ids one by one. A block keeps one 64-bit word: bit i (low half)
+// says task `first_id + i` is live, bit 32 + i that a BlockOn waits for it.
+// Spawning writes only the spawning thread's block; finishing clears the
+// task's bits with one atomic AND (the block is found through the header's
+// scheduler-owned `enqueue_seq`, which this pool does not need for queueing).
+// The block whose last bit clears is freed. The map from block index to
+// block, under `registry_mu_`, is touched once per 32 tasks, and by the rare
+// lookups (IsTaskRunning, BlockOn, LiveTaskCount, shutdown).
+//
+// The registry also holds one reference to each task it tracks, and gives it
+// back on the spawning side: a finishing worker collects headers per spawning
+// allocator and pushes them, 16 at a time, onto that allocator's return list
+// (linked through `enqueue_seq` again, which is free once the task finished
+// and shares the first cache line with the reference count), which the
+// spawning thread drains when it takes its next id block. So the task header,
+// allocated by the spawning thread, is usually freed by that thread too.
+// glibc's malloc serializes frees of another thread's memory on the owning
+// arena's lock, and that lock, not the scheduler, would otherwise bound a
+// pool fed by one thread. A list its spawner does not come back to is
+// drained by the finisher once it holds kMaxReturns headers.
 
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+constexpr uint32_t kIdBlock = 32;
+constexpr uint64_t kLiveMask = 0xffffffffULL;
+constexpr int32_t kMaxReturns = 256;
+// Workers collect this many returns for a list before handing them over
+// (and hand over what they have before they go idle).
+constexpr uint32_t kReturnBatch = 16;
 
-  void Push(Runnable runnable) {
-    if (size_ == slots_.size()) Grow();
-    slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(runnable);
-    ++size_;
-  }
-
-  Runnable Pop() {
-    Runnable runnable = std::move(slots_[head_]);
-    head_ = (head_ + 1) & (slots_.size() - 1);
-    --size_;
-    return runnable;
-  }
-
- private:
-  static constexpr size_t kInitialCapacity = 256;  // a power of two
-
-  void Grow() {
-    std::vector<Runnable> bigger(slots_.size() * 2);
-    for (size_t i = 0; i < size_; ++i) {
-      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
-    }
-    slots_.swap(bigger);
-    head_ = 0;
-  }
-
-  std::vector<Runnable> slots_;
-  size_t head_ = 0;
-  size_t size_ = 0;
+// PoolReturnList
+//
+// Finished tasks whose registry reference goes back to the thread that
+// spawned them: a lock-free stack linked through `enqueue_seq` (NextReturn).
+struct alignas(64) PoolReturnList {
+  std::atomic<TaskHeader*> head{nullptr};
+  std::atomic<int32_t> count{0};  // approximate length
 };
 
-// PoolWorker
+// PoolIdBlock
 //
-// One worker thread and its run queue. The injection queue (work scheduled
-// from threads that are not workers) is a PoolWorker without a thread.
-struct alignas(64) PoolWorker {
-  SpinLock lock;
-  RunQueue queue;  // guarded by lock
-  // queue.size(), written under the lock, read without it by thieves and by
-  // workers deciding whether to sleep.
-  std::atomic<size_t> queued{0};
+// 32 consecutive task ids, issued by one allocator.
+struct PoolIdBlock {
+  PoolIdBlock(uint64_t first, PoolReturnList* home) : first_id(first), home(home) {}
 
-  ThreadPoolScheduler* pool = nullptr;
-  uint32_t index = 0;
-  // Owner-only state.
-  uint32_t ticks = 0;
-  uint64_t rng = 0;
-  std::thread thread;
+  const uint64_t first_id;
+  PoolReturnList* const home;  // the issuing allocator's return list
+  // Low half: live tasks, plus ids not issued yet (so a block in use is never
+  // freed). High half: tasks a BlockOn waits for. On its own cache line:
+  // finishing threads write it, the issuing thread does not.
+  alignas(64) std::atomic<uint64_t> word{kLiveMask};
+  // Ids issued so far, and the tasks; written by the issuing thread only.
+  alignas(64) std::atomic<uint32_t> issued{0};
+  TaskHeader* tasks[kIdBlock] = {};  // tasks[i] valid for i < issued
 };
 
-// PoolShard
+// PoolIdAllocator
 //
-// One shard of the live-task registry.
-struct alignas(64) PoolShard {
+// Issues ids from its current block. Each worker has one; other threads
+// share kExternalIdSlots of them (PoolExternalIds).
+struct PoolIdAllocator {
+  PoolIdBlock* block = nullptr;
+  uint32_t next = 0;  // next index in `block`
+  PoolReturnList returns;
+};
+
+struct alignas(64) PoolExternalIds {
   SpinLock lock;
-  absl::flat_hash_map<uint64_t, TaskHeader*> tasks;  // id -> header; guarded by lock
-  // BlockOn calls waiting for a task of this shard; guarded by lock.
-  absl::flat_hash_map<uint64_t, std::shared_ptr<PoolBlockWaiter>> waiters;
+  PoolIdAllocator ids;  // guarded by lock
+};
+
+// PendingReturns
+//
+// Finished tasks a worker collected for one return list, pushed in one
+// splice by FlushReturns.
+struct PendingReturns {
+  PoolReturnList* list = nullptr;
+  TaskHeader* head = nullptr;
+  TaskHeader* tail = nullptr;
+  uint32_t count = 0;
+};
+
+struct PoolBlockMap {
+  absl::flat_hash_map<uint64_t, PoolIdBlock*> blocks;
 };
 
 // PoolBlockWaiter
@@ -139,16 +190,46 @@ struct PoolBlockWaiter {
   std::condition_variable cv;
 };
 
+struct PoolWaiterMap {
+  absl::flat_hash_map<uint64_t, std::shared_ptr<PoolBlockWaiter>> waiters;
+};
+
+// -----------------------------------------------------------------------------
+// Workers
+// -----------------------------------------------------------------------------
+
+// PoolWorker
+//
+// One worker thread and its FIFO run queue. The injection queue (work
+// scheduled from threads that are not workers) is a PoolWorker without a
+// thread.
+struct alignas(64) PoolWorker {
+  SpinLock lock;
+  RingQueue<TaskHeader*> queue;  // guarded by lock; each entry holds a reference
+  // queue.size(), written under the lock, read without it by thieves and by
+  // workers deciding whether to sleep. On its own cache line, so that idle
+  // workers polling it do not take the lock's line away from the owner.
+  alignas(64) std::atomic<size_t> queued{0};
+
+  // Owner-only state.
+  alignas(64) ThreadPoolScheduler* pool = nullptr;
+  uint32_t ticks = 0;
+  uint64_t rng = 0;
+  PoolIdAllocator ids;
+  PendingReturns pending_returns;
+  std::thread thread;
+};
+
 namespace {
 
-constexpr size_t kShardCount = 64;
-// Runnables moved per steal or per pull from the injection queue, at most.
+constexpr size_t kExternalIdSlots = 8;
+// Task headers moved per steal or per pull from the injection queue, at most.
 constexpr size_t kBatchMax = 32;
 // A worker checks the injection queue before its own queue every this many
 // polls, so work from outside is not starved by a busy local queue.
 constexpr uint32_t kInjectorCheckInterval = 61;
-// Rounds an idle worker looks for work before it sleeps: the first ones with
-// a pause loop, the rest yielding the CPU.
+// Rounds a searching worker looks for work before it sleeps: the first ones
+// with a pause loop, the rest yielding the CPU.
 constexpr int kSpinRoundsPause = 16;
 constexpr int kSpinRoundsYield = 16;
 
@@ -157,6 +238,80 @@ constexpr int kSpinRoundsYield = 16;
 thread_local constinit PoolWorker* tls_worker = nullptr;
 thread_local constinit const ThreadPoolScheduler* tls_timer_of = nullptr;
 thread_local constinit const ThreadPoolScheduler* tls_loop_of = nullptr;
+
+// Which external id slot this thread uses (0: not chosen yet).
+std::atomic<uint32_t> next_external_slot{0};
+thread_local constinit uint32_t tls_external_slot = 0;
+
+size_t ExternalSlot() {
+  if (tls_external_slot == 0) {
+    tls_external_slot = 1 + next_external_slot.fetch_add(1, std::memory_order_relaxed);
+  }
+  return tls_external_slot % kExternalIdSlots;
+}
+
+// Asks the CPU to start loading a queued task's header (its hot first cache
+// lines), so it is in cache when the task is polled: a pool cycling through
+// thousands of tasks is otherwise bound by cache misses.
+inline void PrefetchTask(const TaskHeader* task) {
+  __builtin_prefetch(task, 1, 3);
+  __builtin_prefetch(reinterpret_cast<const char*>(task) + 64, 1, 3);
+}
+
+// A live task's `enqueue_seq` holds its id block; a finished one's, the next
+// task on its return list.
+PoolIdBlock* BlockOf(const TaskHeader& task) {
+  return reinterpret_cast<PoolIdBlock*>(static_cast<uintptr_t>(task.enqueue_seq));
+}
+TaskHeader* NextReturn(const TaskHeader& task) {
+  return reinterpret_cast<TaskHeader*>(static_cast<uintptr_t>(task.enqueue_seq));
+}
+void SetNextReturn(TaskHeader& task, TaskHeader* next) {
+  task.enqueue_seq = reinterpret_cast<uintptr_t>(next);
+}
+
+// Detaches the tasks on `list`, for ReleaseReturns.
+TaskHeader* TakeReturns(PoolReturnList& list) {
+  if (list.head.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  return list.head.exchange(nullptr, std::memory_order_acquire);
+}
+
+// Releases the registry's reference to each task taken from `list`. Call it
+// holding no lock: a release may destroy a task's result, running user code.
+void ReleaseReturns(PoolReturnList& list, TaskHeader* task) {
+  int32_t released = 0;
+  while (task != nullptr) {
+    TaskHeader* next = NextReturn(*task);
+    // The list was built on other threads: start loading the next header
+    // while this one is released.
+    if (next != nullptr) PrefetchTask(next);
+    task->Release();
+    task = next;
+    ++released;
+  }
+  list.count.fetch_sub(released, std::memory_order_relaxed);
+}
+
+// Pushes the chain `first`..`last` (linked through NextReturn, `count` long)
+// onto `list`.
+void PushReturns(PoolReturnList& list, TaskHeader* first, TaskHeader* last, uint32_t count) {
+  TaskHeader* head = list.head.load(std::memory_order_relaxed);
+  do {
+    SetNextReturn(*last, head);
+  } while (!list.head.compare_exchange_weak(head, first, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  const int32_t added = static_cast<int32_t>(count);
+  if (list.count.fetch_add(added, std::memory_order_relaxed) + added >= kMaxReturns) {
+    ReleaseReturns(list, TakeReturns(list));  // the spawner went quiet
+  }
+}
+
+// Hands a worker's collected returns to their list.
+void FlushReturns(PendingReturns& pending) {
+  if (pending.count == 0) return;
+  PushReturns(*pending.list, pending.head, pending.tail, pending.count);
+  pending = PendingReturns{};
+}
 
 uint64_t SplitMix(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -168,6 +323,14 @@ uint64_t SplitMix(uint64_t& state) {
 void SetThreadName(const std::string& name) {
   // Linux limits names to 15 characters plus the terminator.
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
+// Moves up to `count` headers from the front of `from` (whose lock the caller
+// holds) into `out`, returning how many.
+size_t TakeFront(RingQueue<TaskHeader*>& from, size_t count, TaskHeader** out) {
+  count = std::min({count, from.size(), kBatchMax});
+  for (size_t i = 0; i < count; ++i) out[i] = from.pop_front();
+  return count;
 }
 
 // Helper threads that destroy schedulers whose last reference was dropped on
@@ -210,7 +373,7 @@ class DeferredDestructions {
 }  // namespace internal
 
 using internal::PoolBlockWaiter;
-using internal::PoolShard;
+using internal::PoolIdBlock;
 using internal::PoolWorker;
 using internal::TaskHeader;
 
@@ -223,16 +386,18 @@ ThreadPoolScheduler::ThreadPoolScheduler(ThreadPoolSchedulerOptions options)
       main_thread_(std::this_thread::get_id()),
       parker_(std::make_shared<internal::Parker>()),
       injector_(std::make_unique<PoolWorker>()),
-      shards_(new PoolShard[internal::kShardCount]) {
+      external_ids_(new internal::PoolExternalIds[internal::kExternalIdSlots]),
+      blocks_(std::make_unique<internal::PoolBlockMap>()),
+      waiters_(std::make_unique<internal::PoolWaiterMap>()) {
   int count = options_.worker_threads;
   if (count <= 0) count = static_cast<int>(std::thread::hardware_concurrency());
   if (count <= 0) count = 1;
+  max_searchers_ = std::max(1, count / 2);
   workers_.reserve(count);
   uint64_t seed = reinterpret_cast<uintptr_t>(this);
   for (int i = 0; i < count; ++i) {
     auto worker = std::make_unique<PoolWorker>();
     worker->pool = this;
-    worker->index = static_cast<uint32_t>(i);
     worker->rng = internal::SplitMix(seed);
     workers_.push_back(std::move(worker));
   }
@@ -280,6 +445,24 @@ ThreadPoolScheduler::~ThreadPoolScheduler() {
                    "down on this thread (the task's frame owned the scheduler); hold it through "
                    "ThreadPoolScheduler::Create(), whose deleter handles this");
   }
+  DrainAllReturns();
+  for (const auto& [index, block] : blocks_->blocks) delete block;
+}
+
+void ThreadPoolScheduler::DrainAllReturns() {
+  // Until nothing is left: a release may destroy a result whose destructor
+  // spawns (a task that is cancelled at once and returned again).
+  for (bool any = true; any;) {
+    any = false;
+    auto drain = [&any](internal::PoolReturnList& list) {
+      if (TaskHeader* tasks = internal::TakeReturns(list)) {
+        any = true;
+        internal::ReleaseReturns(list, tasks);
+      }
+    };
+    for (auto& worker : workers_) drain(worker->ids.returns);
+    for (size_t i = 0; i < internal::kExternalIdSlots; ++i) drain(external_ids_[i].ids.returns);
+  }
 }
 
 bool ThreadPoolScheduler::OnOwnThread() const {
@@ -293,8 +476,8 @@ bool ThreadPoolScheduler::OnOwnThread() const {
 void ThreadPoolScheduler::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  // 1. Stop accepting work: from now on a scheduled Runnable is dropped,
-  // which cancels its task.
+  // 1. Stop accepting work: from now on scheduled work is dropped, which
+  // cancels its task.
   accepting_.store(false, std::memory_order_seq_cst);
   // 2. Make the main-thread loop return (after the poll under way).
   {
@@ -328,6 +511,7 @@ void ThreadPoolScheduler::Shutdown() {
     std::unique_lock<std::mutex> lock(main_mu_);
     callers_cv_.wait(lock, [this] { return active_blockers_ == 0; });
   }
+  DrainAllReturns();
   // 6. Timers hold wakers (references to task headers): drop them last,
   // outside the lock (a header's destruction runs the result's destructor).
   std::vector<TimerSlot> slots;
@@ -345,33 +529,37 @@ void ThreadPoolScheduler::CancelEverything() {
   // false such work is dropped (cancelled) at once, but a round costs little
   // and keeps this correct whatever the destructors do.
   for (;;) {
-    std::vector<Runnable> dropped;
-    auto drain = [&dropped](PoolWorker& queue) {
+    std::vector<TaskHeader*> queued;
+    auto drain = [&queued](PoolWorker& queue) {
       std::lock_guard<internal::SpinLock> lock(queue.lock);
-      while (!queue.queue.empty()) dropped.push_back(queue.queue.Pop());
+      while (!queue.queue.empty()) queued.push_back(queue.queue.pop_front());
       queue.queued.store(0, std::memory_order_relaxed);
     };
     drain(*injector_);
     for (auto& worker : workers_) drain(*worker);
     {
       std::lock_guard<std::mutex> lock(main_mu_);
-      for (Runnable& runnable : main_queue_) dropped.push_back(std::move(runnable));
-      main_queue_.clear();
+      while (!main_queue_.empty()) queued.push_back(main_queue_.pop_front());
     }
-    const bool had_queued = !dropped.empty();
-    dropped.clear();  // cancels each task: frames destroyed, RAII runs
+    // Dropping each cancels its task (frames destroyed, RAII runs).
+    for (TaskHeader* task : queued) Runnable::Adopt(task);
 
     // Every other live task, in id order. A task that is already finished
     // but still registered is being torn down right now on this thread (its
     // frame dropped the last reference to the scheduler): leave it.
     std::vector<TaskHeader*> live;
-    for (size_t i = 0; i < internal::kShardCount; ++i) {
-      PoolShard& shard = shards_[i];
-      std::lock_guard<internal::SpinLock> lock(shard.lock);
-      for (const auto& [id, task] : shard.tasks) {
-        if (task->finished()) continue;
-        task->AddRef();  // the registry entry implies the task's own reference
-        live.push_back(task);
+    {
+      std::lock_guard<std::mutex> lock(registry_mu_);
+      for (const auto& [index, block] : blocks_->blocks) {
+        const uint64_t word = block->word.load(std::memory_order_acquire);
+        const uint32_t issued = block->issued.load(std::memory_order_acquire);
+        for (uint32_t i = 0; i < issued; ++i) {
+          if ((word & (uint64_t{1} << i)) == 0) continue;
+          TaskHeader* task = block->tasks[i];
+          if (task->finished()) continue;
+          task->AddRef();  // a live bit implies the task's own reference
+          live.push_back(task);
+        }
       }
     }
     std::sort(live.begin(), live.end(), [](const TaskHeader* a, const TaskHeader* b) {
@@ -381,7 +569,7 @@ void ThreadPoolScheduler::CancelEverything() {
       task->Cancel();
       task->Release();
     }
-    if (!had_queued && live.empty()) break;
+    if (queued.empty() && live.empty()) break;
   }
 }
 
@@ -399,32 +587,51 @@ bool ThreadPoolScheduler::ReleaseOrDeferFree() {
 // -----------------------------------------------------------------------------
 
 void ThreadPoolScheduler::Schedule(Runnable runnable) {
-  if (!accepting_.load(std::memory_order_acquire)) {
-    runnable = Runnable();  // shutting down: dropping cancels the task
+  EnqueueBackground(runnable.ReleaseHeader());
+}
+
+void ThreadPoolScheduler::ScheduleLabeled(Runnable runnable, TaskLabel) {
+  EnqueueBackground(runnable.ReleaseHeader());  // labels carry no priority here
+}
+
+void ThreadPoolScheduler::ScheduleForeground(Runnable runnable) {
+  EnqueueForeground(runnable.ReleaseHeader());
+}
+
+void ThreadPoolScheduler::EnqueueBackground(TaskHeader* task) {
+  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] {
+    Runnable::Adopt(task);  // shutting down: dropping cancels the task
     return;
   }
   PoolWorker* local = internal::tls_worker;
   PoolWorker& target = (local != nullptr && local->pool == this) ? *local : *injector_;
   {
     std::lock_guard<internal::SpinLock> lock(target.lock);
-    target.queue.Push(std::move(runnable));
+    target.queue.push_back(task);
     target.queued.store(target.queue.size(), std::memory_order_relaxed);
   }
   NotifyWorkAvailable();
 }
 
-void ThreadPoolScheduler::ScheduleLabeled(Runnable runnable, TaskLabel) {
-  Schedule(std::move(runnable));  // labels carry no priority in production
-}
-
-void ThreadPoolScheduler::ScheduleForeground(Runnable runnable) {
-  if (!accepting_.load(std::memory_order_acquire)) {
-    runnable = Runnable();
+void ThreadPoolScheduler::EnqueueForeground(TaskHeader* task) {
+  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] {
+    Runnable::Adopt(task);
     return;
   }
   std::lock_guard<std::mutex> lock(main_mu_);
-  main_queue_.push_back(std::move(runnable));
+  main_queue_.push_back(task);
   if (main_waiting_) main_cv_.notify_one();
+}
+
+void ThreadPoolScheduler::RunTask(TaskHeader* task) {
+  if (task->PollOnce() != TaskHeader::PollResult::kRequeue) return;
+  // Woken during its poll (Yield does this): queue it again, the reference
+  // moving along.
+  if (task->kind() == internal::ScheduleKind::kForeground) {
+    EnqueueForeground(task);
+  } else {
+    EnqueueBackground(task);
+  }
 }
 
 bool ThreadPoolScheduler::IsMainThread() const {
@@ -432,9 +639,12 @@ bool ThreadPoolScheduler::IsMainThread() const {
 }
 
 void ThreadPoolScheduler::NotifyWorkAvailable() {
-  // Pairs with the fence in WaitForWork: either this load sees the sleeper's
-  // registration, or the sleeper's re-check sees the work just queued.
+  // Pairs with the fences in WaitForWork: either these loads see the
+  // searcher/sleeper's registration, or its re-check sees the work just
+  // queued. A searching worker will find the work; only if none searches is
+  // a sleeper woken.
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (searching_.load(std::memory_order_relaxed) != 0) return;
   if (sleepers_.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard<std::mutex> lock(idle_mu_);
   if (sleepers_.load(std::memory_order_relaxed) <= wake_tokens_) return;  // enough on the way
@@ -450,94 +660,97 @@ void ThreadPoolScheduler::WorkerMain(uint32_t index) {
   PoolWorker& self = *workers_[index];
   internal::tls_worker = &self;
   internal::SetThreadName(absl::StrCat(options_.thread_name_prefix, "-w", index));
+  bool was_idle = false;
   while (!stopping_workers_.load(std::memory_order_relaxed)) {
-    if (Runnable next = FindWork(self)) {
-      std::move(next).Run();
+    if (TaskHeader* next = FindWork(self)) {
+      if (was_idle) {
+        // A pusher may have skipped waking anyone because this worker was
+        // searching; if work is still waiting, pass the baton. (The fence
+        // pairs with the pusher's, as in WaitForWork.)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (HasVisibleWork()) NotifyWorkAvailable();
+        was_idle = false;
+      }
+      RunTask(next);
       continue;
     }
-    if (!WaitForWork(self)) break;
+    internal::FlushReturns(self.pending_returns);  // before going idle
+    if (!WaitForWork()) break;
+    was_idle = true;
   }
+  internal::FlushReturns(self.pending_returns);
   internal::tls_worker = nullptr;
 }
 
-Runnable ThreadPoolScheduler::FindWork(PoolWorker& self) {
+TaskHeader* ThreadPoolScheduler::FindWork(PoolWorker& self) {
   if (++self.ticks % internal::kInjectorCheckInterval == 0) {
-    if (Runnable next = PopInjected(self)) return next;
+    if (TaskHeader* next = PopInjected(self)) return next;
   }
-  if (Runnable next = PopLocal(self)) return next;
-  if (Runnable next = PopInjected(self)) return next;
+  if (TaskHeader* next = PopLocal(self)) return next;
+  if (TaskHeader* next = PopInjected(self)) return next;
   return Steal(self);
 }
 
-Runnable ThreadPoolScheduler::PopLocal(PoolWorker& self) {
-  if (self.queued.load(std::memory_order_relaxed) == 0) return Runnable();
+TaskHeader* ThreadPoolScheduler::PopLocal(PoolWorker& self) {
+  if (self.queued.load(std::memory_order_relaxed) == 0) return nullptr;
   std::lock_guard<internal::SpinLock> lock(self.lock);
-  if (self.queue.empty()) return Runnable();
-  Runnable next = self.queue.Pop();
-  self.queued.store(self.queue.size(), std::memory_order_relaxed);
+  const size_t size = self.queue.size();
+  if (size == 0) return nullptr;
+  TaskHeader* next = self.queue.pop_front();
+  self.queued.store(size - 1, std::memory_order_relaxed);
+  // The next two tasks run soon: start loading their headers now.
+  if (size > 1) internal::PrefetchTask(self.queue[0]);
+  if (size > 2) internal::PrefetchTask(self.queue[1]);
   return next;
 }
 
-namespace {
-
-// Moves up to `count` Runnables from the front of `from` (whose lock the
-// caller holds) into `out`, returning how many.
-size_t TakeFront(internal::RunQueue& from, size_t count,
-                 std::array<Runnable, internal::kBatchMax>& out) {
-  count = std::min({count, from.size(), out.size()});
-  for (size_t i = 0; i < count; ++i) out[i] = from.Pop();
-  return count;
-}
-
-}  // namespace
-
-Runnable ThreadPoolScheduler::PopInjected(PoolWorker& self) {
+TaskHeader* ThreadPoolScheduler::PopInjected(PoolWorker& self) {
   PoolWorker& injector = *injector_;
-  if (injector.queued.load(std::memory_order_relaxed) == 0) return Runnable();
-  std::array<Runnable, internal::kBatchMax> batch;
+  if (injector.queued.load(std::memory_order_relaxed) == 0) return nullptr;
+  TaskHeader* batch[internal::kBatchMax];
   size_t taken;
   {
     std::lock_guard<internal::SpinLock> lock(injector.lock);
     // A fair share, so the other workers find some too.
     const size_t share = injector.queue.size() / workers_.size() + 1;
-    taken = TakeFront(injector.queue, share, batch);
+    taken = internal::TakeFront(injector.queue, share, batch);
     injector.queued.store(injector.queue.size(), std::memory_order_relaxed);
   }
-  if (taken == 0) return Runnable();
+  if (taken == 0) return nullptr;
   if (taken > 1) {
     {
       std::lock_guard<internal::SpinLock> lock(self.lock);
-      for (size_t i = 1; i < taken; ++i) self.queue.Push(std::move(batch[i]));
+      for (size_t i = 1; i < taken; ++i) self.queue.push_back(batch[i]);
       self.queued.store(self.queue.size(), std::memory_order_relaxed);
     }
     NotifyWorkAvailable();  // an idle worker may steal some
   }
-  return std::move(batch[0]);
+  return batch[0];
 }
 
-Runnable ThreadPoolScheduler::Steal(PoolWorker& self) {
+TaskHeader* ThreadPoolScheduler::Steal(PoolWorker& self) {
   const size_t count = workers_.size();
-  if (count < 2) return Runnable();
+  if (count < 2) return nullptr;
   const size_t start = internal::SplitMix(self.rng) % count;
   for (size_t i = 0; i < count; ++i) {
     PoolWorker& victim = *workers_[(start + i) % count];
     if (&victim == &self || victim.queued.load(std::memory_order_relaxed) == 0) continue;
-    std::array<Runnable, internal::kBatchMax> batch;
+    TaskHeader* batch[internal::kBatchMax];
     size_t taken;
     {
       std::lock_guard<internal::SpinLock> lock(victim.lock);
-      taken = TakeFront(victim.queue, (victim.queue.size() + 1) / 2, batch);
+      taken = internal::TakeFront(victim.queue, (victim.queue.size() + 1) / 2, batch);
       victim.queued.store(victim.queue.size(), std::memory_order_relaxed);
     }
     if (taken == 0) continue;
     if (taken > 1) {
       std::lock_guard<internal::SpinLock> lock(self.lock);
-      for (size_t j = 1; j < taken; ++j) self.queue.Push(std::move(batch[j]));
+      for (size_t j = 1; j < taken; ++j) self.queue.push_back(batch[j]);
       self.queued.store(self.queue.size(), std::memory_order_relaxed);
     }
-    return std::move(batch[0]);
+    return batch[0];
   }
-  return Runnable();
+  return nullptr;
 }
 
 bool ThreadPoolScheduler::HasVisibleWork() const {
@@ -548,20 +761,29 @@ bool ThreadPoolScheduler::HasVisibleWork() const {
   return false;
 }
 
-bool ThreadPoolScheduler::WaitForWork(PoolWorker&) {
-  // Spin first: work often arrives within microseconds, and a sleep costs a
-  // system call on both sides.
-  for (int round = 0; round < internal::kSpinRoundsPause + internal::kSpinRoundsYield; ++round) {
-    if (stopping_workers_.load(std::memory_order_relaxed)) return false;
-    if (HasVisibleWork()) return true;
-    if (round < internal::kSpinRoundsPause) {
-      for (int i = 0; i < 32; ++i) internal::CpuRelax();
-    } else {
-      std::this_thread::yield();
+bool ThreadPoolScheduler::WaitForWork() {
+  // Search first, spinning: work often arrives within microseconds, and a
+  // sleep costs a system call on both sides. Only a few workers search at a
+  // time, so idle workers do not steal CPU time from busy threads.
+  if (searching_.fetch_add(1, std::memory_order_seq_cst) < max_searchers_) {
+    for (int round = 0; round < internal::kSpinRoundsPause + internal::kSpinRoundsYield;
+         ++round) {
+      if (stopping_workers_.load(std::memory_order_relaxed) || HasVisibleWork()) {
+        searching_.fetch_sub(1, std::memory_order_seq_cst);
+        return !stopping_workers_.load(std::memory_order_relaxed);
+      }
+      if (round < internal::kSpinRoundsPause) {
+        for (int i = 0; i < 32; ++i) internal::CpuRelax();
+      } else {
+        std::this_thread::yield();
+      }
     }
   }
   std::unique_lock<std::mutex> lock(idle_mu_);
+  // Registered as a sleeper before leaving the searchers, so a pusher that
+  // sees no searcher sees this sleeper.
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  searching_.fetch_sub(1, std::memory_order_seq_cst);
   // Pairs with the fence in NotifyWorkAvailable (see there).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   bool keep_running = true;
@@ -570,13 +792,14 @@ bool ThreadPoolScheduler::WaitForWork(PoolWorker&) {
       keep_running = false;
       break;
     }
-    if (HasVisibleWork()) break;
-    if (wake_tokens_ > 0) {
-      --wake_tokens_;
-      break;
-    }
+    if (HasVisibleWork() || wake_tokens_ > 0) break;
     idle_cv_.wait(lock);
   }
+  // A token stands for a notified sleeper that has not left yet. Every
+  // leaving sleeper takes one, whatever woke it: a token left behind would
+  // make NotifyWorkAvailable believe a wake is on its way when none is
+  // (taking one too many only costs a spare wake later).
+  if (wake_tokens_ > 0) --wake_tokens_;
   sleepers_.fetch_sub(1, std::memory_order_relaxed);
   return keep_running;
 }
@@ -605,8 +828,10 @@ void ThreadPoolScheduler::TimerMain() {
       continue;
     }
     const Instant now = Clock::now();
-    if (timer_heap_.front().deadline > now) {
-      timer_cv_.wait_until(lock, timer_heap_.front().deadline);
+    // A copy: the heap may reallocate while this thread waits.
+    const Instant next_deadline = timer_heap_.front().deadline;
+    if (next_deadline > now) {
+      timer_cv_.wait_until(lock, next_deadline);
       continue;
     }
     while (!timer_heap_.empty() && timer_heap_.front().deadline <= now) {
@@ -697,48 +922,84 @@ Unparker ThreadPoolScheduler::GetUnparker() { return Unparker(parker_); }
 // Task tracking
 // -----------------------------------------------------------------------------
 
-PoolShard& ThreadPoolScheduler::ShardFor(uint64_t id) const {
-  return shards_[id % internal::kShardCount];
+void ThreadPoolScheduler::OnTaskSpawned(TaskHeader& task) {
+  internal::PoolIdAllocator* ids;
+  TaskHeader* returns;
+  PoolWorker* local = internal::tls_worker;
+  if (local != nullptr && local->pool == this) {
+    ids = &local->ids;
+    returns = AssignId(*ids, task);
+  } else {
+    internal::PoolExternalIds& slot = external_ids_[internal::ExternalSlot()];
+    ids = &slot.ids;
+    std::lock_guard<internal::SpinLock> lock(slot.lock);
+    returns = AssignId(*ids, task);
+  }
+  if (returns != nullptr) internal::ReleaseReturns(ids->returns, returns);
 }
 
-void ThreadPoolScheduler::OnTaskSpawned(TaskHeader& task) {
-  const uint64_t id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
+TaskHeader* ThreadPoolScheduler::AssignId(internal::PoolIdAllocator& ids, TaskHeader& task) {
+  TaskHeader* returns = nullptr;
+  if (ids.block == nullptr || ids.next == internal::kIdBlock) {
+    // Once per block, take back the finished tasks this allocator spawned.
+    returns = internal::TakeReturns(ids.returns);
+    ids.block = NewIdBlock(ids.returns);
+    ids.next = 0;
+  }
+  PoolIdBlock* block = ids.block;
+  const uint32_t index = ids.next++;
+  const uint64_t id = block->first_id + index;
+  block->tasks[index] = &task;
   task.metadata.id = TaskId{id};
-  PoolShard& shard = ShardFor(id);
-  std::lock_guard<internal::SpinLock> lock(shard.lock);
-  shard.tasks.emplace(id, &task);
+  task.enqueue_seq = reinterpret_cast<uintptr_t>(block);
+  task.AddRef();  // the registry's, handed back through `block->home`
+  block->issued.store(index + 1, std::memory_order_release);
+  return returns;
+}
+
+PoolIdBlock* ThreadPoolScheduler::NewIdBlock(internal::PoolReturnList& home) {
+  // Ids start at 1; block k holds ids [1 + 32k, 1 + 32(k + 1)).
+  const uint64_t index = next_id_block_.fetch_add(1, std::memory_order_relaxed);
+  auto* block = new PoolIdBlock(1 + index * internal::kIdBlock, &home);
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  blocks_->blocks.emplace(index, block);
+  return block;
+}
+
+void ThreadPoolScheduler::FreeIdBlock(PoolIdBlock* block) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    blocks_->blocks.erase((block->first_id - 1) / internal::kIdBlock);
+  }
+  delete block;
 }
 
 void ThreadPoolScheduler::OnTaskFinished(TaskHeader& task) {
+  PoolIdBlock* block = internal::BlockOf(task);
+  internal::PoolReturnList& home = *block->home;
   const uint64_t id = task.metadata.id.value;
-  PoolShard& shard = ShardFor(id);
-  std::shared_ptr<PoolBlockWaiter> waiter;
-  {
-    std::lock_guard<internal::SpinLock> lock(shard.lock);
-    shard.tasks.erase(id);
-    if (!shard.waiters.empty()) {
-      auto it = shard.waiters.find(id);
-      if (it != shard.waiters.end()) {
-        waiter = std::move(it->second);
-        shard.waiters.erase(it);
-      }
-    }
-  }
-  if (waiter != nullptr) {
-    if (waiter->main_loop) {
-      // Under main_mu_, so the loop cannot return (and its caller destroy the
-      // scheduler) before this notification is done.
-      std::lock_guard<std::mutex> lock(main_mu_);
-      waiter->done.store(true, std::memory_order_release);
-      main_poked_ = true;
-      if (main_waiting_) main_cv_.notify_one();
-    } else {
-      {
-        std::lock_guard<std::mutex> lock(waiter->mu);
-        waiter->done.store(true, std::memory_order_release);
-      }
-      waiter->cv.notify_one();
-    }
+  const uint64_t live_bit = uint64_t{1} << (id - block->first_id);
+  const uint64_t waited_bit = live_bit << 32;
+  const uint64_t old = block->word.fetch_and(~(live_bit | waited_bit), std::memory_order_acq_rel);
+  // Nothing else is read from the block: another finishing thread may free
+  // it as soon as the AND above is done, unless it is this one.
+  if ((old & internal::kLiveMask & ~live_bit) == 0) FreeIdBlock(block);
+  if ((old & waited_bit) != 0) NotifyBlockWaiter(id);
+  // The registry's reference goes back to the spawning side (the task core
+  // still holds the task's own reference until this call returns).
+  PoolWorker* local = internal::tls_worker;
+  if (local == nullptr || local->pool != this) {
+    internal::PushReturns(home, &task, &task, 1);
+  } else if (&local->ids.returns == &home) {
+    task.Release();  // spawned on this worker: this is the spawning side
+  } else {
+    internal::PendingReturns& pending = local->pending_returns;
+    if (pending.list != &home) internal::FlushReturns(pending);
+    pending.list = &home;
+    internal::SetNextReturn(task, pending.head);
+    pending.head = &task;
+    if (pending.tail == nullptr) pending.tail = &task;
+    if (++pending.count == internal::kReturnBatch) internal::FlushReturns(pending);
   }
   // After a deferred free (see ReleaseOrDeferFree) the last task to finish
   // frees the scheduler; the task core makes no further call into it.
@@ -749,17 +1010,24 @@ void ThreadPoolScheduler::OnTaskFinished(TaskHeader& task) {
 }
 
 bool ThreadPoolScheduler::IsTaskRunning(TaskId id) const {
-  PoolShard& shard = ShardFor(id.value);
-  std::lock_guard<internal::SpinLock> lock(shard.lock);
-  return shard.tasks.contains(id.value);
+  if (id.value == 0) return false;
+  const uint64_t index = (id.value - 1) / internal::kIdBlock;
+  const uint32_t offset = static_cast<uint32_t>((id.value - 1) % internal::kIdBlock);
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  auto it = blocks_->blocks.find(index);
+  if (it == blocks_->blocks.end()) return false;
+  const PoolIdBlock& block = *it->second;
+  return offset < block.issued.load(std::memory_order_acquire) &&
+         (block.word.load(std::memory_order_acquire) & (uint64_t{1} << offset)) != 0;
 }
 
 size_t ThreadPoolScheduler::LiveTaskCount() const {
   size_t count = 0;
-  for (size_t i = 0; i < internal::kShardCount; ++i) {
-    PoolShard& shard = shards_[i];
-    std::lock_guard<internal::SpinLock> lock(shard.lock);
-    count += shard.tasks.size();
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  for (const auto& [index, block] : blocks_->blocks) {
+    const uint32_t issued = block->issued.load(std::memory_order_acquire);
+    const uint64_t issued_mask = issued == 32 ? internal::kLiveMask : (uint64_t{1} << issued) - 1;
+    count += std::popcount(block->word.load(std::memory_order_acquire) & issued_mask);
   }
   return count;
 }
@@ -775,25 +1043,73 @@ std::shared_ptr<PoolBlockWaiter> ThreadPoolScheduler::RegisterBlockWaiter(TaskHe
                                                                           bool main_loop,
                                                                           absl::Status& error) {
   const uint64_t id = task.metadata.id.value;
-  PoolShard& shard = ShardFor(id);
-  std::lock_guard<internal::SpinLock> lock(shard.lock);
-  if (!shard.tasks.contains(id)) return nullptr;  // finished and no longer tracked
-  auto [it, inserted] = shard.waiters.try_emplace(id);
-  if (!inserted) {
-    error = absl::FailedPreconditionError(absl::StrCat(
-        "BlockOn(", task.metadata.DebugString(),
-        "): another BlockOn already waits for this task; a task has one owner"));
-    return nullptr;
+  const uint64_t index = (id - 1) / internal::kIdBlock;
+  const uint64_t live_bit = uint64_t{1} << ((id - 1) % internal::kIdBlock);
+  const uint64_t waited_bit = live_bit << 32;
+  // The registry lock keeps the block from being freed meanwhile.
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  auto it = blocks_->blocks.find(index);
+  if (it == blocks_->blocks.end()) return nullptr;  // finished and no longer tracked
+  PoolIdBlock& block = *it->second;
+  auto waiter = std::make_shared<PoolBlockWaiter>(main_loop);
+  {
+    std::lock_guard<std::mutex> waiters_lock(waiters_mu_);
+    auto [slot, inserted] = waiters_->waiters.try_emplace(id, waiter);
+    if (!inserted) {
+      error = absl::FailedPreconditionError(absl::StrCat(
+          "BlockOn(", task.metadata.DebugString(),
+          "): another BlockOn already waits for this task; a task has one owner"));
+      return nullptr;
+    }
   }
-  it->second = std::make_shared<PoolBlockWaiter>(main_loop);
-  return it->second;
+  // Published after the waiter is in the map: the finishing thread clears
+  // both bits at once and, if it saw the waited bit, looks the waiter up.
+  const uint64_t old = block.word.fetch_or(waited_bit, std::memory_order_acq_rel);
+  if ((old & live_bit) != 0) return waiter;
+  // Finished before the bit was set.
+  block.word.fetch_and(~waited_bit, std::memory_order_acq_rel);
+  std::lock_guard<std::mutex> waiters_lock(waiters_mu_);
+  waiters_->waiters.erase(id);
+  return nullptr;
 }
 
 void ThreadPoolScheduler::UnregisterBlockWaiter(TaskHeader& task) {
   const uint64_t id = task.metadata.id.value;
-  PoolShard& shard = ShardFor(id);
-  std::lock_guard<internal::SpinLock> lock(shard.lock);
-  shard.waiters.erase(id);
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    auto it = blocks_->blocks.find((id - 1) / internal::kIdBlock);
+    if (it != blocks_->blocks.end()) {
+      const uint64_t waited_bit = uint64_t{1} << ((id - 1) % internal::kIdBlock + 32);
+      it->second->word.fetch_and(~waited_bit, std::memory_order_acq_rel);
+    }
+  }
+  std::lock_guard<std::mutex> lock(waiters_mu_);
+  waiters_->waiters.erase(id);
+}
+
+void ThreadPoolScheduler::NotifyBlockWaiter(uint64_t id) {
+  std::shared_ptr<PoolBlockWaiter> waiter;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    auto it = waiters_->waiters.find(id);
+    if (it == waiters_->waiters.end()) return;  // it gave up meanwhile
+    waiter = std::move(it->second);
+    waiters_->waiters.erase(it);
+  }
+  if (waiter->main_loop) {
+    // Under main_mu_, so the loop cannot return (and its caller destroy the
+    // scheduler) before this notification is done.
+    std::lock_guard<std::mutex> lock(main_mu_);
+    waiter->done.store(true, std::memory_order_release);
+    main_poked_ = true;
+    if (main_waiting_) main_cv_.notify_one();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(waiter->mu);
+    waiter->done.store(true, std::memory_order_release);
+  }
+  waiter->cv.notify_one();
 }
 
 // -----------------------------------------------------------------------------
@@ -894,7 +1210,7 @@ absl::Status ThreadPoolScheduler::DrainMainLoop(LoopEnd end, absl::FunctionRef<b
   bool finished = false;
   while (!finished) {
     if (end != LoopEnd::kStop && done()) break;
-    Runnable next;
+    TaskHeader* next = nullptr;
     {
       std::unique_lock<std::mutex> lock(main_mu_);
       for (;;) {
@@ -911,8 +1227,7 @@ absl::Status ThreadPoolScheduler::DrainMainLoop(LoopEnd end, absl::FunctionRef<b
           break;
         }
         if (!main_queue_.empty()) {
-          next = std::move(main_queue_.front());
-          main_queue_.pop_front();
+          next = main_queue_.pop_front();
           break;
         }
         if (main_poked_) {  // a BlockOn/RunUntil task finished: re-check
@@ -929,7 +1244,7 @@ absl::Status ThreadPoolScheduler::DrainMainLoop(LoopEnd end, absl::FunctionRef<b
         main_waiting_ = false;
       }
     }
-    if (next) std::move(next).Run();
+    if (next != nullptr) RunTask(next);
   }
   internal::tls_loop_of = previous_loop;
   std::lock_guard<std::mutex> lock(main_mu_);

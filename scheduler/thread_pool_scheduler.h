@@ -11,9 +11,11 @@
 //   * Workers: N threads (default: the hardware concurrency). Each has its
 //     own FIFO run queue; a task woken or spawned on a worker goes to that
 //     worker's queue, work from other threads goes to a shared injection
-//     queue, and an idle worker steals half of a busy worker's queue. Idle
-//     workers spin briefly, then sleep; a push wakes a sleeper only when one
-//     exists, so a busy pool makes no system calls to hand work around.
+//     queue, and an idle worker steals half of a busy worker's queue. At
+//     most half the idle workers spin looking for work, the others sleep; a
+//     push wakes a sleeper only if nobody is looking, so a busy pool makes
+//     no system calls to hand work around. A task that blocks its thread
+//     (Park, a blocking call) holds its worker until it returns.
 //   * Main thread: the thread that constructed the scheduler.
 //     `ScheduleForeground` work runs only there, in FIFO order, while that
 //     thread is inside `Run()`, `RunUntil()` or `BlockOn()`. `IsMainThread()`
@@ -24,19 +26,24 @@
 //     TestScheduler: an `Unpark()` releases one parked thread, or the next
 //     `Park()` if nobody is parked.
 //   * Labels are accepted and ignored; `Deprioritize` is a no-op.
+//   * Task ids are unique per scheduler and increase per spawning thread (a
+//     program spawning from one thread sees 1, 2, 3, ...); across threads
+//     they are not in spawn order.
 //   * An exception escaping a detached task is logged through the "simsched"
 //     spdlog logger with the task's spawn location.
 //
 // Shutdown. Destroying the scheduler stops accepting work (a Runnable
 // scheduled from then on is dropped, which cancels its task), makes any
 // `Run()`/`RunUntil()`/`BlockOn()` on the main thread return, joins the
-// workers and the timer thread, then cancels every task still queued or
-// suspended, in task id order and in rounds (a frame's destructor may spawn or
-// wake; what it starts is cancelled too, never run), and finally drops the
-// timers' wakers. Every coroutine frame is freed. `Task` handles and `Waker`s
-// may outlive the scheduler. A task may hold the last reference to a
-// scheduler made by `Create()`: when that reference is dropped on one of the
-// scheduler's own threads, the destruction runs on a helper thread instead.
+// workers (each finishes the poll under way) and the timer thread, then
+// cancels every task still queued or suspended, in task id order and in
+// rounds (a frame's destructor may spawn or wake; what it starts is
+// cancelled too, never run), and finally drops the timers' wakers. Every
+// coroutine frame is freed. `Task` handles and `Waker`s may outlive the
+// scheduler. A task may hold the last reference to a scheduler made by
+// `Create()` (as executors do): dropped on one of the scheduler's own
+// threads, it is destroyed on a helper thread; dropped while that task is
+// being cancelled elsewhere, it is freed when the cancellation ends.
 //
 // This header defines:
 //   * `simsched::ThreadPoolSchedulerOptions`
@@ -64,7 +71,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -74,13 +80,19 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "scheduler/internal/ring_queue.h"
 #include "scheduler/scheduler.h"
 
 namespace simsched {
 
 namespace internal {
 struct PoolWorker;
-struct PoolShard;
+struct PoolIdBlock;
+struct PoolIdAllocator;
+struct PoolReturnList;
+struct PoolExternalIds;
+struct PoolBlockMap;
+struct PoolWaiterMap;
 struct PoolBlockWaiter;
 }  // namespace internal
 
@@ -194,12 +206,6 @@ class ThreadPoolScheduler final : public Scheduler {
   // Whether `Stop()` has been called.
   bool IsStopped() const;
 
-  // Deprioritize()
-  //
-  // Accepted for parity with the TestScheduler; a production pool has no
-  // priorities, so this does nothing.
-  void Deprioritize(const TaskLabel&) {}
-
   // -- Inspection --
 
   // worker_count()
@@ -232,14 +238,21 @@ class ThreadPoolScheduler final : public Scheduler {
   };
   enum class LoopEnd { kStop, kTaskOrPredicate, kBlockOn };
 
+  // Queueing. Queues hold task headers, each with the reference its Runnable
+  // held. Dropping one (`Runnable::Adopt(task)` going out of scope) cancels
+  // the task.
+  void EnqueueBackground(internal::TaskHeader* task);
+  void EnqueueForeground(internal::TaskHeader* task);
+  void RunTask(internal::TaskHeader* task);
+
   // Workers.
   void WorkerMain(uint32_t index);
-  Runnable FindWork(internal::PoolWorker& self);
-  Runnable PopLocal(internal::PoolWorker& self);
-  Runnable PopInjected(internal::PoolWorker& self);
-  Runnable Steal(internal::PoolWorker& self);
+  internal::TaskHeader* FindWork(internal::PoolWorker& self);
+  internal::TaskHeader* PopLocal(internal::PoolWorker& self);
+  internal::TaskHeader* PopInjected(internal::PoolWorker& self);
+  internal::TaskHeader* Steal(internal::PoolWorker& self);
   bool HasVisibleWork() const;
-  bool WaitForWork(internal::PoolWorker& self);
+  bool WaitForWork();
   void NotifyWorkAvailable();
 
   // Timers.
@@ -251,17 +264,21 @@ class ThreadPoolScheduler final : public Scheduler {
   absl::Status DrainMainLoop(LoopEnd end, absl::FunctionRef<bool()> done,
                              std::optional<Duration> recheck_interval);
 
-  // Task tracking.
-  internal::PoolShard& ShardFor(uint64_t id) const;
+  // Task tracking (see "Live tasks" in the .cc).
+  internal::TaskHeader* AssignId(internal::PoolIdAllocator& ids, internal::TaskHeader& task);
+  internal::PoolIdBlock* NewIdBlock(internal::PoolReturnList& home);
+  void FreeIdBlock(internal::PoolIdBlock* block);
   std::shared_ptr<internal::PoolBlockWaiter> RegisterBlockWaiter(internal::TaskHeader& task,
                                                                  bool main_loop,
                                                                  absl::Status& error);
   void UnregisterBlockWaiter(internal::TaskHeader& task);
+  void NotifyBlockWaiter(uint64_t id);
 
   // Shutdown (see the file comment); idempotent. `Create()`'s deleter runs it
   // before freeing.
   void Shutdown();
   void CancelEverything();
+  void DrainAllReturns();
   bool OnOwnThread() const;
   // For `Create()`'s deleter: true if the scheduler may be freed now; else
   // the last task still tearing down on this thread frees it.
@@ -272,24 +289,32 @@ class ThreadPoolScheduler final : public Scheduler {
   const std::thread::id main_thread_;
   std::shared_ptr<internal::Parker> parker_;
 
-  // Set once at shutdown: Schedule* drop their Runnable from then on.
+  // Cleared once at shutdown: work scheduled from then on is dropped.
   std::atomic<bool> accepting_{true};
   std::atomic<bool> stopping_workers_{false};
-  bool shut_down_ = false;  // guarded by the destructor/deleter's thread
+  bool shut_down_ = false;  // touched by the destroying thread only
 
   // Workers and their shared injection queue.
   std::vector<std::unique_ptr<internal::PoolWorker>> workers_;
   std::unique_ptr<internal::PoolWorker> injector_;  // only its queue is used
 
-  // Idle workers sleep here.
+  // Idle workers: at most `max_searchers_` spin looking for work, the rest
+  // sleep here. A push wakes a sleeper only when nobody is searching.
+  uint32_t max_searchers_ = 1;
+  std::atomic<uint32_t> searching_{0};
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   std::atomic<uint32_t> sleepers_{0};
   uint32_t wake_tokens_ = 0;  // guarded by idle_mu_
 
-  // Live tasks, sharded by id.
-  std::atomic<uint64_t> next_task_id_{1};
-  std::unique_ptr<internal::PoolShard[]> shards_;
+  // Live tasks: id blocks (see the .cc), keyed by block index.
+  std::atomic<uint64_t> next_id_block_{0};
+  std::unique_ptr<internal::PoolExternalIds[]> external_ids_;
+  mutable std::mutex registry_mu_;
+  std::unique_ptr<internal::PoolBlockMap> blocks_;  // guarded by registry_mu_
+  // BlockOn calls waiting, by task id.
+  std::mutex waiters_mu_;
+  std::unique_ptr<internal::PoolWaiterMap> waiters_;  // guarded by waiters_mu_
   // Set when the deleter found a task still tearing down on its own thread;
   // that task's OnTaskFinished frees the scheduler.
   std::atomic<bool> free_when_idle_{false};
@@ -299,7 +324,7 @@ class ThreadPoolScheduler final : public Scheduler {
   mutable std::mutex main_mu_;
   std::condition_variable main_cv_;
   std::condition_variable callers_cv_;  // loops/blockers leaving, for shutdown
-  std::deque<Runnable> main_queue_;  // guarded by main_mu_
+  internal::RingQueue<internal::TaskHeader*> main_queue_;  // guarded by main_mu_
   bool main_waiting_ = false;        // guarded by main_mu_
   bool main_poked_ = false;          // guarded by main_mu_
   bool stop_requested_ = false;      // guarded by main_mu_
@@ -310,12 +335,12 @@ class ThreadPoolScheduler final : public Scheduler {
   // Timers.
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
-  std::vector<TimerEntry> timer_heap_;    // guarded by timer_mu_
-  std::vector<TimerSlot> timer_slots_;    // guarded by timer_mu_
+  std::vector<TimerEntry> timer_heap_;      // guarded by timer_mu_
+  std::vector<TimerSlot> timer_slots_;      // guarded by timer_mu_
   std::vector<uint32_t> free_timer_slots_;  // guarded by timer_mu_
-  uint64_t timer_sequence_ = 0;           // guarded by timer_mu_
-  size_t stale_timer_entries_ = 0;        // cancelled, still in the heap; timer_mu_
-  bool timer_stop_ = false;               // guarded by timer_mu_
+  uint64_t timer_sequence_ = 0;             // guarded by timer_mu_
+  size_t stale_timer_entries_ = 0;          // cancelled, still in the heap; timer_mu_
+  bool timer_stop_ = false;                 // guarded by timer_mu_
   std::thread timer_thread_;
 };
 
