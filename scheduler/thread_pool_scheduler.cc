@@ -29,11 +29,13 @@
 // is re-queued directly.
 //
 // Idle workers. At most half the workers (at least one) search: they spin,
-// then yield, looking for work; the others sleep on a condition variable. A
-// push wakes a sleeper only if nobody searches; a worker that leaves idleness
-// while work is still waiting wakes the next one. The fences in
+// then yield, looking for work; the others sleep on a condition variable.
+// Only a push that makes a queue non-empty looks for a worker, and it wakes a
+// sleeper only if nobody searches; a worker that takes a batch from the
+// injection queue, or leaves idleness while work is still waiting, wakes the
+// next one. Sequentially consistent operations in SyncQueued,
 // NotifyWorkAvailable and WaitForWork make "a push is missed by a worker
-// going to sleep" impossible (see there).
+// going to sleep" impossible (see NotifyWorkAvailable).
 //
 // Live tasks. See the section of that name below: id blocks instead of a
 // shared map, and task headers handed back to their spawning thread.
@@ -206,9 +208,11 @@ struct PoolWaiterMap {
 struct alignas(64) PoolWorker {
   SpinLock lock;
   RingQueue<TaskHeader*> queue;  // guarded by lock; each entry holds a reference
-  // queue.size(), written under the lock, read without it by thieves and by
-  // workers deciding whether to sleep. On its own cache line, so that idle
-  // workers polling it do not take the lock's line away from the owner.
+  // Zero exactly when the queue is empty, else a stale size (it is written
+  // only when the queue becomes empty or non-empty; see SyncQueued). Written
+  // under the lock, read without it by thieves and by workers deciding
+  // whether to sleep. On its own cache line, so that idle workers polling it
+  // do not take the lock's line away from the owner.
   alignas(64) std::atomic<size_t> queued{0};
 
   // Owner-only state.
@@ -221,6 +225,22 @@ struct alignas(64) PoolWorker {
 };
 
 namespace {
+
+// Keeps `worker.queued` zero exactly when its queue is empty, writing it only
+// when that changes. Call it holding the queue's lock, after changing the
+// queue. Returns true if the queue just became non-empty: the caller then
+// looks for a worker to wake (the store is seq_cst: see NotifyWorkAvailable).
+bool SyncQueued(PoolWorker& worker) {
+  const size_t size = worker.queue.size();
+  const size_t shown = worker.queued.load(std::memory_order_relaxed);
+  if (size == 0) {
+    if (shown != 0) worker.queued.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  if (shown != 0) return false;
+  worker.queued.store(size, std::memory_order_seq_cst);
+  return true;
+}
 
 constexpr size_t kExternalIdSlots = 8;
 // Task headers moved per steal or per pull from the injection queue, at most.
@@ -605,12 +625,17 @@ void ThreadPoolScheduler::EnqueueBackground(TaskHeader* task) {
   }
   PoolWorker* local = internal::tls_worker;
   PoolWorker& target = (local != nullptr && local->pool == this) ? *local : *injector_;
+  bool became_non_empty;
   {
     std::lock_guard<internal::SpinLock> lock(target.lock);
     target.queue.push_back(task);
-    target.queued.store(target.queue.size(), std::memory_order_relaxed);
+    became_non_empty = internal::SyncQueued(target);
   }
-  NotifyWorkAvailable();
+  // Only the push that makes a queue non-empty looks for a worker to wake:
+  // whoever handles that first task finds the ones pushed after it too, and
+  // a worker taking a batch wakes helpers (PopInjected). So pushing to a
+  // busy queue touches no cache line that idle workers poll.
+  if (became_non_empty) NotifyWorkAvailable();
 }
 
 void ThreadPoolScheduler::EnqueueForeground(TaskHeader* task) {
@@ -639,13 +664,15 @@ bool ThreadPoolScheduler::IsMainThread() const {
 }
 
 void ThreadPoolScheduler::NotifyWorkAvailable() {
-  // Pairs with the fences in WaitForWork: either these loads see the
-  // searcher/sleeper's registration, or its re-check sees the work just
-  // queued. A searching worker will find the work; only if none searches is
-  // a sleeper woken.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (searching_.load(std::memory_order_relaxed) != 0) return;
-  if (sleepers_.load(std::memory_order_relaxed) == 0) return;
+  // No lost wake-up: the pusher publishes that the queue is non-empty
+  // (SyncQueued), then loads `searching_` and `sleepers_`; a worker going
+  // idle changes those, then loads the queues' `queued` (HasVisibleWork).
+  // All four are seq_cst, so in their single total order one side sees the
+  // other: either the pusher sees the searcher or sleeper (and relies on it,
+  // or wakes it), or the worker sees the work. A searching worker will find
+  // the work; only if none searches is a sleeper woken.
+  if (searching_.load(std::memory_order_seq_cst) != 0) return;
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
   std::lock_guard<std::mutex> lock(idle_mu_);
   if (sleepers_.load(std::memory_order_relaxed) <= wake_tokens_) return;  // enough on the way
   ++wake_tokens_;
@@ -665,9 +692,8 @@ void ThreadPoolScheduler::WorkerMain(uint32_t index) {
     if (TaskHeader* next = FindWork(self)) {
       if (was_idle) {
         // A pusher may have skipped waking anyone because this worker was
-        // searching; if work is still waiting, pass the baton. (The fence
-        // pairs with the pusher's, as in WaitForWork.)
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // searching (or about to be woken); if work is still waiting, pass
+        // the baton.
         if (HasVisibleWork()) NotifyWorkAvailable();
         was_idle = false;
       }
@@ -697,7 +723,7 @@ TaskHeader* ThreadPoolScheduler::PopLocal(PoolWorker& self) {
   const size_t size = self.queue.size();
   if (size == 0) return nullptr;
   TaskHeader* next = self.queue.pop_front();
-  self.queued.store(size - 1, std::memory_order_relaxed);
+  internal::SyncQueued(self);
   // The next two tasks run soon: start loading their headers now.
   if (size > 1) internal::PrefetchTask(self.queue[0]);
   if (size > 2) internal::PrefetchTask(self.queue[1]);
@@ -709,22 +735,24 @@ TaskHeader* ThreadPoolScheduler::PopInjected(PoolWorker& self) {
   if (injector.queued.load(std::memory_order_relaxed) == 0) return nullptr;
   TaskHeader* batch[internal::kBatchMax];
   size_t taken;
+  bool leftover;
   {
     std::lock_guard<internal::SpinLock> lock(injector.lock);
     // A fair share, so the other workers find some too.
     const size_t share = injector.queue.size() / workers_.size() + 1;
     taken = internal::TakeFront(injector.queue, share, batch);
-    injector.queued.store(injector.queue.size(), std::memory_order_relaxed);
+    internal::SyncQueued(injector);
+    leftover = !injector.queue.empty();
   }
   if (taken == 0) return nullptr;
   if (taken > 1) {
-    {
-      std::lock_guard<internal::SpinLock> lock(self.lock);
-      for (size_t i = 1; i < taken; ++i) self.queue.push_back(batch[i]);
-      self.queued.store(self.queue.size(), std::memory_order_relaxed);
-    }
-    NotifyWorkAvailable();  // an idle worker may steal some
+    std::lock_guard<internal::SpinLock> lock(self.lock);
+    for (size_t i = 1; i < taken; ++i) self.queue.push_back(batch[i]);
+    internal::SyncQueued(self);
   }
+  // Work left here (or in this worker's queue) is for the others: pushes
+  // after the first did not wake anyone (see EnqueueBackground).
+  if (taken > 1 || leftover) NotifyWorkAvailable();
   return batch[0];
 }
 
@@ -740,13 +768,13 @@ TaskHeader* ThreadPoolScheduler::Steal(PoolWorker& self) {
     {
       std::lock_guard<internal::SpinLock> lock(victim.lock);
       taken = internal::TakeFront(victim.queue, (victim.queue.size() + 1) / 2, batch);
-      victim.queued.store(victim.queue.size(), std::memory_order_relaxed);
+      internal::SyncQueued(victim);
     }
     if (taken == 0) continue;
     if (taken > 1) {
       std::lock_guard<internal::SpinLock> lock(self.lock);
       for (size_t j = 1; j < taken; ++j) self.queue.push_back(batch[j]);
-      self.queued.store(self.queue.size(), std::memory_order_relaxed);
+      internal::SyncQueued(self);
     }
     return batch[0];
   }
@@ -754,9 +782,10 @@ TaskHeader* ThreadPoolScheduler::Steal(PoolWorker& self) {
 }
 
 bool ThreadPoolScheduler::HasVisibleWork() const {
-  if (injector_->queued.load(std::memory_order_relaxed) != 0) return true;
+  // seq_cst: see NotifyWorkAvailable.
+  if (injector_->queued.load(std::memory_order_seq_cst) != 0) return true;
   for (const auto& worker : workers_) {
-    if (worker->queued.load(std::memory_order_relaxed) != 0) return true;
+    if (worker->queued.load(std::memory_order_seq_cst) != 0) return true;
   }
   return false;
 }
@@ -784,8 +813,8 @@ bool ThreadPoolScheduler::WaitForWork() {
   // sees no searcher sees this sleeper.
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   searching_.fetch_sub(1, std::memory_order_seq_cst);
-  // Pairs with the fence in NotifyWorkAvailable (see there).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // From here HasVisibleWork sees any push whose pusher did not see this
+  // sleeper (see NotifyWorkAvailable).
   bool keep_running = true;
   for (;;) {
     if (stopping_workers_.load(std::memory_order_relaxed)) {
@@ -941,7 +970,8 @@ void ThreadPoolScheduler::OnTaskSpawned(TaskHeader& task) {
 TaskHeader* ThreadPoolScheduler::AssignId(internal::PoolIdAllocator& ids, TaskHeader& task) {
   TaskHeader* returns = nullptr;
   if (ids.block == nullptr || ids.next == internal::kIdBlock) {
-    // Once per block, take back the finished tasks this allocator spawned.
+    // Once per block, take back the finished tasks this allocator spawned
+    // (the caller releases them, outside any lock).
     returns = internal::TakeReturns(ids.returns);
     ids.block = NewIdBlock(ids.returns);
     ids.next = 0;
@@ -1144,14 +1174,7 @@ absl::Status ThreadPoolScheduler::BlockOnTask(TaskHeader& task) {
         "BlockOn(", task.metadata.DebugString(), "): the task belongs to another scheduler"));
   }
   if (IsMainThread()) {
-    absl::Status error;
-    std::shared_ptr<PoolBlockWaiter> waiter = RegisterBlockWaiter(task, true, error);
-    if (waiter == nullptr) return error;
-    absl::Status status = DrainMainLoop(
-        LoopEnd::kBlockOn, [&] { return waiter->done.load(std::memory_order_acquire); },
-        std::nullopt);
-    if (!waiter->done.load(std::memory_order_acquire)) UnregisterBlockWaiter(task);
-    return status;
+    return DrainMainLoop(LoopEnd::kBlockOn, [] { return false; }, std::nullopt, &task);
   }
   {
     std::lock_guard<std::mutex> lock(main_mu_);
@@ -1174,12 +1197,13 @@ absl::Status ThreadPoolScheduler::BlockOnTask(TaskHeader& task) {
 
 absl::Status ThreadPoolScheduler::Run() {
   if (absl::Status status = CheckCanDrain("Run()"); !status.ok()) return status;
-  return DrainMainLoop(LoopEnd::kStop, [] { return false; }, std::nullopt);
+  return DrainMainLoop(LoopEnd::kStop, [] { return false; }, std::nullopt, nullptr);
 }
 
 absl::Status ThreadPoolScheduler::RunUntil(absl::FunctionRef<bool()> done) {
   if (absl::Status status = CheckCanDrain("RunUntil()"); !status.ok()) return status;
-  return DrainMainLoop(LoopEnd::kTaskOrPredicate, done, options_.predicate_recheck_interval);
+  return DrainMainLoop(LoopEnd::kTaskOrPredicate, done, options_.predicate_recheck_interval,
+                       nullptr);
 }
 
 absl::Status ThreadPoolScheduler::RunUntilTask(TaskHeader& task) {
@@ -1188,28 +1212,32 @@ absl::Status ThreadPoolScheduler::RunUntilTask(TaskHeader& task) {
     return absl::InvalidArgumentError(absl::StrCat(
         "RunUntil(", task.metadata.DebugString(), "): the task belongs to another scheduler"));
   }
-  absl::Status error;
-  std::shared_ptr<PoolBlockWaiter> waiter = RegisterBlockWaiter(task, true, error);
-  if (waiter == nullptr) return error;
-  absl::Status status = DrainMainLoop(
-      LoopEnd::kTaskOrPredicate, [&] { return waiter->done.load(std::memory_order_acquire); },
-      std::nullopt);
-  if (!waiter->done.load(std::memory_order_acquire)) UnregisterBlockWaiter(task);
-  return status;
+  return DrainMainLoop(LoopEnd::kTaskOrPredicate, [] { return false; }, std::nullopt, &task);
 }
 
 absl::Status ThreadPoolScheduler::DrainMainLoop(LoopEnd end, absl::FunctionRef<bool()> done,
-                                                std::optional<Duration> recheck_interval) {
+                                                std::optional<Duration> recheck_interval,
+                                                TaskHeader* waited_task) {
   {
     std::lock_guard<std::mutex> lock(main_mu_);
     if (shutting_down_) return absl::AbortedError("the scheduler is being destroyed");
     ++active_loops_;
   }
-  const ThreadPoolScheduler* const previous_loop = std::exchange(internal::tls_loop_of, this);
+  // From here until active_loops_ drops, a destruction on another thread
+  // waits for this loop, so the scheduler may be used freely.
   absl::Status status;
-  bool finished = false;
+  std::shared_ptr<PoolBlockWaiter> waiter;
+  if (waited_task != nullptr) {
+    waiter = RegisterBlockWaiter(*waited_task, /*main_loop=*/true, status);
+  }
+  const ThreadPoolScheduler* const previous_loop = std::exchange(internal::tls_loop_of, this);
+  // A waited task that already finished (no waiter) ends the loop at once.
+  bool finished = waited_task != nullptr && waiter == nullptr;
   while (!finished) {
-    if (end != LoopEnd::kStop && done()) break;
+    if (waiter != nullptr ? waiter->done.load(std::memory_order_acquire)
+                          : end != LoopEnd::kStop && done()) {
+      break;
+    }
     TaskHeader* next = nullptr;
     {
       std::unique_lock<std::mutex> lock(main_mu_);
@@ -1247,6 +1275,9 @@ absl::Status ThreadPoolScheduler::DrainMainLoop(LoopEnd end, absl::FunctionRef<b
     if (next != nullptr) RunTask(next);
   }
   internal::tls_loop_of = previous_loop;
+  if (waiter != nullptr && !waiter->done.load(std::memory_order_acquire)) {
+    UnregisterBlockWaiter(*waited_task);  // left early (stop, shutdown)
+  }
   std::lock_guard<std::mutex> lock(main_mu_);
   // Notified under the lock: a destructor waiting for this cannot free the
   // scheduler before the lock is released, and nothing is touched after.

@@ -261,8 +261,12 @@ class ThreadPoolScheduler final : public Scheduler {
   // The main-thread loop.
   absl::Status CheckCanDrain(const char* operation) const;
   absl::Status RunUntilTask(internal::TaskHeader& task);
+  // Runs foreground work until `end` says so: Stop() (kStop, kTaskOrPredicate),
+  // `done()` (kTaskOrPredicate without `waited_task`), or `waited_task`
+  // finishing (kTaskOrPredicate, kBlockOn).
   absl::Status DrainMainLoop(LoopEnd end, absl::FunctionRef<bool()> done,
-                             std::optional<Duration> recheck_interval);
+                             std::optional<Duration> recheck_interval,
+                             internal::TaskHeader* waited_task);
 
   // Task tracking (see "Live tasks" in the .cc).
   internal::TaskHeader* AssignId(internal::PoolIdAllocator& ids, internal::TaskHeader& task);
@@ -285,43 +289,44 @@ class ThreadPoolScheduler final : public Scheduler {
   bool ReleaseOrDeferFree();
   static void DeleteCreated(ThreadPoolScheduler* scheduler);
 
+  // Read-mostly state first; each group written at run time starts a cache
+  // line of its own (alignas(64)), so that toggling one does not evict what
+  // every push and poll reads.
   const ThreadPoolSchedulerOptions options_;
   const std::thread::id main_thread_;
   std::shared_ptr<internal::Parker> parker_;
-
   // Cleared once at shutdown: work scheduled from then on is dropped.
   std::atomic<bool> accepting_{true};
   std::atomic<bool> stopping_workers_{false};
   bool shut_down_ = false;  // touched by the destroying thread only
-
+  uint32_t max_searchers_ = 1;
   // Workers and their shared injection queue.
   std::vector<std::unique_ptr<internal::PoolWorker>> workers_;
   std::unique_ptr<internal::PoolWorker> injector_;  // only its queue is used
-
-  // Idle workers: at most `max_searchers_` spin looking for work, the rest
-  // sleep here. A push wakes a sleeper only when nobody is searching.
-  uint32_t max_searchers_ = 1;
-  std::atomic<uint32_t> searching_{0};
-  std::mutex idle_mu_;
-  std::condition_variable idle_cv_;
-  std::atomic<uint32_t> sleepers_{0};
-  uint32_t wake_tokens_ = 0;  // guarded by idle_mu_
-
   // Live tasks: id blocks (see the .cc), keyed by block index.
-  std::atomic<uint64_t> next_id_block_{0};
   std::unique_ptr<internal::PoolExternalIds[]> external_ids_;
-  mutable std::mutex registry_mu_;
   std::unique_ptr<internal::PoolBlockMap> blocks_;  // guarded by registry_mu_
   // BlockOn calls waiting, by task id.
-  std::mutex waiters_mu_;
   std::unique_ptr<internal::PoolWaiterMap> waiters_;  // guarded by waiters_mu_
   // Set when the deleter found a task still tearing down on its own thread;
   // that task's OnTaskFinished frees the scheduler.
   std::atomic<bool> free_when_idle_{false};
   std::atomic<bool> free_claimed_{false};
 
+  // Idle workers: at most `max_searchers_` spin looking for work, the rest
+  // sleep on idle_cv_. A push wakes a sleeper only when nobody is searching.
+  alignas(64) std::atomic<uint32_t> searching_{0};
+  alignas(64) std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+  std::atomic<uint32_t> sleepers_{0};
+  uint32_t wake_tokens_ = 0;  // guarded by idle_mu_
+
+  alignas(64) std::atomic<uint64_t> next_id_block_{0};
+  alignas(64) mutable std::mutex registry_mu_;
+  alignas(64) std::mutex waiters_mu_;
+
   // The main-thread loop.
-  mutable std::mutex main_mu_;
+  alignas(64) mutable std::mutex main_mu_;
   std::condition_variable main_cv_;
   std::condition_variable callers_cv_;  // loops/blockers leaving, for shutdown
   internal::RingQueue<internal::TaskHeader*> main_queue_;  // guarded by main_mu_
@@ -333,7 +338,7 @@ class ThreadPoolScheduler final : public Scheduler {
   int active_blockers_ = 0;          // guarded by main_mu_ (off-main BlockOn)
 
   // Timers.
-  std::mutex timer_mu_;
+  alignas(64) std::mutex timer_mu_;
   std::condition_variable timer_cv_;
   std::vector<TimerEntry> timer_heap_;      // guarded by timer_mu_
   std::vector<TimerSlot> timer_slots_;      // guarded by timer_mu_

@@ -156,6 +156,21 @@ TEST(ThreadPoolSchedulerTest, SpawnAndBlockOnReturnTheValue) {
   EXPECT_FALSE(scheduler->IsTaskRunning(task.id()));
 }
 
+TEST(ThreadPoolSchedulerTest, OneWorkerRunsEverything) {
+  auto scheduler = MakePool(1);
+  Task<int> task = Spawn(*scheduler, [&]() -> Co<int> {
+    std::vector<Task<int>> children;
+    for (int i = 0; i < 1000; ++i) children.push_back(Spawn(*scheduler, Twice(i)));
+    int sum = 0;
+    for (Task<int>& child : children) sum += co_await child;
+    co_await Sleep(milliseconds(1));
+    co_return sum;
+  });
+  absl::StatusOr<int> result = BlockOn(*scheduler, task);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, 999 * 1000);
+}
+
 TEST(ThreadPoolSchedulerTest, DefaultWorkerCountIsHardwareConcurrency) {
   auto scheduler = ThreadPoolScheduler::Create();
   const int expected = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -774,6 +789,31 @@ TEST(ThreadPoolSchedulerStressTest, MillionTasksFromSeveralThreadsAllComplete) {
   EXPECT_EQ(counters.event_waits.load(), expected_event_waits);
   EXPECT_EQ(counters.children.load(), expected_children);
   ASSERT_TRUE(WaitFor([&] { return scheduler->LiveTaskCount() == 0; }));
+}
+
+// A task spawned by a task that then keeps its worker busy must be stolen by
+// another worker (woken for it if asleep), not wait behind the busy one.
+TEST(ThreadPoolSchedulerStressTest, WorkQueuedBehindABusyWorkerIsStolen) {
+  auto scheduler = MakePool(2);
+  for (int round = 0; round < 200; ++round) {
+    auto ran = std::make_shared<std::atomic<bool>>(false);
+    Task<bool> busy = Spawn(*scheduler, [ran, scheduler = scheduler.get()]() -> Co<bool> {
+      Spawn(*scheduler, [ran]() -> Co<void> {
+        ran->store(true);
+        co_return;
+      }).Detach();
+      // Holds this worker until the child ran elsewhere (or gives up).
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!ran->load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      co_return ran->load();
+    });
+    absl::StatusOr<bool> stolen = BlockOn(*scheduler, busy);
+    ASSERT_TRUE(stolen.ok()) << stolen.status();
+    ASSERT_TRUE(*stolen) << "round " << round << ": the child waited behind its busy parent";
+    if (round % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
 }
 
 // -----------------------------------------------------------------------------
