@@ -104,8 +104,7 @@ TestScheduler::~TestScheduler() {
     }
   }
   // Timers hold wakers (references to task headers); drop them last.
-  timer_slots_.clear();
-  timer_heap_.clear();
+  timers_ = internal::TimerQueue();
 }
 
 void TestScheduler::DrainQueuesForShutdown() {
@@ -252,61 +251,19 @@ uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
 }
 
 TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
-  uint32_t slot;
-  if (!free_timer_slots_.empty()) {
-    slot = free_timer_slots_.back();
-    free_timer_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(timer_slots_.size());
-    timer_slots_.emplace_back();
-  }
-  TimerSlot& entry = timer_slots_[slot];
-  entry.waker = std::move(waker);
-  entry.armed = true;
-  timer_heap_.push_back(TimerEntry{deadline, timer_sequence_++, slot, entry.generation});
-  std::push_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-  ++live_timers_;
-  next_timer_deadline_ = timer_heap_.front().deadline;
-  return TimerId{(uint64_t{entry.generation} << 32) | slot};
+  const TimerId id = timers_.Add(deadline, std::move(waker));
+  next_timer_deadline_ = std::min(next_timer_deadline_, deadline);
+  return id;
 }
 
-void TestScheduler::CancelTimer(TimerId timer) {
-  const uint32_t slot = static_cast<uint32_t>(timer.value);
-  const uint32_t generation = static_cast<uint32_t>(timer.value >> 32);
-  if (slot >= timer_slots_.size()) return;
-  TimerSlot& entry = timer_slots_[slot];
-  if (!entry.armed || entry.generation != generation) return;
-  // The heap entry stays and is skipped when it surfaces (generation moved).
-  entry.armed = false;
-  entry.waker = Waker();
-  ++entry.generation;
-  free_timer_slots_.push_back(slot);
-  --live_timers_;
-}
+void TestScheduler::CancelTimer(TimerId timer) { timers_.Cancel(timer); }
 
 void TestScheduler::FireDueTimers() {
-  while (!timer_heap_.empty() && timer_heap_.front().deadline <= now_) {
-    std::pop_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-    const TimerEntry fired = timer_heap_.back();
-    timer_heap_.pop_back();
-    TimerSlot& entry = timer_slots_[fired.slot];
-    if (!entry.armed || entry.generation != fired.generation) continue;  // cancelled
-    Waker waker = std::move(entry.waker);
-    entry.armed = false;
-    ++entry.generation;
-    free_timer_slots_.push_back(fired.slot);
-    --live_timers_;
-    waker.Wake();
-  }
-  // Skip cancelled entries so the cached deadline is a live timer's.
-  while (!timer_heap_.empty()) {
-    const TimerEntry& top = timer_heap_.front();
-    const TimerSlot& entry = timer_slots_[top.slot];
-    if (entry.armed && entry.generation == top.generation) break;
-    std::pop_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-    timer_heap_.pop_back();
-  }
-  next_timer_deadline_ = timer_heap_.empty() ? Instant::max() : timer_heap_.front().deadline;
+  std::vector<Waker> due;
+  timers_.PopDue(now_, due);
+  // In (deadline, start order): the order in which the tasks become queued.
+  for (const Waker& waker : due) waker.Wake();
+  next_timer_deadline_ = timers_.NextDeadline();
 }
 
 void TestScheduler::AdvanceTimeTo(Instant when) {
@@ -317,9 +274,9 @@ void TestScheduler::AdvanceTimeTo(Instant when) {
 }
 
 void TestScheduler::AdvanceToNextTimer() {
-  FireDueTimers();  // also drops cancelled entries from the top
-  if (timer_heap_.empty()) return;
-  AdvanceTimeTo(timer_heap_.front().deadline);
+  FireDueTimers();
+  if (next_timer_deadline_ == Instant::max()) return;
+  AdvanceTimeTo(next_timer_deadline_);
 }
 
 void TestScheduler::AdvanceClock(Duration duration) {
@@ -511,7 +468,7 @@ absl::Status TestScheduler::Run() {
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
     if (StepInline()) continue;
-    if (live_timers_ == 0) return PendingFailure();
+    if (timers_.live() == 0) return PendingFailure();
     AdvanceToNextTimer();
   }
 }
@@ -572,7 +529,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
     }
     if (steps_ >= step_limit) return budget_spent();
     if (StepInline()) continue;
-    if (live_timers_ > 0 && next_timer_deadline_ <= time_limit) {
+    if (timers_.live() > 0 && next_timer_deadline_ <= time_limit) {
       AdvanceToNextTimer();
       continue;
     }

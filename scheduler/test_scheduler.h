@@ -57,6 +57,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/timer_queue.h"
 #include "scheduler/scheduler.h"
 #include "sim/random.h"
 
@@ -311,24 +312,6 @@ class TestScheduler final : public Scheduler {
     // > 0 while a task of this lane is blocked in BlockOn.
     int blocked = 0;
   };
-  struct TimerEntry {
-    Instant deadline;
-    uint64_t sequence;
-    uint32_t slot;
-    uint32_t generation;
-  };
-  struct TimerEntryLater {
-    bool operator()(const TimerEntry& a, const TimerEntry& b) const {
-      if (a.deadline != b.deadline) return a.deadline > b.deadline;
-      return a.sequence > b.sequence;
-    }
-  };
-  struct TimerSlot {
-    Waker waker;
-    uint32_t generation = 0;
-    bool armed = false;
-  };
-
   bool OnOwnerThread() const;
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
   void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
@@ -386,11 +369,9 @@ class TestScheduler final : public Scheduler {
   internal::TaskHeader* live_tail_ = nullptr;
   absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
 
-  std::vector<TimerEntry> timer_heap_;
-  std::vector<TimerSlot> timer_slots_;
-  std::vector<uint32_t> free_timer_slots_;
-  uint64_t timer_sequence_ = 0;
-  size_t live_timers_ = 0;
+  internal::TimerQueue timers_;
+  // timers_.NextDeadline() cached for the per-step check; refreshed whenever
+  // timers are started or fire (a cancelled one may linger here harmlessly).
   Instant next_timer_deadline_ = Instant::max();
 
   std::vector<TraceEntry> trace_;

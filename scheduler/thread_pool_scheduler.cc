@@ -534,13 +534,10 @@ void ThreadPoolScheduler::Shutdown() {
   DrainAllReturns();
   // 6. Timers hold wakers (references to task headers): drop them last,
   // outside the lock (a header's destruction runs the result's destructor).
-  std::vector<TimerSlot> slots;
-  std::vector<TimerEntry> heap;
+  internal::TimerQueue timers;
   {
     std::lock_guard<std::mutex> lock(timer_mu_);
-    slots.swap(timer_slots_);
-    heap.swap(timer_heap_);
-    free_timer_slots_.clear();
+    std::swap(timers, timers_);
   }
 }
 
@@ -843,40 +840,18 @@ void ThreadPoolScheduler::TimerMain() {
   std::vector<Waker> due;
   std::unique_lock<std::mutex> lock(timer_mu_);
   while (!timer_stop_) {
-    // Cancelled entries are skipped as they surface.
-    while (!timer_heap_.empty()) {
-      const TimerEntry& top = timer_heap_.front();
-      const TimerSlot& slot = timer_slots_[top.slot];
-      if (slot.armed && slot.generation == top.generation) break;
-      std::pop_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-      timer_heap_.pop_back();
-      --stale_timer_entries_;
-    }
-    if (timer_heap_.empty()) {
+    // A copy: the heap may change while this thread waits.
+    const Instant next_deadline = timers_.NextDeadline();
+    if (next_deadline == Instant::max()) {
       timer_cv_.wait(lock);
       continue;
     }
     const Instant now = Clock::now();
-    // A copy: the heap may reallocate while this thread waits.
-    const Instant next_deadline = timer_heap_.front().deadline;
     if (next_deadline > now) {
       timer_cv_.wait_until(lock, next_deadline);
       continue;
     }
-    while (!timer_heap_.empty() && timer_heap_.front().deadline <= now) {
-      std::pop_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-      const TimerEntry fired = timer_heap_.back();
-      timer_heap_.pop_back();
-      TimerSlot& slot = timer_slots_[fired.slot];
-      if (!slot.armed || slot.generation != fired.generation) {
-        --stale_timer_entries_;
-        continue;
-      }
-      due.push_back(std::move(slot.waker));
-      slot.armed = false;
-      ++slot.generation;
-      free_timer_slots_.push_back(fired.slot);
-    }
+    timers_.PopDue(now, due);
     // Woken (and released) outside the lock: a wake runs scheduler code and
     // a release may destroy a task header.
     lock.unlock();
@@ -894,49 +869,18 @@ TimerId ThreadPoolScheduler::StartTimer(Instant deadline, Waker waker) {
     return TimerId{};  // already fired; cancelling it is a no-op
   }
   std::lock_guard<std::mutex> lock(timer_mu_);
-  uint32_t slot;
-  if (!free_timer_slots_.empty()) {
-    slot = free_timer_slots_.back();
-    free_timer_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(timer_slots_.size());
-    timer_slots_.emplace_back();
-  }
-  TimerSlot& entry = timer_slots_[slot];
-  entry.waker = std::move(waker);
-  entry.armed = true;
-  timer_heap_.push_back(TimerEntry{deadline, timer_sequence_++, slot, entry.generation});
-  std::push_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-  // Only a new earliest deadline changes what the timer thread waits for.
-  const TimerEntry& top = timer_heap_.front();
-  if (top.slot == slot && top.generation == entry.generation) timer_cv_.notify_one();
-  // Zero is never a valid id (the slot is stored plus one).
-  return TimerId{(uint64_t{entry.generation} << 32) | (uint64_t{slot} + 1)};
+  // Only a new earliest deadline changes what the timer thread waits for (an
+  // equal deadline fires after the earlier timer, so it changes nothing).
+  const bool earliest = deadline < timers_.NextDeadline();
+  const TimerId id = timers_.Add(deadline, std::move(waker));
+  if (earliest) timer_cv_.notify_one();
+  return id;
 }
 
 void ThreadPoolScheduler::CancelTimer(TimerId timer) {
-  if (timer.value == 0) return;
-  const uint32_t slot = static_cast<uint32_t>(timer.value) - 1;
-  const uint32_t generation = static_cast<uint32_t>(timer.value >> 32);
-  Waker dropped;  // released after the lock
+  Waker dropped;  // released after the lock: a release may destroy a task header
   std::lock_guard<std::mutex> lock(timer_mu_);
-  if (slot >= timer_slots_.size()) return;
-  TimerSlot& entry = timer_slots_[slot];
-  if (!entry.armed || entry.generation != generation) return;
-  dropped = std::move(entry.waker);
-  entry.armed = false;
-  ++entry.generation;
-  free_timer_slots_.push_back(slot);
-  // The heap entry stays until it surfaces. If stale entries pile up (long
-  // timers cancelled early, over and over), rebuild the heap without them.
-  if (++stale_timer_entries_ > 1024 && stale_timer_entries_ > timer_heap_.size() / 2) {
-    std::erase_if(timer_heap_, [this](const TimerEntry& e) {
-      const TimerSlot& s = timer_slots_[e.slot];
-      return !s.armed || s.generation != e.generation;
-    });
-    std::make_heap(timer_heap_.begin(), timer_heap_.end(), TimerEntryLater{});
-    stale_timer_entries_ = 0;
-  }
+  dropped = timers_.Cancel(timer);
 }
 
 // -----------------------------------------------------------------------------

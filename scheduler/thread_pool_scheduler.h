@@ -81,6 +81,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/timer_queue.h"
 #include "scheduler/scheduler.h"
 
 namespace simsched {
@@ -219,23 +220,6 @@ class ThreadPoolScheduler final : public Scheduler {
   size_t LiveTaskCount() const;
 
  private:
-  struct TimerEntry {
-    Instant deadline;
-    uint64_t sequence;
-    uint32_t slot;
-    uint32_t generation;
-  };
-  struct TimerEntryLater {
-    bool operator()(const TimerEntry& a, const TimerEntry& b) const {
-      if (a.deadline != b.deadline) return a.deadline > b.deadline;
-      return a.sequence > b.sequence;
-    }
-  };
-  struct TimerSlot {
-    Waker waker;
-    uint32_t generation = 0;
-    bool armed = false;
-  };
   enum class LoopEnd { kStop, kTaskOrPredicate, kBlockOn };
 
   // Queueing. Queues hold task headers, each with the reference its Runnable
@@ -340,11 +324,7 @@ class ThreadPoolScheduler final : public Scheduler {
   // Timers.
   alignas(64) std::mutex timer_mu_;
   std::condition_variable timer_cv_;
-  std::vector<TimerEntry> timer_heap_;      // guarded by timer_mu_
-  std::vector<TimerSlot> timer_slots_;      // guarded by timer_mu_
-  std::vector<uint32_t> free_timer_slots_;  // guarded by timer_mu_
-  uint64_t timer_sequence_ = 0;             // guarded by timer_mu_
-  size_t stale_timer_entries_ = 0;          // cancelled, still in the heap; timer_mu_
+  internal::TimerQueue timers_;  // guarded by timer_mu_
   bool timer_stop_ = false;                 // guarded by timer_mu_
   std::thread timer_thread_;
 };
