@@ -140,27 +140,31 @@ void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
-  if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(label)) {
-    Enqueue(deprioritized_, std::move(runnable));
-  } else {
-    Enqueue(background_, std::move(runnable));
-  }
+  EnqueueLabeled(runnable.ReleaseHeader(), label);
 }
 
 void TestScheduler::ScheduleForeground(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
-  LaneId lane = runnable.header()->lane;
-  if (lane >= lanes_.size()) {
+  TaskHeader* task = runnable.ReleaseHeader();
+  if (task->lane >= lanes_.size()) {
     RecordFailure(absl::InvalidArgumentError(absl::StrCat(
-        runnable.metadata().DebugString(), " was spawned onto lane ", lane,
+        task->metadata.DebugString(), " was spawned onto lane ", task->lane,
         ", which this TestScheduler does not have (it has ", lanes_.size(),
         "); make lanes with AddLane() or ForegroundExecutor::ForNewLane()")));
-    lane = 0;
-    runnable.header()->lane = 0;
+    task->lane = 0;
   }
-  Enqueue(lanes_[lane].queue, std::move(runnable));
+  EnqueueOnLane(task);
+}
+
+void TestScheduler::EnqueueLabeled(TaskHeader* task, const TaskLabel& label) {
+  const bool low = !deprioritized_labels_.empty() && deprioritized_labels_.contains(label);
+  EnqueueHeader(low ? deprioritized_ : background_, task);
+}
+
+void TestScheduler::EnqueueOnLane(TaskHeader* task) {
+  EnqueueHeader(lanes_[task->lane].queue, task);
   ++lane_queued_;
 }
 
@@ -169,22 +173,11 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     EnqueueHeader(background_, task);
+  } else if (task->kind() == internal::ScheduleKind::kLabeled) {
+    EnqueueLabeled(task, *task->metadata.label);
   } else {
-    RequeueSlow(task);
+    EnqueueOnLane(task);
   }
-}
-
-void TestScheduler::RequeueSlow(TaskHeader* task) {
-  if (task->kind() == internal::ScheduleKind::kLabeled) {
-    if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(*task->metadata.label)) {
-      EnqueueHeader(deprioritized_, task);
-    } else {
-      EnqueueHeader(background_, task);
-    }
-    return;
-  }
-  EnqueueHeader(lanes_[task->lane].queue, task);
-  ++lane_queued_;
 }
 
 void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {

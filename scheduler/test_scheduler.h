@@ -319,8 +319,9 @@ class TestScheduler final : public Scheduler {
     if (!options_.randomize_order) task->enqueue_seq = enqueue_counter_++;
     queue.push_back(task);
   }
+  void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
+  void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
-  void RequeueSlow(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   bool FailurePending() const {
     return failed_ || inbox_pending_.load(std::memory_order_relaxed);
