@@ -59,6 +59,7 @@ TaskHeader::PollResult TaskHeader::PollEnded() {
   uint64_t s = state();
   while (!CasState(s, s & ~(kRunning | kScheduled))) {
   }
+  NotifyPollEnded();
   Finish();
   Release();
   return PollResult::kFinished;
@@ -70,6 +71,7 @@ void TaskHeader::Complete() {
   uint64_t s = state();
   while (!CasState(s, (s & ~(kRunning | kScheduled)) | kCompleted)) {
   }
+  NotifyPollEnded();
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
     scheduler_->OnUnhandledTaskException(metadata, exception_);
@@ -82,15 +84,35 @@ void TaskHeader::Cancel() {
   for (;;) {
     if ((s & (kCompleted | kCancelled)) != 0) return;
     if ((s & kRunning) != 0) {
-      // Deferred: the poller destroys the frame when the poll ends.
-      if (CasState(s, s | kCancelled)) return;
-      continue;
+      // Being polled: the poller destroys the frame when the poll ends.
+      if (!CasState(s, s | kCancelled)) continue;
+      // Polled by another thread (a child task on another worker, whose
+      // owner is being destroyed here): wait until its frames are gone, so
+      // that, as when a call stack unwinds, nothing the canceller goes on to
+      // destroy (the owner's locals) is still in use by the child. A task
+      // cancelled from inside its own poll cannot wait for itself.
+      if (!confined_ && current_task != this) WaitForPollToEnd();
+      return;
     }
     if (CasState(s, s | kCancelled)) break;
   }
   // A queued Runnable (if any) keeps the header alive and becomes a no-op.
   DestroyFrame();
   Finish();
+}
+
+void TaskHeader::WaitForPollToEnd() {
+  uint64_t s = state();
+  while ((s & kRunning) != 0) {
+    state_.wait(s, std::memory_order_acquire);
+    s = state();
+  }
+}
+
+void TaskHeader::NotifyPollEnded() {
+  // Only a cancelled task can have a waiter (see Cancel); the check keeps the
+  // notify off the path of every other completion.
+  if (!confined_ && (state() & kCancelled) != 0) state_.notify_all();
 }
 
 void TaskHeader::Detach() {

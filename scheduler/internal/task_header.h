@@ -159,8 +159,11 @@ class TaskHeader {
 
   // Cancel()
   //
-  // Cancels the task: destroys its frame at once if it is not being polled,
-  // else when the current poll ends. No-op on a finished task.
+  // Cancels the task: destroys its frame at once if it is not being polled.
+  // If another thread is polling it, waits until that poll ends and the
+  // poller has destroyed the frame; if this thread is (the task cancels
+  // itself), the frame is destroyed when the poll ends. No-op on a finished
+  // task.
   void Cancel();
 
   // Detach()
@@ -251,6 +254,8 @@ class TaskHeader {
   void Complete();
   void DestroyFrame();
   void Finish();
+  void WaitForPollToEnd();
+  void NotifyPollEnded();
 
   // Data, hottest first: a poll touches the first cache line or two. (The
   // access sections alternate so that the layout follows use, not access.)
