@@ -33,14 +33,6 @@
 #define SIMSCHED_TORTURE_POOL_DEFAULT_SEEDS 150
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define SIMSCHED_TORTURE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SIMSCHED_TORTURE_TSAN 1
-#endif
-#endif
-
 namespace simsched::internal {
 namespace {
 
@@ -136,10 +128,6 @@ void Sweep(bool borrow_across_tasks) {
     // A smaller tree than on the TestScheduler: real threads, real timers.
     const TorturePlan plan = GenerateTorturePlan(seed, {.max_frames = 25});
     if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan);
-#ifdef SIMSCHED_TORTURE_TSAN
-    // TSan reports a race and carries on: this line says which seed it was.
-    std::cerr << "simsched torture (pool): seed " << seed << "\n";
-#endif
     SetTortureCrashNote(kTarget, seed);
     std::vector<std::string> violations = RunPlanOnPool(plan, borrow_across_tasks);
     if (!violations.empty()) {

@@ -118,7 +118,7 @@ uint64_t TortureLedger::EventHash() const {
 TortureProbe::TortureProbe(TortureLedger& ledger, uint32_t id, TortureProbe* parent)
     : ledger_(&ledger), id_(id), parent_(parent), parent_id_(parent != nullptr ? parent->id_ : 0) {
   ledger_->OnConstruct(id_);
-  if (parent_ != nullptr) parent_->children_alive_.fetch_add(1, std::memory_order_relaxed);
+  if (parent_ != nullptr) parent_->children_alive_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 TortureProbe::TortureProbe(TortureProbe&& other) noexcept
@@ -139,9 +139,9 @@ TortureProbe::~TortureProbe() {
       ledger_->AddViolation(absl::StrCat("frame ", id_, " found its parent frame ", parent_id,
                                          " overwritten at destruction"));
     }
-    parent_->children_alive_.fetch_sub(1, std::memory_order_relaxed);
+    parent_->children_alive_.fetch_sub(1, std::memory_order_acq_rel);
   }
-  ledger_->OnDestroy(id_, parent_id, children_alive_.load(std::memory_order_relaxed));
+  ledger_->OnDestroy(id_, parent_id, children_alive_.load(std::memory_order_acquire));
   magic_.store(kDead, std::memory_order_relaxed);
 }
 
