@@ -61,8 +61,7 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
     // thread, while the workers run the tree.
     std::thread driver([&] {
       for (const TortureDriverAction& action : plan.driver) {
-        Task<void>* root = action.kind >= TortureDriverKind::kCancelRoot
-                               ? &roots[action.amount]
+        Task<void>* root = IsRootAction(action.kind) ? &roots[action.amount]
                                : nullptr;
         const uint32_t key = root != nullptr ? plan.roots[action.amount].id : 0;
         switch (action.kind) {
@@ -82,6 +81,12 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
             break;
           case TortureDriverKind::kDetachRoot:
             root->Detach();
+            break;
+          case TortureDriverKind::kSetEvent:
+            world.event.Set();
+            break;
+          case TortureDriverKind::kNotifyOne:
+            world.event.NotifyOne();
             break;
         }
       }

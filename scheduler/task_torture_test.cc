@@ -62,7 +62,7 @@ RunOutcome RunPlan(const TorturePlan& plan) {
       roots.push_back(Spawn(*scheduler, RunTortureFrame(ctx, root, nullptr, root.id)));
     }
     for (const TortureDriverAction& action : plan.driver) {
-      Task<void>* root = action.kind >= TortureDriverKind::kCancelRoot ? &roots[action.amount]
+      Task<void>* root = IsRootAction(action.kind) ? &roots[action.amount]
                                                                         : nullptr;
       const uint32_t key = root != nullptr ? plan.roots[action.amount].id : 0;
       switch (action.kind) {
@@ -87,6 +87,12 @@ RunOutcome RunPlan(const TorturePlan& plan) {
         }
         case TortureDriverKind::kDetachRoot:
           root->Detach();
+          break;
+        case TortureDriverKind::kSetEvent:
+          world.event.Set();
+          break;
+        case TortureDriverKind::kNotifyOne:
+          world.event.NotifyOne();
           break;
       }
     }
@@ -153,7 +159,7 @@ TEST(TaskTortureTest, PlansAreReproducibleAndCoverEveryOp) {
             DescribeTorturePlan(GenerateTorturePlan(12345)));
   EXPECT_NE(DescribeTorturePlan(GenerateTorturePlan(1)),
             DescribeTorturePlan(GenerateTorturePlan(2)));
-  std::vector<int> seen(static_cast<int>(TortureOpKind::kWithTimeout) + 1, 0);
+  std::vector<int> seen(static_cast<int>(TortureOpKind::kWithTimeout) + 1, 0);  // the last kind
   bool destroyed_mid_run = false;
   bool threw = false;
   std::function<void(const TortureFrame&)> visit = [&](const TortureFrame& frame) {

@@ -49,6 +49,7 @@ class Generator {
         TortureOpKind::kRecv,       TortureOpKind::kLockMutex,      TortureOpKind::kAcquireSemaphore,
         TortureOpKind::kWaitEvent,  TortureOpKind::kSetEvent,       TortureOpKind::kNotifyOne,
         TortureOpKind::kCancelLastOwned, TortureOpKind::kSleep,     TortureOpKind::kYield,
+        TortureOpKind::kSleepForever,
     };
     static constexpr TortureOpKind kNests[] = {
         TortureOpKind::kAwaitChild,  TortureOpKind::kAwaitChild,   TortureOpKind::kAwaitSpawned,
@@ -100,7 +101,7 @@ class Generator {
 
   TortureDriverAction DriverAction(uint32_t roots) {
     TortureDriverAction action;
-    action.kind = static_cast<TortureDriverKind>(rng_.Below(5));
+    action.kind = static_cast<TortureDriverKind>(rng_.Below(7));
     switch (action.kind) {
       case TortureDriverKind::kSteps:
         action.amount = 1 + static_cast<uint32_t>(rng_.Below(40));
@@ -108,8 +109,13 @@ class Generator {
       case TortureDriverKind::kAdvanceClock:
         action.amount = Ticks();
         break;
-      default:
+      case TortureDriverKind::kCancelRoot:
+      case TortureDriverKind::kDropRoot:
+      case TortureDriverKind::kDetachRoot:
         action.amount = static_cast<uint32_t>(rng_.Below(roots));
+        break;
+      case TortureDriverKind::kSetEvent:
+      case TortureDriverKind::kNotifyOne:
         break;
     }
     return action;
@@ -145,6 +151,10 @@ const char* DriverName(TortureDriverKind kind) {
       return "drop the handle of root";
     case TortureDriverKind::kDetachRoot:
       return "Detach() root";
+    case TortureDriverKind::kSetEvent:
+      return "Event::Set";
+    case TortureDriverKind::kNotifyOne:
+      return "Event::NotifyOne";
   }
   return "?";
 }
@@ -174,6 +184,7 @@ TorturePlan GenerateTorturePlan(uint64_t seed, const TorturePlanOptions& options
 const char* TortureOpName(TortureOpKind kind) {
   switch (kind) {
     case TortureOpKind::kSleep: return "Sleep";
+    case TortureOpKind::kSleepForever: return "Sleep(Duration::max())";
     case TortureOpKind::kYield: return "Yield";
     case TortureOpKind::kSend: return "Channel::Send";
     case TortureOpKind::kRecv: return "Channel::Recv";
@@ -204,7 +215,9 @@ std::string DescribeTorturePlan(const TorturePlan& plan) {
   }
   absl::StrAppend(&out, "driver:");
   for (const TortureDriverAction& action : plan.driver) {
-    absl::StrAppend(&out, " [", DriverName(action.kind), " ", action.amount, "]");
+    absl::StrAppend(&out, " [", DriverName(action.kind));
+    if (action.kind < TortureDriverKind::kSetEvent) absl::StrAppend(&out, " ", action.amount);
+    absl::StrAppend(&out, "]");
   }
   absl::StrAppend(&out, plan.destroy_mid_run ? " then destroy the scheduler mid-run\n"
                                              : " then run to the end, then destroy the scheduler\n");

@@ -30,6 +30,7 @@ namespace simsched::internal {
 enum class TortureOpKind : uint8_t {
   // Leaf waits and actions.
   kSleep,             // Sleep(ticks)
+  kSleepForever,      // Sleep(Duration::max()): only a cancellation ends it
   kYield,             // Yield()
   kSend,              // Channel<int>(capacity 1)::Send
   kRecv,              // Channel<int>::Recv
@@ -79,12 +80,20 @@ enum class TortureDriverKind : uint8_t {
   kCancelRoot,    // Task::Cancel on root `amount`
   kDropRoot,      // destroy root `amount`'s handle
   kDetachRoot,    // Detach root `amount`
+  kSetEvent,      // Event::Set from outside the tasks (pool: another thread)
+  kNotifyOne,     // Event::NotifyOne from outside the tasks
 };
 
 struct TortureDriverAction {
   TortureDriverKind kind = TortureDriverKind::kSteps;
   uint32_t amount = 0;
 };
+
+// Whether the action names a root task (in `amount`).
+inline bool IsRootAction(TortureDriverKind kind) {
+  return kind == TortureDriverKind::kCancelRoot || kind == TortureDriverKind::kDropRoot ||
+         kind == TortureDriverKind::kDetachRoot;
+}
 
 struct TorturePlan {
   uint64_t seed = 0;

@@ -67,6 +67,12 @@ Co<void> RunTortureFrame(TortureContext& ctx, const TortureFrame& frame, Torture
       case TortureOpKind::kSleep:
         co_await Sleep(ticks);
         break;
+      case TortureOpKind::kSleepForever:
+        co_await Sleep(Duration::max());
+        ctx.ledger.AddViolation(absl::StrCat("frame ", frame.id,
+                                             " came back from Sleep(Duration::max()): forever "
+                                             "must mean forever (only cancellation ends it)"));
+        break;
       case TortureOpKind::kYield:
         co_await Yield();
         break;
