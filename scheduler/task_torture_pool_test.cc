@@ -153,7 +153,7 @@ void Sweep(bool borrow_across_tasks) {
   for (uint64_t seed : *seeds) {
     // A smaller tree than on the TestScheduler: real threads, real timers.
     const TorturePlan plan = GenerateTorturePlan(seed, {.max_frames = 25});
-    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan);
+    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan) << std::flush;
     SetTortureCrashNote(kTarget, seed);
     std::vector<std::string> violations = RunPlanOnPool(plan, borrow_across_tasks);
     if (!violations.empty()) {

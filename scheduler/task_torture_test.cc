@@ -128,7 +128,7 @@ TEST(TaskTortureTest, RandomTaskTreesKeepTheLifecycleRules) {
   int failures = 0;
   for (uint64_t seed : *seeds) {
     const TorturePlan plan = GenerateTorturePlan(seed);
-    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan);
+    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan) << std::flush;
     SetTortureCrashNote(kTarget, seed);
     RunOutcome outcome = RunPlan(plan);
     if (outcome.violations.empty() && seed % 16 == 0) {

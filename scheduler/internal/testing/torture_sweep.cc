@@ -65,7 +65,8 @@ void InstallCrashNoteHandlers() {
   std::memset(&action, 0, sizeof(action));
   action.sa_handler = &OnFatalSignal;
   action.sa_flags = SA_RESETHAND;
-  for (int signal_number : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) {
+  // SIGTERM: what Bazel sends a test that hangs past its timeout.
+  for (int signal_number : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTERM}) {
     sigaction(signal_number, &action, nullptr);
   }
 }

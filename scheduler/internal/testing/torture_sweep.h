@@ -7,7 +7,8 @@
 //
 // A malformed value is an InvalidArgument naming the variable, never a
 // silent default. `SetTortureCrashNote` remembers the seed under way so that
-// a crash (a segfault, an abort, a sanitizer's fatal report) still prints
+// a crash (a segfault, an abort, a sanitizer's fatal report) or a hang that
+// Bazel ends with SIGTERM at the test timeout still prints
 // which seed to replay.
 //
 // Example:
