@@ -11,6 +11,13 @@ namespace simsched::internal {
 
 thread_local constinit TaskHeader* current_task = nullptr;
 
+namespace {
+// Per thread: how deeply frame destructions nest right now (see
+// DestroyCoroutineFrame at the end of this file).
+thread_local constinit int destroy_depth = 0;
+bool InsideFrameDestruction() { return destroy_depth > 0; }
+}  // namespace
+
 void TaskHeader::WakeSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {
@@ -86,12 +93,14 @@ void TaskHeader::Cancel() {
     if ((s & kRunning) != 0) {
       // Being polled: the poller destroys the frame when the poll ends.
       if (!CasState(s, s | kCancelled)) continue;
-      // Polled by another thread (a child task on another worker, whose
-      // owner is being destroyed here): wait until its frames are gone, so
-      // that, as when a call stack unwinds, nothing the canceller goes on to
-      // destroy (the owner's locals) is still in use by the child. A task
-      // cancelled from inside its own poll cannot wait for itself.
-      if (!confined_ && current_task != this) WaitForPollToEnd();
+      // Cancelled by the destruction of a frame that owns it (a child task
+      // on another worker, whose owner is being destroyed here): wait until
+      // its frames are gone, so that, as when a call stack unwinds, nothing
+      // the owner's destruction goes on to free (its earlier locals) is still
+      // in use by the child. A plain Cancel() or handle drop does not wait
+      // (the poll may be waiting for the canceller); nor can a task that is
+      // cancelled from inside its own poll wait for itself.
+      if (!confined_ && current_task != this && InsideFrameDestruction()) WaitForPollToEnd();
       return;
     }
     if (CasState(s, s | kCancelled)) break;
@@ -197,9 +206,8 @@ struct DestroyJob {
 
 using DeferredJobs = absl::InlinedVector<DestroyJob, 4>;
 
-// Per thread: how deeply destructions nest right now, and the jobs deferred
-// past kMaxNestedDestroyDepth (run by the outermost destruction).
-thread_local constinit int destroy_depth = 0;
+// Per thread: the jobs deferred past kMaxNestedDestroyDepth (run by the
+// outermost destruction).
 thread_local constinit DeferredJobs* deferred_jobs = nullptr;
 
 void RunJob(const DestroyJob& job) noexcept {

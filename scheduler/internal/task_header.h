@@ -159,11 +159,11 @@ class TaskHeader {
 
   // Cancel()
   //
-  // Cancels the task: destroys its frame at once if it is not being polled.
-  // If another thread is polling it, waits until that poll ends and the
-  // poller has destroyed the frame; if this thread is (the task cancels
-  // itself), the frame is destroyed when the poll ends. No-op on a finished
-  // task.
+  // Cancels the task: destroys its frame at once if it is not being polled,
+  // else the poller destroys it when the poll ends. When the cancellation
+  // comes from the destruction of a frame that owns the task, and another
+  // thread is polling it, waits for that poll to end (children go before
+  // their owners' locals). No-op on a finished task.
   void Cancel();
 
   // Detach()
