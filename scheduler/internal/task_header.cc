@@ -1,5 +1,6 @@
 #include "scheduler/internal/task_header.h"
 
+#include <thread>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -66,7 +67,6 @@ TaskHeader::PollResult TaskHeader::PollEnded() {
   uint64_t s = state();
   while (!CasState(s, s & ~(kRunning | kScheduled))) {
   }
-  NotifyPollEnded();
   Finish();
   Release();
   return PollResult::kFinished;
@@ -78,7 +78,6 @@ void TaskHeader::Complete() {
   uint64_t s = state();
   while (!CasState(s, (s & ~(kRunning | kScheduled)) | kCompleted)) {
   }
-  NotifyPollEnded();
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
     scheduler_->OnUnhandledTaskException(metadata, exception_);
@@ -87,20 +86,27 @@ void TaskHeader::Complete() {
 }
 
 void TaskHeader::Cancel() {
+  // From a task (structured code whose child may borrow its locals) or from
+  // a frame's destruction: join. From plain code outside any task: defer.
+  CancelImpl(/*join=*/current_task != nullptr || InsideFrameDestruction());
+}
+
+void TaskHeader::CancelAndJoin() { CancelImpl(/*join=*/true); }
+
+void TaskHeader::CancelImpl(bool join) {
   uint64_t s = state();
   for (;;) {
     if ((s & (kCompleted | kCancelled)) != 0) return;
     if ((s & kRunning) != 0) {
       // Being polled: the poller destroys the frame when the poll ends.
       if (!CasState(s, s | kCancelled)) continue;
-      // Cancelled by the destruction of a frame that owns it (a child task
-      // on another worker, whose owner is being destroyed here): wait until
-      // its frames are gone, so that, as when a call stack unwinds, nothing
-      // the owner's destruction goes on to free (its earlier locals) is still
-      // in use by the child. A plain Cancel() or handle drop does not wait
-      // (the poll may be waiting for the canceller); nor can a task that is
-      // cancelled from inside its own poll wait for itself.
-      if (!confined_ && current_task != this && InsideFrameDestruction()) WaitForPollToEnd();
+      // Joining (a task or a frame's destruction cancelling a task it owns)
+      // while another thread polls it: wait until its frames are gone, so
+      // that, as when a call stack unwinds, nothing the owner goes on to
+      // free (its earlier locals) is still in use by the child. Plain code
+      // outside any task does not wait (the poll may be waiting for it); nor
+      // can a task cancelled from inside its own poll wait for itself.
+      if (join && !confined_ && current_task != this) WaitForPollToEnd();
       return;
     }
     if (CasState(s, s | kCancelled)) break;
@@ -111,17 +117,16 @@ void TaskHeader::Cancel() {
 }
 
 void TaskHeader::WaitForPollToEnd() {
-  uint64_t s = state();
-  while ((s & kRunning) != 0) {
-    state_.wait(s, std::memory_order_acquire);
-    s = state();
+  TaskHeader* const waiter = current_task;
+  while ((state_.load(std::memory_order_seq_cst) & kRunning) != 0) {
+    // Two tasks cancelling each other at once (peers holding each other's
+    // handles) would wait for each other forever: a waiter that is itself
+    // being cancelled stops waiting, so one of the two always goes on.
+    if (waiter != nullptr && (waiter->state_.load(std::memory_order_seq_cst) & kCancelled) != 0) {
+      return;
+    }
+    std::this_thread::yield();  // rare, and short: the rest of one poll
   }
-}
-
-void TaskHeader::NotifyPollEnded() {
-  // Only a cancelled task can have a waiter (see Cancel); the check keeps the
-  // notify off the path of every other completion.
-  if (!confined_ && (state() & kCancelled) != 0) state_.notify_all();
 }
 
 void TaskHeader::Detach() {

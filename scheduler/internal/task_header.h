@@ -160,11 +160,19 @@ class TaskHeader {
   // Cancel()
   //
   // Cancels the task: destroys its frame at once if it is not being polled,
-  // else the poller destroys it when the poll ends. When the cancellation
-  // comes from the destruction of a frame that owns the task, and another
-  // thread is polling it, waits for that poll to end (children go before
-  // their owners' locals). No-op on a finished task.
+  // else the poller destroys it when the poll ends. When another thread is
+  // polling it and the cancellation comes from a task or from the
+  // destruction of a frame (an owner whose state the task may borrow), waits
+  // for that poll to end; plain code outside any task does not wait. No-op
+  // on a finished task.
   void Cancel();
+
+  // CancelAndJoin()
+  //
+  // Cancel() for the owner of a task that may be running on another thread
+  // and borrowing the owner's state: also waits for a poll under way on
+  // another thread to end (combinators cancel their runners this way).
+  void CancelAndJoin();
 
   // Detach()
   //
@@ -254,8 +262,8 @@ class TaskHeader {
   void Complete();
   void DestroyFrame();
   void Finish();
+  void CancelImpl(bool join);
   void WaitForPollToEnd();
-  void NotifyPollEnded();
 
   // Data, hottest first: a poll touches the first cache line or two. (The
   // access sections alternate so that the layout follows use, not access.)
