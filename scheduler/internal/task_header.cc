@@ -96,10 +96,11 @@ void TaskHeader::CancelAndJoin() { CancelImpl(/*join=*/true); }
 void TaskHeader::CancelImpl(bool join) {
   uint64_t s = state();
   for (;;) {
-    if ((s & (kCompleted | kCancelled)) != 0) return;
+    if ((s & kCompleted) != 0) return;
     if ((s & kRunning) != 0) {
-      // Being polled: the poller destroys the frame when the poll ends.
-      if (!CasState(s, s | kCancelled)) continue;
+      // Being polled: the poller destroys the frame when the poll ends
+      // (already marked if an earlier Cancel got here first).
+      if ((s & kCancelled) == 0 && !CasState(s, s | kCancelled)) continue;
       // Joining (a task or a frame's destruction cancelling a task it owns)
       // while another thread polls it: wait until its frames are gone, so
       // that, as when a call stack unwinds, nothing the owner goes on to
@@ -109,6 +110,7 @@ void TaskHeader::CancelImpl(bool join) {
       if (join && !confined_ && current_task != this) WaitForPollToEnd();
       return;
     }
+    if ((s & kCancelled) != 0) return;  // cancelled, and its frames are gone
     if (CasState(s, s | kCancelled)) break;
   }
   // A queued Runnable (if any) keeps the header alive and becomes a no-op.
@@ -118,15 +120,15 @@ void TaskHeader::CancelImpl(bool join) {
 
 void TaskHeader::WaitForPollToEnd() {
   TaskHeader* const waiter = current_task;
+  if (waiter != nullptr) waiter->joining_.store(this, std::memory_order_seq_cst);
   while ((state_.load(std::memory_order_seq_cst) & kRunning) != 0) {
     // Two tasks cancelling each other at once (peers holding each other's
-    // handles) would wait for each other forever: a waiter that is itself
-    // being cancelled stops waiting, so one of the two always goes on.
-    if (waiter != nullptr && (waiter->state_.load(std::memory_order_seq_cst) & kCancelled) != 0) {
-      return;
-    }
+    // handles) would wait for each other forever: whoever sees the other
+    // waiting for it stops waiting, so at least one poll goes on and ends.
+    if (waiter != nullptr && joining_.load(std::memory_order_seq_cst) == waiter) break;
     std::this_thread::yield();  // rare, and short: the rest of one poll
   }
+  if (waiter != nullptr) waiter->joining_.store(nullptr, std::memory_order_seq_cst);
 }
 
 void TaskHeader::Detach() {

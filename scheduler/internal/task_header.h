@@ -304,6 +304,9 @@ class TaskHeader {
 
  private:
   TaskHeader* joiner_ = nullptr;  // holds a reference
+  // The task this one's poll is waiting for (CancelImpl's join), to break a
+  // cycle of two tasks cancelling each other.
+  std::atomic<TaskHeader*> joining_{nullptr};
   uint32_t joiner_seq_ = 0;
   uint32_t wait_seq_ = 0;
   WaitSite wait_site_;
