@@ -442,13 +442,13 @@ absl::Status TestScheduler::status() const {
   return failure_;
 }
 
-absl::Status TestScheduler::RunUntilParked() {
-  if (absl::Status status = CheckCanRun("RunUntilParked()"); !status.ok()) return status;
+absl::Status TestScheduler::RunUntilIdle() {
+  if (absl::Status status = CheckCanRun("RunUntilIdle()"); !status.ok()) return status;
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
-    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilParked()");
+    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilIdle()");
     if (!StepInline()) return PendingFailure();
   }
 }

@@ -217,7 +217,7 @@ TEST(TestSchedulerLanesTest, BlockOnWithParkingAllowedIsWokenByAnotherThread) {
     co_await ready.Wait();
     co_return 5;
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   std::thread other([&] {
     std::this_thread::sleep_for(milliseconds(20));
     ready.Set();  // a wake from a real thread: accepted when parking is allowed
@@ -243,7 +243,7 @@ TEST(TestSchedulerLanesTest, WakeFromAStdThreadIsReportedAsNotDeterministic) {
   Task<void> task = SpawnLabeled(s, TaskLabel("victim"), [&]() -> Co<void> {
     co_await signal.Wait();
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   std::thread other([&] { signal.Set(); });
   other.join();
   absl::Status status = s.Run();

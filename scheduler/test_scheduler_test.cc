@@ -207,8 +207,8 @@ TEST(TestSchedulerTest, VirtualTimeStartsAtTheEpochAndAutoAdvancesToTimers) {
   Spawn(s, sleeper(1, milliseconds(30))).Detach();
   Spawn(s, sleeper(2, milliseconds(10))).Detach();
   Spawn(s, sleeper(3, milliseconds(20))).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
-  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "RunUntilParked never advances time";
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "RunUntilIdle never advances time";
   EXPECT_TRUE(woke.empty());
   ASSERT_TRUE(s.Run().ok());
   EXPECT_THAT(woke, ElementsAre(std::pair<int, Duration>(2, milliseconds(10)),
@@ -241,16 +241,16 @@ TEST(TestSchedulerTest, AdvanceClockFiresDueTimersOnly) {
       ++woke;
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   s.AdvanceClock(milliseconds(10));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 2);
   EXPECT_EQ(s.Elapsed(), milliseconds(10));
   s.AdvanceClock(milliseconds(4));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 2);
   s.AdvanceClock(milliseconds(1));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 3);
 }
 
@@ -308,14 +308,14 @@ TEST(TestSchedulerTest, DeadlockReportNamesSleepAndYieldSites) {
   TestScheduler s;
   auto sleeper = [&]() -> Co<void> { co_await Sleep(std::chrono::hours(1)); };
   Spawn(s, sleeper()).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_THAT(s.DescribeLiveTasks(), ContainsRegex("waiting on Sleep at .*test_scheduler_test.cc:[0-9]+"));
 }
 
 TEST(TestSchedulerTest, QueuedTaskReportSaysWhatWokeIt) {
   TestScheduler s;
   Spawn(s, []() -> Co<void> { co_await Sleep(std::chrono::milliseconds(5)); }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   s.AdvanceClock(std::chrono::milliseconds(5));  // fires the timer: queued, not yet run
   EXPECT_THAT(s.DescribeTask(TaskId{1}),
               ContainsRegex("queued to run \\(woken from Sleep at .*test_scheduler_test.cc:[0-9]+"));
@@ -343,7 +343,7 @@ TEST(TestSchedulerTest, RunCannotBeCalledFromInsideATask) {
   TestScheduler s;
   absl::Status inner;
   Spawn(s, [&]() -> Co<void> {
-    inner = s.RunUntilParked();
+    inner = s.RunUntilIdle();
     co_return;
   }).Detach();
   ASSERT_TRUE(s.Run().ok());
@@ -390,22 +390,22 @@ TEST(TestSchedulerTest, WakingTwiceBeforeItRunsSchedulesOnce) {
     co_await Park{&waker};
     ++resumed;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   const uint64_t steps = s.step_count();
   Waker copy = waker;
   waker.Wake();
   copy.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.step_count(), steps + 1);
   EXPECT_EQ(resumed, 1) << "the stale copy must not resume the second suspension";
   copy.Wake();  // made for the first suspension: a no-op now
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(resumed, 1);
   waker.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(resumed, 2);
   waker.Wake();  // after completion: harmless
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
 }
 
 }  // namespace

@@ -261,7 +261,7 @@ TEST(CloudSimulatedSchedulerTest, LeakStillRunningAtValidationSaysWhereItIsSuspe
     ctx.Spawn([&]() -> Co<void> { co_await never.Wait(); }).Detach();
     co_return;
   });
-  ASSERT_TRUE(sim.test->RunUntilParked().ok());
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
@@ -314,7 +314,7 @@ TEST(CloudSimulatedSchedulerTest, ValidatingASessionThatHasNotEndedReportsItsRun
   Sim sim;
   ExecutionContext ctx = sim.NewSession();
   Task<void> handler = ctx.Spawn([]() -> Co<void> { co_await Sleep(seconds(1)); });
-  ASSERT_TRUE(sim.test->RunUntilParked().ok());
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
@@ -719,7 +719,7 @@ TEST(CloudSimulatedSchedulerTest, DestroyingItBeforeTheInnerSchedulerCancelsItsT
       SetOnDestroy guard{&frame_gone};
       co_await Sleep(hours(1));
     });
-    ASSERT_TRUE(test->RunUntilParked().ok());
+    ASSERT_TRUE(test->RunUntilIdle().ok());
   }
   EXPECT_TRUE(frame_gone);
   EXPECT_EQ(test->LiveTaskCount(), 0u);

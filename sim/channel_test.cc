@@ -40,13 +40,13 @@ TEST(ChannelTest, RecvSuspendsUntilAValueIsSent) {
     Channel<int> ch(4);
     std::optional<int> got;
     Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_FALSE(got.has_value());
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
     ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
                    EXPECT_TRUE((co_await ch.Send(42)).ok());
                  }()).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_EQ(got, 42) << "seed " << seed;
     EXPECT_EQ(ch.WaitingReceivers(), 0u);
   }
@@ -87,7 +87,7 @@ TEST(ChannelTest, SendSuspendsWhileABoundedChannelIsFull) {
       ++sent;
     }
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(sent, 2);
   EXPECT_EQ(ch.size(), 2u);
   EXPECT_EQ(ch.WaitingSenders(), 1u);
@@ -95,7 +95,7 @@ TEST(ChannelTest, SendSuspendsWhileABoundedChannelIsFull) {
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(*first, 0);
   EXPECT_EQ(ch.size(), 2u) << "the waiting sender's value moved in at once";
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(sent, 3);
   EXPECT_EQ(ch.WaitingSenders(), 0u);
 }
@@ -138,10 +138,10 @@ TEST(ChannelTest, CloseWakesWaitingReceiversWithNullopt) {
       ++ended;
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(ch.WaitingReceivers(), 3u);
   ch.Close();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(ended, 3);
 }
 
@@ -153,10 +153,10 @@ TEST(ChannelTest, CloseFailsWaitingSendersAndLaterSends) {
     EXPECT_TRUE((co_await ch.Send(1)).ok());
     waiting_send = co_await ch.Send(2);
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_EQ(ch.WaitingSenders(), 1u);
   ch.Close();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(waiting_send.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(waiting_send.message()),
               ContainsRegex("Send on closed Channel<int> 'jobs' at .*channel_test.cc:[0-9]+"));
@@ -228,10 +228,10 @@ TEST(ChannelTest, WaitingReceiversAreServedOldestFirst) {
         std::optional<int> v = co_await ch.Recv();
         got.emplace_back(r, *v);
       }).Detach();
-      ASSERT_TRUE(s.RunUntilParked().ok());  // receiver r now waits, after r-1
+      ASSERT_TRUE(s.RunUntilIdle().ok());  // receiver r now waits, after r-1
     }
     for (int v = 0; v < 4; ++v) ASSERT_TRUE(ch.TrySend(v * 10).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     std::sort(got.begin(), got.end());
     EXPECT_THAT(got, ElementsAre(std::pair(0, 0), std::pair(1, 10), std::pair(2, 20),
                                  std::pair(3, 30)))
@@ -246,7 +246,7 @@ TEST(ChannelTest, WaitingSendersAreServedOldestFirst) {
     ASSERT_TRUE(ch.TrySend(-1).ok());
     for (int i = 0; i < 4; ++i) {
       Spawn(s, [&, i]() -> Co<void> { EXPECT_TRUE((co_await ch.Send(i)).ok()); }).Detach();
-      ASSERT_TRUE(s.RunUntilParked().ok());  // sender i now waits, after i-1
+      ASSERT_TRUE(s.RunUntilIdle().ok());  // sender i now waits, after i-1
     }
     ASSERT_EQ(ch.WaitingSenders(), 4u);
     std::vector<int> order;
@@ -254,7 +254,7 @@ TEST(ChannelTest, WaitingSendersAreServedOldestFirst) {
       absl::StatusOr<int> v = ch.TryRecv();  // lets the oldest waiting sender in
       ASSERT_TRUE(v.ok()) << v.status();
       order.push_back(*v);
-      ASSERT_TRUE(s.RunUntilParked().ok());
+      ASSERT_TRUE(s.RunUntilIdle().ok());
     }
     EXPECT_THAT(order, ElementsAre(-1, 0, 1, 2, 3)) << "seed " << seed;
   }
@@ -266,9 +266,9 @@ TEST(ChannelTest, CancelledWaitingReceiverIsRemovedAndTheValueGoesToTheNext) {
     Channel<int> ch(1);
     std::optional<int> first, second;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { first = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> survivor = Spawn(s, [&]() -> Co<void> { second = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_EQ(ch.WaitingReceivers(), 2u);
     doomed.Cancel();
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
@@ -285,9 +285,9 @@ TEST(ChannelTest, CancelledWaitingSenderIsRemovedAndItsValueIsNeverSent) {
     Channel<int> ch(1);
     ASSERT_TRUE(ch.TrySend(1).ok());
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Send(2); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Spawn(s, [&]() -> Co<void> { EXPECT_TRUE((co_await ch.Send(3)).ok()); }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_EQ(ch.WaitingSenders(), 2u);
     doomed.Cancel();
     EXPECT_EQ(ch.WaitingSenders(), 1u);
@@ -312,7 +312,7 @@ TEST(ChannelTest, ValueHandedToACancelledReceiverGoesBackToTheChannel) {
       (void)co_await ch.Recv();
       resumed = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_TRUE(ch.TrySend(std::make_unique<int>(7)).ok());  // handed to `doomed`
     EXPECT_EQ(ch.size(), 0u);
     doomed.Cancel();  // woken, but cancelled before it ran
@@ -330,9 +330,9 @@ TEST(ChannelTest, ValueHandedToACancelledReceiverGoesToTheNextWaitingReceiver) {
     Channel<int> ch(1);
     std::optional<int> got;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> next = Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_TRUE(ch.TrySend(7).ok());  // handed to `doomed`, the oldest
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
     doomed.Cancel();
@@ -346,7 +346,7 @@ TEST(ChannelTest, HandedBackValueKeepsItsPlaceAheadOfLaterValues) {
   TestScheduler s;
   Channel<int> ch(1);
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());  // to `doomed`
   ASSERT_TRUE(ch.TrySend(2).ok());  // buffered
   doomed.Cancel();
@@ -361,7 +361,7 @@ TEST(ChannelTest, HandedBackValueAfterCloseIsStillReceived) {
   Channel<int> ch(1);
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
   std::vector<std::optional<int>> later;
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());
   ch.Close();
   doomed.Cancel();
@@ -377,9 +377,9 @@ TEST(ChannelTest, ReceiverWokenByCloseTakesAValueHandedBackMeanwhile) {
   Channel<int> ch(1);
   std::optional<int> got = -1;
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   Task<void> other = Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());  // to `doomed`
   ch.Close();                       // `other` wakes for end-of-stream
   doomed.Cancel();                  // the 1 comes back before `other` runs
@@ -418,9 +418,9 @@ TEST(ChannelTest, NoConfirmedValueIsLostWhenTasksAreCancelledAtRandom) {
       }
     });
     ASSERT_TRUE(s.BlockOn(chaos).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ch.Close();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     while (true) {
       absl::StatusOr<int> v = ch.TryRecv();
       if (!v.ok()) break;
@@ -468,13 +468,13 @@ TEST(ChannelTest, ChannelDestroyedWithWaitersLeavesThemWaiting) {
   {
     Channel<int> ch(1, "short-lived");
     receiver = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   {
     Channel<int> ch(1);
     ASSERT_TRUE(ch.TrySend(0).ok());
     sender = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Send(1); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   EXPECT_FALSE(receiver.IsFinished());
   EXPECT_FALSE(sender.IsFinished());
@@ -491,7 +491,7 @@ TEST(ChannelTest, ReceiverHandedAValueMayBeCancelledAfterTheChannelIsDestroyed) 
   TestScheduler s;
   auto ch = std::make_unique<Channel<std::unique_ptr<int>>>(1);
   Task<void> receiver = Spawn(s, [ch = ch.get()]() -> Co<void> { (void)co_await ch->Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch->TrySend(std::make_unique<int>(1)).ok());  // handed over, queued
   ch.reset();
   receiver = Task<void>();
@@ -520,7 +520,7 @@ uint64_t PipelineTraceHash(uint64_t seed, std::vector<int>* out) {
     for (int i = 0; i < 12; ++i) sink.push_back((co_await doubled.Recv()).value());
   });
   EXPECT_TRUE(s.BlockOn(consumer).ok());
-  EXPECT_TRUE(s.RunUntilParked().ok());
+  EXPECT_TRUE(s.RunUntilIdle().ok());
   *out = sink;
   return s.TraceHash();
 }

@@ -146,7 +146,7 @@ TEST(WhenAllTest, CancellingTheAwaitingTaskCancelsEveryInput) {
     Task<void> task = Spawn(*CurrentScheduler(), SleepVoid(seconds(1), &destroyed));
     (void)co_await WhenAll(std::move(task), SleepThen(seconds(1), 1, &destroyed));
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.LiveTaskCount(), 4u) << "parent, a Task input, and a runner per input";
   parent.Cancel();
   EXPECT_EQ(destroyed, 2);
@@ -395,7 +395,7 @@ TEST(WithTimeoutTest, CancellingTheAwaitingTaskCancelsTheInputAndTheTimer) {
   Task<void> parent = Spawn(s, [&]() -> Co<void> {
     (void)co_await WithTimeout(SleepThen(seconds(5), 1, &destroyed), seconds(1));
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   parent.Cancel();
   EXPECT_EQ(destroyed, 1);
   EXPECT_EQ(s.LiveTaskCount(), 0u);
