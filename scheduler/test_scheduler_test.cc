@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "scheduler/executor.h"
 #include "scheduler/scheduler.h"
 
 namespace simsched {
@@ -406,6 +407,130 @@ TEST(TestSchedulerTest, WakingTwiceBeforeItRunsSchedulesOnce) {
   EXPECT_EQ(resumed, 2);
   waker.Wake();  // after completion: harmless
   ASSERT_TRUE(s.RunUntilIdle().ok());
+}
+
+// -- Mutation-hardening: behaviours that a planted bug once slipped past. --
+
+// The waker here is made during the task's last poll, so its sequence number
+// is current when the task completes: only the kCompleted guard stops it.
+// (The wake-after-completion tests above use a waker from an earlier
+// suspension, which the stale-waker guard already ignores.)
+TEST(TestSchedulerTest, WakeOfACompletedTaskWithACurrentWakerDoesNothing) {
+  TestScheduler s;
+  Waker waker;
+  int polls = 0;
+  Task<void> task = Spawn(s, [&]() -> Co<void> {
+    ++polls;
+    waker = CurrentWaker();  // same poll as the completion
+    co_return;
+  });
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  ASSERT_TRUE(task.IsFinished());
+  ASSERT_EQ(waker.task_id(), task.id());
+  const uint64_t steps = s.step_count();
+  waker.Wake();
+  ASSERT_EQ(task.state()->state() & internal::TaskHeader::kScheduled, 0u)
+      << "a completed task was queued again";
+  EXPECT_FALSE(s.Step()) << "nothing may be runnable after waking a completed task";
+  EXPECT_EQ(s.step_count(), steps);
+  EXPECT_EQ(polls, 1);
+}
+
+// A deprioritized task that yields must go back to the deprioritized queue,
+// not the normal one: here it wakes normal work and yields, and that work
+// must all run before it continues, on every seed.
+TEST(TestSchedulerTest, DeprioritizedTaskThatYieldsStaysDeprioritized) {
+  const TaskLabel low("low-priority");
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    TestScheduler s({.seed = seed});
+    s.Deprioritize(low);
+    std::string order;
+    auto normal = [&]() -> Co<void> {
+      for (int i = 0; i < 3; ++i) {
+        order.push_back('n');
+        co_await Yield();
+      }
+    };
+    SpawnLabeled(s, low, [&]() -> Co<void> {
+      order.push_back('d');
+      for (int i = 0; i < 4; ++i) Spawn(s, normal()).Detach();
+      co_await Yield();
+      order.push_back('d');
+      co_await Yield();
+      order.push_back('d');
+    }).Detach();
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_EQ(order, "d" + std::string(12, 'n') + "dd") << "seed " << seed;
+  }
+}
+
+// Every runnable candidate can be picked: the random pick draws from all of
+// them (an off-by-one bound would never pick the last one first).
+TEST(TestSchedulerTest, EveryBackgroundCandidateIsPickedFirstOnSomeSeed) {
+  constexpr int kTasks = 4;
+  std::vector<int> first_counts(kTasks, 0);
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    TestScheduler s({.seed = seed});
+    int first = -1;
+    for (int id = 0; id < kTasks; ++id) {
+      Spawn(s, [&, id]() -> Co<void> {
+        if (first < 0) first = id;
+        co_return;
+      }).Detach();
+    }
+    ASSERT_TRUE(s.Run().ok());
+    ASSERT_GE(first, 0);
+    ++first_counts[first];
+  }
+  // Uniform: about 50 each; 20 is far outside chance for a fair pick.
+  for (int id = 0; id < kTasks; ++id) {
+    EXPECT_GT(first_counts[id], 20) << "task " << id << " is (almost) never picked first";
+  }
+}
+
+TEST(TestSchedulerTest, EveryLaneHeadAndBackgroundTaskIsPickedFirstOnSomeSeed) {
+  // Lanes take the slow pick path: background entries, then each lane's head.
+  std::set<std::string> firsts;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    auto s = TestScheduler::Create({.seed = seed});
+    ForegroundExecutor second = ForegroundExecutor::ForNewLane(s, "second");
+    std::string first;
+    auto mark = [&first](std::string name) -> Co<void> {
+      if (first.empty()) first = name;
+      co_return;
+    };
+    Spawn(*s, mark("background")).Detach();
+    SpawnForeground(*s, mark("main")).Detach();
+    second.Spawn(mark("second")).Detach();
+    ASSERT_TRUE(s->Run().ok());
+    firsts.insert(first);
+  }
+  EXPECT_THAT(firsts, ElementsAre("background", "main", "second"));
+}
+
+// A timer due exactly at the time AdvanceClock reaches fires, whether the
+// clock gets there in one call or several; one a nanosecond later does not.
+TEST(TestSchedulerTest, TimerDueExactlyAtTheAdvanceClockTargetFires) {
+  TestScheduler s;
+  bool exact = false, later = false;
+  Spawn(s, [&]() -> Co<void> {
+    co_await SleepUntil(Instant{} + milliseconds(10));
+    exact = true;
+  }).Detach();
+  Spawn(s, [&]() -> Co<void> {
+    co_await SleepUntil(Instant{} + milliseconds(10) + std::chrono::nanoseconds(1));
+    later = true;
+  }).Detach();
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  s.AdvanceClock(milliseconds(3));
+  s.AdvanceClock(milliseconds(7));
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_EQ(s.Elapsed(), milliseconds(10));
+  EXPECT_TRUE(exact) << "a timer due exactly now must fire";
+  EXPECT_FALSE(later);
+  s.AdvanceClock(std::chrono::nanoseconds(1));
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_TRUE(later);
 }
 
 }  // namespace

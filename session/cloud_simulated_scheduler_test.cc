@@ -530,6 +530,34 @@ TEST(CloudSimulatedSchedulerTest, WaitUntilOnATaskOfNoSessionFails) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("which belongs to no session"));
 }
 
+// The same refusal for a suspended task that a no-session task spawned (it
+// inherits "no session"): the caller keeps it, it is not adopted by the
+// session (ending the session and its grace period leave it alone), and it
+// runs to its end.
+TEST(CloudSimulatedSchedulerTest, WaitUntilOnASuspendedTaskOfNoSessionFailsAndLeavesItAlone) {
+  Sim sim;
+  ExecutionContext ctx = sim.NewSession();
+  Task<Task<int>> spawner = Spawn(*sim.cloud, []() -> Co<Task<int>> {
+    co_return Spawn(*CurrentScheduler(), []() -> Co<int> {
+      co_await Sleep(seconds(60));
+      co_return 5;
+    });
+  });
+  absl::StatusOr<Task<int>> spawned = sim.test->BlockOn(spawner);
+  ASSERT_TRUE(spawned.ok()) << spawned.status();
+  Task<int> outside = std::move(*spawned);
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
+  absl::Status status = ctx.WaitUntil(std::move(outside));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("which belongs to no session"));
+  ASSERT_TRUE(outside) << "the caller keeps the task on error";
+  ASSERT_TRUE(ctx.End().ok());
+  absl::StatusOr<int> result = sim.test->BlockOn(outside);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, 5);
+  EXPECT_TRUE(sim.cloud->ValidateSessionCleanup(ctx.session()).ok());
+}
+
 TEST(CloudSimulatedSchedulerTest, WaitUntilOnAnEmptyTaskFails) {
   Sim sim;
   ExecutionContext ctx = sim.NewSession();

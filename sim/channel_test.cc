@@ -356,6 +356,52 @@ TEST(ChannelTest, HandedBackValueKeepsItsPlaceAheadOfLaterValues) {
   EXPECT_EQ(TryRecvValue(ch), 2);
 }
 
+// The same promise seen by a suspended receiver: the handed-back value comes
+// out first, then the later ones, in order.
+TEST(ChannelTest, HandedBackValueIsTheFirstAWaitingReceiverGets) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Channel<int> ch(3);
+    Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    ASSERT_TRUE(ch.TrySend(1).ok());  // handed to `doomed`
+    ASSERT_TRUE(ch.TrySend(2).ok());
+    ASSERT_TRUE(ch.TrySend(3).ok());
+    doomed.Cancel();
+    std::vector<int> got;
+    ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                   for (int i = 0; i < 3; ++i) got.push_back(*co_await ch.Recv());
+                 }())
+                    .ok());
+    EXPECT_THAT(got, ElementsAre(1, 2, 3)) << "seed " << seed;
+  }
+}
+
+// A receive makes room for one value: waiting senders may fill the buffer
+// back up to its capacity, never past it.
+TEST(ChannelTest, ReceiveLetsWaitingSendersFillTheBufferToCapacityOnly) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Channel<int> ch(2);
+    ASSERT_TRUE(ch.TrySend(1).ok());
+    ASSERT_TRUE(ch.TrySend(2).ok());
+    std::vector<Task<absl::Status>> senders;
+    for (int v = 3; v <= 5; ++v) {
+      senders.push_back(Spawn(s, [&ch, v]() -> Co<absl::Status> { co_return co_await ch.Send(v); }));
+    }
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    ASSERT_EQ(ch.WaitingSenders(), 3u);
+    EXPECT_EQ(TryRecvValue(ch), 1);
+    EXPECT_EQ(ch.size(), 2u) << "one waiting sender filled the one free place";
+    EXPECT_EQ(ch.WaitingSenders(), 2u);
+    EXPECT_EQ(*s.BlockOn([&]() -> Co<int> { co_return *co_await ch.Recv(); }()), 2);
+    EXPECT_EQ(ch.size(), 2u) << "capacity 2, seed " << seed;
+    EXPECT_EQ(ch.WaitingSenders(), 1u);
+    ch.Close();
+    ASSERT_TRUE(s.Run().ok());
+  }
+}
+
 TEST(ChannelTest, HandedBackValueAfterCloseIsStillReceived) {
   TestScheduler s;
   Channel<int> ch(1);

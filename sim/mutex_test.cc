@@ -207,13 +207,22 @@ TEST(MutexTest, LockOrderInversionIsReportedAsADeadlockOfBothTasks) {
 }
 
 TEST(MutexTest, GuardOutlivingItsMutexUnlocksHarmlessly) {
-  std::optional<MutexGuard> guard;
-  {
-    Mutex mu;
-    guard = mu.TryLock();
-    ASSERT_TRUE(guard.has_value());
-  }
-  guard.reset();  // the state outlives the Mutex object; ASan checks this
+  // The old Mutex's storage is reused by a new one. A guard that reached its
+  // lock through the Mutex object (instead of the shared state it owns)
+  // would unlock the new Mutex; under ASan it would also be a use after free.
+  std::optional<Mutex> slot;
+  slot.emplace("old");
+  std::optional<MutexGuard> guard = slot->TryLock();
+  ASSERT_TRUE(guard.has_value());
+  slot.reset();
+  slot.emplace("new");
+  std::optional<MutexGuard> held = slot->TryLock();
+  ASSERT_TRUE(held.has_value());
+  guard.reset();
+  EXPECT_TRUE(slot->IsLocked()) << "the old guard unlocked the Mutex that replaced its own";
+  EXPECT_FALSE(slot->TryLock().has_value());
+  held.reset();
+  EXPECT_FALSE(slot->IsLocked());
 }
 
 TEST(MutexTest, MutexDestroyedWithWaitersLeavesThemWaiting) {

@@ -93,6 +93,38 @@ TEST(SemaphoreTest, WaitersAreServedInOrderEvenWhenALaterOneWouldFit) {
   }
 }
 
+// Fairness seen from Acquire itself: a task arriving while others wait
+// queues behind them even when enough permits are free for it, and equal
+// requests are granted strictly in arrival order.
+TEST(SemaphoreTest, NewAcquirerQueuesBehindWaitersAndGrantsFollowArrivalOrder) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Semaphore sem(0);
+    std::vector<int> order;
+    Spawn(s, [&]() -> Co<void> {
+      co_await sem.Acquire(2);
+      order.push_back(0);
+    }).Detach();
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    sem.Release(1);  // one free permit, not enough for the head waiter
+    for (int i = 1; i <= 3; ++i) {
+      Spawn(s, [&, i]() -> Co<void> {
+        co_await sem.Acquire(1);
+        order.push_back(i);
+      }).Detach();
+      ASSERT_TRUE(s.RunUntilIdle().ok());
+    }
+    EXPECT_TRUE(order.empty()) << "a later Acquire(1) barged past the waiting Acquire(2)";
+    EXPECT_EQ(sem.WaiterCount(), 4u);
+    EXPECT_EQ(sem.available(), 1u);
+    for (int i = 0; i < 4; ++i) {
+      sem.Release(1);
+      ASSERT_TRUE(s.RunUntilIdle().ok());
+    }
+    EXPECT_THAT(order, ElementsAre(0, 1, 2, 3)) << "seed " << seed;
+  }
+}
+
 TEST(SemaphoreTest, ReleaseGrantsEveryWaiterThatFitsOldestFirst) {
   TestScheduler s;
   Semaphore sem(0);
