@@ -345,7 +345,7 @@ class TestScheduler final : public Scheduler {
   absl::Status PendingFailure();
   void RecordFailure(absl::Status status);
   std::string DescribeHeader(const internal::TaskHeader& task) const;
-  void DrainQueuesForShutdown();
+  void TakeQueuedForShutdown(std::vector<internal::TaskHeader*>& queued);
 
   TestSchedulerOptions options_;
   Rng rng_;

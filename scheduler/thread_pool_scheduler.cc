@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/cancel_in_rounds.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/parker.h"
 
@@ -545,49 +546,41 @@ void ThreadPoolScheduler::CancelEverything() {
   // Rounds: a frame's destructor may spawn or wake. Since `accepting_` is
   // false such work is dropped (cancelled) at once, but a round costs little
   // and keeps this correct whatever the destructors do.
-  for (;;) {
-    std::vector<TaskHeader*> queued;
-    auto drain = [&queued](PoolWorker& queue) {
-      std::lock_guard<internal::SpinLock> lock(queue.lock);
-      while (!queue.queue.empty()) queued.push_back(queue.queue.pop_front());
-      queue.queued.store(0, std::memory_order_relaxed);
-    };
-    drain(*injector_);
-    for (auto& worker : workers_) drain(*worker);
-    {
-      std::lock_guard<std::mutex> lock(main_mu_);
-      while (!main_queue_.empty()) queued.push_back(main_queue_.pop_front());
-    }
-    // Dropping each cancels its task (frames destroyed, RAII runs).
-    for (TaskHeader* task : queued) Runnable::Adopt(task);
-
-    // Every other live task, in id order. A task that is already finished
-    // but still registered is being torn down right now on this thread (its
-    // frame dropped the last reference to the scheduler): leave it.
-    std::vector<TaskHeader*> live;
-    {
-      std::lock_guard<std::mutex> lock(registry_mu_);
-      for (const auto& [index, block] : blocks_->blocks) {
-        const uint64_t word = block->word.load(std::memory_order_acquire);
-        const uint32_t issued = block->issued.load(std::memory_order_acquire);
-        for (uint32_t i = 0; i < issued; ++i) {
-          if ((word & (uint64_t{1} << i)) == 0) continue;
-          TaskHeader* task = block->tasks[i];
-          if (task->finished()) continue;
-          task->AddRef();  // a live bit implies the task's own reference
-          live.push_back(task);
+  internal::CancelInRounds(
+      [this](std::vector<TaskHeader*>& queued) {
+        auto drain = [&queued](PoolWorker& queue) {
+          std::lock_guard<internal::SpinLock> lock(queue.lock);
+          while (!queue.queue.empty()) queued.push_back(queue.queue.pop_front());
+          queue.queued.store(0, std::memory_order_relaxed);
+        };
+        drain(*injector_);
+        for (auto& worker : workers_) drain(*worker);
+        std::lock_guard<std::mutex> lock(main_mu_);
+        while (!main_queue_.empty()) queued.push_back(main_queue_.pop_front());
+      },
+      [this](std::vector<TaskHeader*>& live) {
+        // Every other live task, in id order. A task that is already
+        // finished but still registered is being torn down right now on this
+        // thread (its frame dropped the last reference to the scheduler):
+        // leave it.
+        {
+          std::lock_guard<std::mutex> lock(registry_mu_);
+          for (const auto& [index, block] : blocks_->blocks) {
+            const uint64_t word = block->word.load(std::memory_order_acquire);
+            const uint32_t issued = block->issued.load(std::memory_order_acquire);
+            for (uint32_t i = 0; i < issued; ++i) {
+              if ((word & (uint64_t{1} << i)) == 0) continue;
+              TaskHeader* task = block->tasks[i];
+              if (task->finished()) continue;
+              task->AddRef();  // a live bit implies the task's own reference
+              live.push_back(task);
+            }
+          }
         }
-      }
-    }
-    std::sort(live.begin(), live.end(), [](const TaskHeader* a, const TaskHeader* b) {
-      return a->metadata.id < b->metadata.id;
-    });
-    for (TaskHeader* task : live) {
-      task->Cancel();
-      task->Release();
-    }
-    if (queued.empty() && live.empty()) break;
-  }
+        std::sort(live.begin(), live.end(), [](const TaskHeader* a, const TaskHeader* b) {
+          return a->metadata.id < b->metadata.id;
+        });
+      });
 }
 
 bool ThreadPoolScheduler::ReleaseOrDeferFree() {

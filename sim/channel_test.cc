@@ -1,9 +1,11 @@
 #include "sim/channel.h"
 
 #include <algorithm>
+#include <coroutine>
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
+#include "sim/mutex.h"
+#include "sim/semaphore.h"
 
 namespace simsched {
 namespace {
@@ -587,6 +591,37 @@ TEST(ChannelTest, PipelineIsDeterministicPerSeedAndVariesAcrossSeeds) {
   }
   EXPECT_GT(hashes.size(), 20u);
   EXPECT_GT(orders.size(), 1u) << "two doublers reorder values under some seeds";
+}
+
+// Every awaitable, awaited outside a simsched task, gives the one error
+// (internal::ThrowNotInTask), with the non-waiting form where there is one.
+// await_suspend is called directly: that is where the check runs.
+TEST(ChannelTest, EveryAwaitableGivesTheSameErrorOutsideATask) {
+  auto message_of = [](auto&& awaiter) -> std::string {
+    try {
+      (void)awaiter.await_suspend(std::noop_coroutine());
+    } catch (const std::logic_error& e) {
+      return e.what();
+    }
+    return "no exception";
+  };
+  const std::string spawn_hint =
+      " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
+      "BlockOn from plain code)";
+  Channel<int> empty(1);
+  EXPECT_EQ(message_of(empty.Recv()), "simsched: Channel::Recv()" + spawn_hint + ", or use TryRecv");
+  Channel<int> full(1);
+  ASSERT_TRUE(full.TrySend(1).ok());
+  EXPECT_EQ(message_of(full.Send(2)), "simsched: Channel::Send()" + spawn_hint + ", or use TrySend");
+  Mutex mu;
+  std::optional<MutexGuard> held = mu.TryLock();
+  EXPECT_EQ(message_of(mu.Lock()), "simsched: Mutex::Lock()" + spawn_hint + ", or use TryLock");
+  Semaphore sem(0);
+  EXPECT_EQ(message_of(sem.Acquire()),
+            "simsched: Semaphore::Acquire()" + spawn_hint + ", or use TryAcquire");
+  TestScheduler s;
+  Task<void> task = Spawn(s, []() -> Co<void> { co_return; });
+  EXPECT_EQ(message_of(task.operator co_await()), "simsched: co_await on a Task" + spawn_hint);
 }
 
 }  // namespace
