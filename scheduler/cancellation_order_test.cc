@@ -52,7 +52,7 @@ TEST(CancellationOrderTest, ChildOfAnAwaitIsDestroyedBeforeTheParentsLocals) {
   TestScheduler scheduler({.seed = 1});
   std::vector<std::string> log;
   Task<void> task = Spawn(scheduler, Parent(&log));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   ASSERT_TRUE(log.empty());
   task = Task<void>();
   EXPECT_EQ(log, (std::vector<std::string>{"child saw " + std::string(64, 'p'), "parent"}));
@@ -66,7 +66,7 @@ TEST(CancellationOrderTest, LambdaCapturesOutliveTheLambdaCoroutinesRaii) {
     Probe probe{&log, "lambda body", &name};
     co_await Sleep(hours(1));
   });
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task = Task<void>();
   EXPECT_EQ(log, (std::vector<std::string>{"lambda body saw " + std::string(64, 'x')}));
 }
@@ -80,7 +80,7 @@ TEST(CancellationOrderTest, ChildTaskOwnedByTheFrameIsCancelledBeforeEarlierLoca
     Task<void> child = Spawn(*CurrentScheduler(), SleepingChild(&log, lent));
     co_await child;
   });
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   ASSERT_EQ(scheduler.LiveTaskCount(), 2u);
   task = Task<void>();
   EXPECT_EQ(log, (std::vector<std::string>{"child saw " + std::string(64, 'o'), "parent"}));
@@ -107,7 +107,7 @@ TEST(CancellationOrderTest, DeepAwaitChainUnwindsInnermostFirstInConstantStack) 
   TestScheduler scheduler({.seed = 1});
   std::vector<int> order;
   Task<void> task = Spawn(scheduler, Nest(kDepth, &order));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task.Cancel();
   ASSERT_EQ(order.size(), size_t{kDepth} + 1);
   for (int i = 0; i <= kDepth; ++i) ASSERT_EQ(order[i], i) << "at position " << i;
@@ -137,7 +137,7 @@ TEST(CancellationOrderTest, OwnedTaskChainsWithinTheNestingBoundUnwindInnermostF
   TestScheduler scheduler({.seed = 1});
   std::vector<int> order;
   Task<void> task = Spawn(scheduler, OwnChain(kDepth, &order));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   ASSERT_EQ(scheduler.LiveTaskCount(), size_t{kDepth} + 1);
   task = Task<void>();
   ASSERT_EQ(order.size(), size_t{kDepth} + 1);
@@ -150,7 +150,7 @@ TEST(CancellationOrderTest, OwnedTaskChainsPastTheNestingBoundAreAllDestroyedOnc
   TestScheduler scheduler({.seed = 1, .max_steps = 0});
   std::vector<int> order;
   Task<void> task = Spawn(scheduler, OwnChain(kDepth, &order));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task = Task<void>();
   ASSERT_EQ(order.size(), size_t{kDepth} + 1);
   std::vector<int> sorted = order;
@@ -170,7 +170,7 @@ TEST(CancellationOrderTest, SchedulerDestructionUnwindsChildrenBeforeParents) {
       Task<void> child = Spawn(*CurrentScheduler(), SleepingChild(&log, lent));
       co_await child;
     }).Detach();
-    ASSERT_TRUE(scheduler.RunUntilParked().ok());
+    ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   }
   EXPECT_EQ(log, (std::vector<std::string>{"child saw " + std::string(64, 'p'), "parent",
                                            "child saw " + std::string(64, 's'), "owner"}));
@@ -187,7 +187,7 @@ TEST(CancellationOrderTest, UnstartedCoOwnedByASuspendedFrameIsDestroyedOnce) {
     Probe probe{out, "holder"};
     co_await Sleep(hours(1));
   }(&log));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task = Task<void>();
   // The unstarted child never ran its body, so only the holder's probe ran.
   EXPECT_EQ(log, (std::vector<std::string>{"holder"}));
@@ -216,7 +216,7 @@ TEST(CancellationOrderTest, CompletedChildHeldByALocalIsDestroyedWithItsParent) 
     EXPECT_EQ(*count, 0);  // the finished frame (and its parameter) lives on in `done`
     co_await Sleep(hours(1));
   }(&destroyed));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   EXPECT_EQ(destroyed, 0);
   task = Task<void>();
   EXPECT_EQ(destroyed, 1);

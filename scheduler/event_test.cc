@@ -24,11 +24,11 @@ TEST(EventTest, WaitSuspendsUntilSet) {
     co_await ready.Wait();
     passed = true;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_FALSE(passed);
   EXPECT_EQ(ready.WaiterCount(), 1u);
   ready.Set();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_TRUE(passed);
   EXPECT_EQ(ready.WaiterCount(), 0u);
 }
@@ -48,10 +48,10 @@ TEST(EventTest, WaitOnASetEventDoesNotSuspendUntilReset) {
   event.Reset();
   EXPECT_FALSE(event.IsSet());
   Spawn(s, waiter()).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(passes, 1);
   event.Set();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(passes, 2);
 }
 
@@ -65,9 +65,9 @@ TEST(EventTest, SetReleasesWaitersOldestFirst) {
       order.push_back(i);
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   event.Set();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_THAT(order, ElementsAre(0, 1, 2, 3));
 }
 
@@ -81,14 +81,14 @@ TEST(EventTest, NotifyOneReleasesOneWaiterWithoutSetting) {
       ++released;
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_TRUE(event.NotifyOne());
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(released, 1);
   EXPECT_FALSE(event.IsSet());
   EXPECT_EQ(event.WaiterCount(), 2u);
   event.Set();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(released, 3);
   EXPECT_FALSE(event.NotifyOne()) << "nobody left to notify";
 }
@@ -105,12 +105,12 @@ TEST(EventTest, CancelledWaiterIsRemovedAndNeverWoken) {
     co_await event.Wait();
     ++released;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_EQ(event.WaiterCount(), 2u);
   doomed = Task<void>();
   EXPECT_EQ(event.WaiterCount(), 1u);
   event.Set();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(released, 1);
 }
 
@@ -130,7 +130,7 @@ TEST(EventTest, EventDestroyedWithWaitersLeavesThemWaiting) {
   {
     Event event("short-lived");
     waiter = Spawn(s, [&]() -> Co<void> { co_await event.Wait(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   EXPECT_FALSE(waiter.IsFinished());
   waiter = Task<void>();  // the awaiter's destructor must not touch the dead event
@@ -142,7 +142,7 @@ TEST(EventTest, ReleasedWaiterCancelledAfterTheEventIsGoneDoesNotTouchIt) {
   TestScheduler s;
   auto event = std::make_unique<Event>("doomed");
   Task<void> waiter = Spawn(s, [ev = event.get()]() -> Co<void> { co_await ev->Wait(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   event->Set();    // releases the waiter: queued, not yet run
   event.reset();   // the event goes away
   waiter = Task<void>();  // cancel: the awaiter's destructor runs now

@@ -11,12 +11,13 @@
 
 namespace simsched {
 
-std::string FormatDuration(Duration duration) {
+std::string FormatDuration(Duration duration, DurationStyle style) {
+  const char* sign = style == DurationStyle::kElapsed ? "+" : "";
   const int64_t ns = duration.count();
-  if (ns % 1'000'000'000 == 0) return absl::StrCat("+", ns / 1'000'000'000, "s");
-  if (ns % 1'000'000 == 0) return absl::StrCat("+", ns / 1'000'000, "ms");
-  if (ns % 1'000 == 0) return absl::StrCat("+", ns / 1'000, "us");
-  return absl::StrCat("+", ns, "ns");
+  if (ns % 1'000'000'000 == 0) return absl::StrCat(sign, ns / 1'000'000'000, "s");
+  if (ns % 1'000'000 == 0) return absl::StrCat(sign, ns / 1'000'000, "ms");
+  if (ns % 1'000 == 0) return absl::StrCat(sign, ns / 1'000, "us");
+  return absl::StrCat(sign, ns, "ns");
 }
 
 void Unparker::Unpark() const {
@@ -49,10 +50,12 @@ Co<void> SimulateRandomDelay(uint32_t max_yields, SourceLocation location) {
 
 namespace internal {
 
-void ThrowNotInTask(const char* what) {
-  throw std::logic_error(std::string("simsched: ") + what +
-                         " was awaited outside a simsched task; spawn the coroutine on a "
-                         "Scheduler (Spawn, or BlockOn from plain code)");
+void ThrowNotInTask(const char* what, const char* alternative) {
+  throw std::logic_error(absl::StrCat(
+      "simsched: ", what,
+      " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
+      "BlockOn from plain code)",
+      alternative != nullptr ? absl::StrCat(", or ", alternative) : std::string()));
 }
 
 bool Parker::Park(std::optional<Duration> timeout) {

@@ -52,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "scheduler/co.h"
+#include "scheduler/internal/not_in_task.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/runnable.h"
 #include "scheduler/task.h"
@@ -66,9 +67,12 @@ namespace simsched {
 
 // FormatDuration()
 //
-// "+1500ms", "+2s", "+0s": how reports print a virtual time or duration
-// (the largest unit that divides it exactly).
-std::string FormatDuration(Duration duration);
+// How every report prints a duration, in the largest unit that divides it
+// exactly. `kElapsed` (the default) is a point in virtual time or time gone
+// by: "+1500ms", "+2s", "+0s". `kLength` is a length of time on its own, such
+// as a timeout or a grace period: "1500ms", "30s", "0s".
+enum class DurationStyle { kElapsed, kLength };
+std::string FormatDuration(Duration duration, DurationStyle style = DurationStyle::kElapsed);
 
 // TimerId
 //
@@ -347,15 +351,6 @@ inline Scheduler* CurrentScheduler() {
   return task == nullptr ? nullptr : task->scheduler();
 }
 
-namespace internal {
-[[noreturn]] void ThrowNotInTask(const char* what);
-// Returns the task being polled, or throws std::logic_error naming `what`.
-inline TaskHeader& RequireCurrentTask(const char* what) {
-  TaskHeader* task = current_task;
-  if (task == nullptr) [[unlikely]] ThrowNotInTask(what);
-  return *task;
-}
-}  // namespace internal
 
 // YieldAwaiter
 //

@@ -44,6 +44,7 @@
 #include <utility>
 
 #include "scheduler/co.h"
+#include "scheduler/internal/not_in_task.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/task_metadata.h"
 
@@ -179,11 +180,7 @@ class [[nodiscard]] Task {
     bool await_ready() const noexcept { return state_->finished(); }
     bool await_suspend(std::coroutine_handle<>) {
       internal::TaskHeader* self = internal::current_task;
-      if (self == nullptr) {
-        throw std::logic_error(
-            "simsched: co_await on a Task outside a simsched task; spawn the awaiting "
-            "coroutine on a Scheduler, or use BlockOn from plain code");
-      }
+      if (self == nullptr) internal::ThrowNotInTask("co_await on a Task");
       if (!state_->RegisterJoiner(self, self->seq())) return false;  // finished meanwhile
       joiner_ = self;
       self->SetWaitSite(WaitSite{"task", {}, state_->metadata.id});

@@ -50,7 +50,7 @@ TEST(TaskTest, SpawnedTaskRunsToCompletionAndGivesItsValue) {
 TEST(TaskTest, AwaitingAFinishedTaskReturnsWithoutSuspending) {
   TestScheduler scheduler;
   Task<int> child = Spawn(scheduler, Answer());
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   ASSERT_TRUE(child.IsFinished());
   uint64_t steps_before = 0;
   auto parent = [&]() -> Co<int> {
@@ -119,7 +119,7 @@ TEST(TaskTest, DestroyingTaskOfQueuedTaskCancelsItAndRunsRaii) {
     EXPECT_TRUE(scheduler.IsTaskRunning(task.id()));
   }
   EXPECT_TRUE(destroyed) << "frame destroyed at once, not at the next step";
-  EXPECT_TRUE(scheduler.RunUntilParked().ok());
+  EXPECT_TRUE(scheduler.RunUntilIdle().ok());
   EXPECT_FALSE(resumed) << "a cancelled task's Runnable must not resume it";
   EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
 }
@@ -133,7 +133,7 @@ TEST(TaskTest, DestroyingTaskOfSuspendedTaskCancelsItMidSuspension) {
     after_sleep = true;
   };
   auto task = std::make_unique<Task<void>>(Spawn(scheduler, body()));
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   const TaskId id = task->id();
   EXPECT_TRUE(scheduler.IsTaskRunning(id));
   EXPECT_FALSE(destroyed);
@@ -158,7 +158,7 @@ TEST(TaskTest, TaskDestroyedDuringItsOwnPollIsCancelledWhenThePollEnds) {
     ADD_FAILURE() << "resumed after its handle was dropped";
   };
   *holder = Spawn(scheduler, body());
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   EXPECT_TRUE(destroyed);
   EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
 }
@@ -352,7 +352,7 @@ TEST(TaskTest, SchedulerDestroyedWithStalledDetachedTasksFreesEverything) {
     for (int i = 0; i < 10; ++i) {
       Spawn(*scheduler, forever_waiting(Counter(&destroyed), scheduler.get())).Detach();
     }
-    ASSERT_TRUE(scheduler->RunUntilParked().ok());
+    ASSERT_TRUE(scheduler->RunUntilIdle().ok());
     // Five more that never even start.
     for (int i = 0; i < 5; ++i) Spawn(*scheduler, stalled(Counter(&destroyed))).Detach();
     EXPECT_EQ(scheduler->LiveTaskCount(), 35u);
@@ -380,7 +380,7 @@ TEST(TaskTest, DestructorThatSpawnsDuringShutdownDoesNotResurrectWork) {
       co_await Sleep(std::chrono::seconds(1));
     };
     Spawn(*scheduler, body(scheduler.get())).Detach();
-    ASSERT_TRUE(scheduler->RunUntilParked().ok());
+    ASSERT_TRUE(scheduler->RunUntilIdle().ok());
   }
   EXPECT_EQ(ran_after_shutdown, 0);
 }

@@ -8,6 +8,7 @@
 #include "absl/debugging/symbolize.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "scheduler/internal/cancel_in_rounds.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/parker.h"
 
@@ -86,45 +87,30 @@ TestScheduler::~TestScheduler() {
                      internal::current_task->scheduler() != this,
                  "a TestScheduler was destroyed from inside one of its own tasks");
   shutting_down_ = true;
-  // Rounds, because frame destructors may spawn or wake tasks; those are
-  // cancelled in the next round. Each round is in a deterministic order:
-  // queued Runnables first (dropping one cancels its task), then every other
-  // live task by id.
-  for (;;) {
-    DrainQueuesForShutdown();
-    if (live_head_ == nullptr) break;
-    std::vector<TaskHeader*> live;
-    for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-      task->AddRef();
-      live.push_back(task);
-    }
-    for (TaskHeader* task : live) {
-      task->Cancel();
-      task->Release();
-    }
-  }
+  // Each round in a deterministic order: queued Runnables first (in queue
+  // order), then every other live task by id.
+  internal::CancelInRounds(
+      [this](std::vector<TaskHeader*>& queued) { TakeQueuedForShutdown(queued); },
+      [this](std::vector<TaskHeader*>& live) {
+        for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+          task->AddRef();
+          live.push_back(task);
+        }
+      });
   // Timers hold wakers (references to task headers); drop them last.
   timers_ = internal::TimerQueue();
 }
 
-void TestScheduler::DrainQueuesForShutdown() {
-  for (;;) {
-    std::vector<TaskHeader*> queued;
-    while (!background_.empty()) queued.push_back(background_.pop_front());
-    for (Lane& lane : lanes_) {
-      while (!lane.queue.empty()) queued.push_back(lane.queue.pop_front());
-    }
-    lane_queued_ = 0;
-    while (!deprioritized_.empty()) queued.push_back(deprioritized_.pop_front());
-    {
-      std::lock_guard<std::mutex> lock(inbox_mu_);
-      queued.insert(queued.end(), inbox_.begin(), inbox_.end());
-      inbox_.clear();
-    }
-    if (queued.empty()) return;
-    // Dropping each Runnable cancels its task (frames destroyed, RAII runs).
-    for (TaskHeader* task : queued) Runnable::Adopt(task);
+void TestScheduler::TakeQueuedForShutdown(std::vector<TaskHeader*>& queued) {
+  while (!background_.empty()) queued.push_back(background_.pop_front());
+  for (Lane& lane : lanes_) {
+    while (!lane.queue.empty()) queued.push_back(lane.queue.pop_front());
   }
+  lane_queued_ = 0;
+  while (!deprioritized_.empty()) queued.push_back(deprioritized_.pop_front());
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  queued.insert(queued.end(), inbox_.begin(), inbox_.end());
+  inbox_.clear();
 }
 
 bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
@@ -450,13 +436,13 @@ absl::Status TestScheduler::status() const {
   return failure_;
 }
 
-absl::Status TestScheduler::RunUntilParked() {
-  if (absl::Status status = CheckCanRun("RunUntilParked()"); !status.ok()) return status;
+absl::Status TestScheduler::RunUntilIdle() {
+  if (absl::Status status = CheckCanRun("RunUntilIdle()"); !status.ok()) return status;
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
-    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilParked()");
+    if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilIdle()");
     if (!StepInline()) return PendingFailure();
   }
 }

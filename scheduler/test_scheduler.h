@@ -168,11 +168,14 @@ class TestScheduler final : public Scheduler {
   // nothing) if no task is runnable. Never advances time.
   bool Step();
 
-  // RunUntilParked()
+  // RunUntilIdle()
   //
-  // Steps until no task is runnable. Time stands still. Returns the run's
+  // Steps until no task is runnable. Time stands still (pending timers stay
+  // pending; use `Run()` or `AdvanceClock()` to reach them). Returns the run's
   // failure, if any (see `status()`), or a step-budget report.
-  absl::Status RunUntilParked();
+  absl::Status RunUntilIdle();
+  // Deprecated: use RunUntilIdle().
+  absl::Status RunUntilParked() { return RunUntilIdle(); }
 
   // Run()
   //
@@ -344,7 +347,7 @@ class TestScheduler final : public Scheduler {
   absl::Status PendingFailure();
   void RecordFailure(absl::Status status);
   std::string DescribeHeader(const internal::TaskHeader& task) const;
-  void DrainQueuesForShutdown();
+  void TakeQueuedForShutdown(std::vector<internal::TaskHeader*>& queued);
 
   TestSchedulerOptions options_;
   Rng rng_;

@@ -184,6 +184,31 @@ TEST(TestSchedulerLanesTest, ZeroBudgetPollsTheTaskOnce) {
   EXPECT_EQ(s.step_count(), 1u);
 }
 
+// The step budget is exact: a task that needs N polls finishes within a
+// budget of N steps and is cut off, unfinished, by a budget of N - 1.
+TEST(TestSchedulerLanesTest, StepBudgetIsExactAtTheBoundary) {
+  constexpr int kYields = 6;  // so kYields + 1 polls in all
+  {
+    TestScheduler s;
+    int progress = 0;
+    Task<int> task = Spawn(s, CountYields(kYields, &progress));
+    absl::StatusOr<int> result = s.BlockOn(task, BlockOnBudget{.max_steps = kYields + 1});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*result, kYields);
+    EXPECT_EQ(s.step_count(), uint64_t{kYields + 1});
+  }
+  {
+    TestScheduler s;
+    int progress = 0;
+    Task<int> task = Spawn(s, CountYields(kYields, &progress));
+    absl::StatusOr<int> result = s.BlockOn(task, BlockOnBudget{.max_steps = kYields});
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(s.step_count(), uint64_t{kYields}) << "not one step more than the budget";
+    EXPECT_EQ(progress, kYields);
+    EXPECT_FALSE(task.IsFinished());
+  }
+}
+
 TEST(TestSchedulerLanesTest, TimeBudgetStopsAtTheLimitWithoutCancelling) {
   TestScheduler s;
   Task<int> task = Spawn(s, []() -> Co<int> {
@@ -217,7 +242,7 @@ TEST(TestSchedulerLanesTest, BlockOnWithParkingAllowedIsWokenByAnotherThread) {
     co_await ready.Wait();
     co_return 5;
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   std::thread other([&] {
     std::this_thread::sleep_for(milliseconds(20));
     ready.Set();  // a wake from a real thread: accepted when parking is allowed
@@ -243,7 +268,7 @@ TEST(TestSchedulerLanesTest, WakeFromAStdThreadIsReportedAsNotDeterministic) {
   Task<void> task = SpawnLabeled(s, TaskLabel("victim"), [&]() -> Co<void> {
     co_await signal.Wait();
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   std::thread other([&] { signal.Set(); });
   other.join();
   absl::Status status = s.Run();

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "scheduler/executor.h"
 #include "scheduler/scheduler.h"
 
 namespace simsched {
@@ -207,8 +208,8 @@ TEST(TestSchedulerTest, VirtualTimeStartsAtTheEpochAndAutoAdvancesToTimers) {
   Spawn(s, sleeper(1, milliseconds(30))).Detach();
   Spawn(s, sleeper(2, milliseconds(10))).Detach();
   Spawn(s, sleeper(3, milliseconds(20))).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
-  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "RunUntilParked never advances time";
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_EQ(s.Elapsed(), Duration::zero()) << "RunUntilIdle never advances time";
   EXPECT_TRUE(woke.empty());
   ASSERT_TRUE(s.Run().ok());
   EXPECT_THAT(woke, ElementsAre(std::pair<int, Duration>(2, milliseconds(10)),
@@ -241,16 +242,16 @@ TEST(TestSchedulerTest, AdvanceClockFiresDueTimersOnly) {
       ++woke;
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   s.AdvanceClock(milliseconds(10));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 2);
   EXPECT_EQ(s.Elapsed(), milliseconds(10));
   s.AdvanceClock(milliseconds(4));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 2);
   s.AdvanceClock(milliseconds(1));
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(woke, 3);
 }
 
@@ -308,14 +309,14 @@ TEST(TestSchedulerTest, DeadlockReportNamesSleepAndYieldSites) {
   TestScheduler s;
   auto sleeper = [&]() -> Co<void> { co_await Sleep(std::chrono::hours(1)); };
   Spawn(s, sleeper()).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_THAT(s.DescribeLiveTasks(), ContainsRegex("waiting on Sleep at .*test_scheduler_test.cc:[0-9]+"));
 }
 
 TEST(TestSchedulerTest, QueuedTaskReportSaysWhatWokeIt) {
   TestScheduler s;
   Spawn(s, []() -> Co<void> { co_await Sleep(std::chrono::milliseconds(5)); }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   s.AdvanceClock(std::chrono::milliseconds(5));  // fires the timer: queued, not yet run
   EXPECT_THAT(s.DescribeTask(TaskId{1}),
               ContainsRegex("queued to run \\(woken from Sleep at .*test_scheduler_test.cc:[0-9]+"));
@@ -343,7 +344,7 @@ TEST(TestSchedulerTest, RunCannotBeCalledFromInsideATask) {
   TestScheduler s;
   absl::Status inner;
   Spawn(s, [&]() -> Co<void> {
-    inner = s.RunUntilParked();
+    inner = s.RunUntilIdle();
     co_return;
   }).Detach();
   ASSERT_TRUE(s.Run().ok());
@@ -390,22 +391,146 @@ TEST(TestSchedulerTest, WakingTwiceBeforeItRunsSchedulesOnce) {
     co_await Park{&waker};
     ++resumed;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   const uint64_t steps = s.step_count();
   Waker copy = waker;
   waker.Wake();
   copy.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.step_count(), steps + 1);
   EXPECT_EQ(resumed, 1) << "the stale copy must not resume the second suspension";
   copy.Wake();  // made for the first suspension: a no-op now
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(resumed, 1);
   waker.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(resumed, 2);
   waker.Wake();  // after completion: harmless
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+}
+
+// -- Mutation-hardening: behaviours that a planted bug once slipped past. --
+
+// The waker here is made during the task's last poll, so its sequence number
+// is current when the task completes: only the kCompleted guard stops it.
+// (The wake-after-completion tests above use a waker from an earlier
+// suspension, which the stale-waker guard already ignores.)
+TEST(TestSchedulerTest, WakeOfACompletedTaskWithACurrentWakerDoesNothing) {
+  TestScheduler s;
+  Waker waker;
+  int polls = 0;
+  Task<void> task = Spawn(s, [&]() -> Co<void> {
+    ++polls;
+    waker = CurrentWaker();  // same poll as the completion
+    co_return;
+  });
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  ASSERT_TRUE(task.IsFinished());
+  ASSERT_EQ(waker.task_id(), task.id());
+  const uint64_t steps = s.step_count();
+  waker.Wake();
+  ASSERT_EQ(task.state()->state() & internal::TaskHeader::kScheduled, 0u)
+      << "a completed task was queued again";
+  EXPECT_FALSE(s.Step()) << "nothing may be runnable after waking a completed task";
+  EXPECT_EQ(s.step_count(), steps);
+  EXPECT_EQ(polls, 1);
+}
+
+// A deprioritized task that yields must go back to the deprioritized queue,
+// not the normal one: here it wakes normal work and yields, and that work
+// must all run before it continues, on every seed.
+TEST(TestSchedulerTest, DeprioritizedTaskThatYieldsStaysDeprioritized) {
+  const TaskLabel low("low-priority");
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    TestScheduler s({.seed = seed});
+    s.Deprioritize(low);
+    std::string order;
+    auto normal = [&]() -> Co<void> {
+      for (int i = 0; i < 3; ++i) {
+        order.push_back('n');
+        co_await Yield();
+      }
+    };
+    SpawnLabeled(s, low, [&]() -> Co<void> {
+      order.push_back('d');
+      for (int i = 0; i < 4; ++i) Spawn(s, normal()).Detach();
+      co_await Yield();
+      order.push_back('d');
+      co_await Yield();
+      order.push_back('d');
+    }).Detach();
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_EQ(order, "d" + std::string(12, 'n') + "dd") << "seed " << seed;
+  }
+}
+
+// Every runnable candidate can be picked: the random pick draws from all of
+// them (an off-by-one bound would never pick the last one first).
+TEST(TestSchedulerTest, EveryBackgroundCandidateIsPickedFirstOnSomeSeed) {
+  constexpr int kTasks = 4;
+  std::vector<int> first_counts(kTasks, 0);
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    TestScheduler s({.seed = seed});
+    int first = -1;
+    for (int id = 0; id < kTasks; ++id) {
+      Spawn(s, [&, id]() -> Co<void> {
+        if (first < 0) first = id;
+        co_return;
+      }).Detach();
+    }
+    ASSERT_TRUE(s.Run().ok());
+    ASSERT_GE(first, 0);
+    ++first_counts[first];
+  }
+  // Uniform: about 50 each; 20 is far outside chance for a fair pick.
+  for (int id = 0; id < kTasks; ++id) {
+    EXPECT_GT(first_counts[id], 20) << "task " << id << " is (almost) never picked first";
+  }
+}
+
+TEST(TestSchedulerTest, EveryLaneHeadAndBackgroundTaskIsPickedFirstOnSomeSeed) {
+  // Lanes take the slow pick path: background entries, then each lane's head.
+  std::set<std::string> firsts;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    auto s = TestScheduler::Create({.seed = seed});
+    ForegroundExecutor second = ForegroundExecutor::ForNewLane(s, "second");
+    std::string first;
+    auto mark = [&first](std::string name) -> Co<void> {
+      if (first.empty()) first = name;
+      co_return;
+    };
+    Spawn(*s, mark("background")).Detach();
+    SpawnForeground(*s, mark("main")).Detach();
+    second.Spawn(mark("second")).Detach();
+    ASSERT_TRUE(s->Run().ok());
+    firsts.insert(first);
+  }
+  EXPECT_THAT(firsts, ElementsAre("background", "main", "second"));
+}
+
+// A timer due exactly at the time AdvanceClock reaches fires, whether the
+// clock gets there in one call or several; one a nanosecond later does not.
+TEST(TestSchedulerTest, TimerDueExactlyAtTheAdvanceClockTargetFires) {
+  TestScheduler s;
+  bool exact = false, later = false;
+  Spawn(s, [&]() -> Co<void> {
+    co_await SleepUntil(Instant{} + milliseconds(10));
+    exact = true;
+  }).Detach();
+  Spawn(s, [&]() -> Co<void> {
+    co_await SleepUntil(Instant{} + milliseconds(10) + std::chrono::nanoseconds(1));
+    later = true;
+  }).Detach();
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  s.AdvanceClock(milliseconds(3));
+  s.AdvanceClock(milliseconds(7));
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_EQ(s.Elapsed(), milliseconds(10));
+  EXPECT_TRUE(exact) << "a timer due exactly now must fire";
+  EXPECT_FALSE(later);
+  s.AdvanceClock(std::chrono::nanoseconds(1));
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_TRUE(later);
 }
 
 }  // namespace

@@ -246,6 +246,35 @@ TEST(ThreadPoolSchedulerTest, IsTaskRunningTracksTheTaskLifetime) {
   EXPECT_EQ(scheduler->LiveTaskCount(), 0u);
 }
 
+// An id block marks ids it has not issued yet as live (so it is not freed
+// while in use); IsTaskRunning must still say no for them.
+TEST(ThreadPoolSchedulerTest, IsTaskRunningIsFalseForIdsNotIssuedYet) {
+  auto scheduler = MakePool();
+  Event go("go");
+  // From this thread (a shared id slot) and from a worker (its own block).
+  Task<void> outer = Spawn(*scheduler, [&]() -> Co<void> { co_await go.Wait(); });
+  std::atomic<uint64_t> inner_id{0};
+  Task<void> spawner = Spawn(*scheduler, [&]() -> Co<void> {
+    Task<void> inner = Spawn(*CurrentScheduler(), [&]() -> Co<void> { co_await go.Wait(); });
+    inner_id = inner.id().value;
+    co_await inner;
+  });
+  ASSERT_TRUE(WaitFor([&] { return inner_id.load() != 0; }));
+  // The last id each allocator issued: `spawner` from this thread's slot
+  // (after `outer`), `inner` from the worker's block.
+  for (uint64_t id : {spawner.id().value, inner_id.load()}) {
+    EXPECT_TRUE(scheduler->IsTaskRunning(TaskId{id})) << "task " << id;
+    EXPECT_FALSE(scheduler->IsTaskRunning(TaskId{id + 1}))
+        << "id " << id + 1 << " was never issued";
+  }
+  EXPECT_EQ(scheduler->LiveTaskCount(), 3u);
+  go.Set();
+  ASSERT_TRUE(BlockOn(*scheduler, outer).ok());
+  ASSERT_TRUE(BlockOn(*scheduler, spawner).ok());
+  EXPECT_FALSE(scheduler->IsTaskRunning(outer.id()));
+  EXPECT_FALSE(scheduler->IsTaskRunning(TaskId{spawner.id().value + 1}));
+}
+
 TEST(ThreadPoolSchedulerTest, LabelsAreAcceptedAndIgnored) {
   auto scheduler = MakePool();
   const TaskLabel label("pool-test-label");
@@ -413,6 +442,19 @@ TEST(ThreadPoolSchedulerTest, SleepUntilAPastDeadlineDoesNotSuspend) {
 
 TEST(ThreadPoolSchedulerTest, TimerWithPassedDeadlineWakesAtOnce) {
   auto scheduler = MakePool();
+  // A sleeper an hour away keeps the timer thread waiting for that deadline:
+  // a past-deadline timer queued without waking the timer thread, or fired
+  // only with the next deadline, would be an hour late.
+  std::atomic<bool> asleep{false};
+  Task<void> sleeper = Spawn(*scheduler, [&]() -> Co<void> {
+    asleep = true;
+    co_await Sleep(std::chrono::hours(1));
+  });
+  ASSERT_TRUE(WaitFor([&] { return asleep.load() && !sleeper.state()->running(); }));
+  // Let the timer thread go back to waiting for the hour-away deadline. (A
+  // shorter pause only makes the test less sensitive, never flaky.)
+  std::this_thread::sleep_for(milliseconds(20));
+  std::atomic<bool> resumed{false};
   Task<void> task = Spawn(*scheduler, [&]() -> Co<void> {
     // StartTimer directly, with a deadline already behind us.
     struct PastTimer {
@@ -424,7 +466,11 @@ TEST(ThreadPoolSchedulerTest, TimerWithPassedDeadlineWakesAtOnce) {
       void await_resume() const noexcept {}
     };
     co_await PastTimer{scheduler.get()};
+    resumed = true;
   });
+  // Bounded, so a late wake fails here (after a minute) instead of hanging.
+  ASSERT_TRUE(WaitFor([&] { return resumed.load(); })) << "the past-deadline timer never fired";
+  EXPECT_FALSE(sleeper.IsFinished()) << "woken no later than an hour-away timer";
   EXPECT_TRUE(BlockOn(*scheduler, task).ok());
 }
 

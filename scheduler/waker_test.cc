@@ -95,11 +95,11 @@ TEST(WakerTest, DoubleWakeRunsTheTaskOnce) {
     co_await CaptureWaker{&waker};
     ++polls;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_EQ(polls, 1);
   waker.Wake();
   waker.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(polls, 2);
   EXPECT_EQ(s.step_count(), 2u);
 }
@@ -108,13 +108,13 @@ TEST(WakerTest, WakeAfterCompletionDoesNothing) {
   TestScheduler s;
   Waker waker;
   Task<void> task = Spawn(s, [&]() -> Co<void> { co_await CaptureWaker{&waker}; });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   waker.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(task.IsFinished());
   const uint64_t steps = s.step_count();
   waker.Wake();  // touches only the header (ASan would catch a freed frame)
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.step_count(), steps);
 }
 
@@ -122,10 +122,10 @@ TEST(WakerTest, WakeAfterCancellationDoesNothing) {
   TestScheduler s;
   Waker waker;
   Task<void> task = Spawn(s, [&]() -> Co<void> { co_await CaptureWaker{&waker}; });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   task = Task<void>();  // cancels; the frame is gone
   waker.Wake();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.LiveTaskCount(), 0u);
   EXPECT_EQ(s.step_count(), 1u);
 }
@@ -135,7 +135,7 @@ TEST(WakerTest, WakerHeldPastTheSchedulersDestructionIsSafe) {
   {
     auto s = TestScheduler::Create();
     Spawn(*s, [&]() -> Co<void> { co_await CaptureWaker{&waker}; }).Detach();
-    ASSERT_TRUE(s->RunUntilParked().ok());
+    ASSERT_TRUE(s->RunUntilIdle().ok());
     EXPECT_TRUE(static_cast<bool>(waker));
   }
   waker.Wake();  // the task was cancelled with its scheduler: a no-op

@@ -261,7 +261,7 @@ TEST(CloudSimulatedSchedulerTest, LeakStillRunningAtValidationSaysWhereItIsSuspe
     ctx.Spawn([&]() -> Co<void> { co_await never.Wait(); }).Detach();
     co_return;
   });
-  ASSERT_TRUE(sim.test->RunUntilParked().ok());
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
@@ -314,7 +314,7 @@ TEST(CloudSimulatedSchedulerTest, ValidatingASessionThatHasNotEndedReportsItsRun
   Sim sim;
   ExecutionContext ctx = sim.NewSession();
   Task<void> handler = ctx.Spawn([]() -> Co<void> { co_await Sleep(seconds(1)); });
-  ASSERT_TRUE(sim.test->RunUntilParked().ok());
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
@@ -530,6 +530,34 @@ TEST(CloudSimulatedSchedulerTest, WaitUntilOnATaskOfNoSessionFails) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("which belongs to no session"));
 }
 
+// The same refusal for a suspended task that a no-session task spawned (it
+// inherits "no session"): the caller keeps it, it is not adopted by the
+// session (ending the session and its grace period leave it alone), and it
+// runs to its end.
+TEST(CloudSimulatedSchedulerTest, WaitUntilOnASuspendedTaskOfNoSessionFailsAndLeavesItAlone) {
+  Sim sim;
+  ExecutionContext ctx = sim.NewSession();
+  Task<Task<int>> spawner = Spawn(*sim.cloud, []() -> Co<Task<int>> {
+    co_return Spawn(*CurrentScheduler(), []() -> Co<int> {
+      co_await Sleep(seconds(60));
+      co_return 5;
+    });
+  });
+  absl::StatusOr<Task<int>> spawned = sim.test->BlockOn(spawner);
+  ASSERT_TRUE(spawned.ok()) << spawned.status();
+  Task<int> outside = std::move(*spawned);
+  ASSERT_TRUE(sim.test->RunUntilIdle().ok());
+  absl::Status status = ctx.WaitUntil(std::move(outside));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("which belongs to no session"));
+  ASSERT_TRUE(outside) << "the caller keeps the task on error";
+  ASSERT_TRUE(ctx.End().ok());
+  absl::StatusOr<int> result = sim.test->BlockOn(outside);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, 5);
+  EXPECT_TRUE(sim.cloud->ValidateSessionCleanup(ctx.session()).ok());
+}
+
 TEST(CloudSimulatedSchedulerTest, WaitUntilOnAnEmptyTaskFails) {
   Sim sim;
   ExecutionContext ctx = sim.NewSession();
@@ -719,7 +747,7 @@ TEST(CloudSimulatedSchedulerTest, DestroyingItBeforeTheInnerSchedulerCancelsItsT
       SetOnDestroy guard{&frame_gone};
       co_await Sleep(hours(1));
     });
-    ASSERT_TRUE(test->RunUntilParked().ok());
+    ASSERT_TRUE(test->RunUntilIdle().ok());
   }
   EXPECT_TRUE(frame_gone);
   EXPECT_EQ(test->LiveTaskCount(), 0u);

@@ -71,6 +71,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/not_in_task.h"
 #include "scheduler/source_location.h"
 #include "scheduler/task_metadata.h"
 #include "scheduler/waker.h"
@@ -288,7 +289,7 @@ class Channel {
         if (!state_->buffer.empty()) {
           value_.emplace(state_->TakeFrontLocked(wake));
         } else if (!state_->closed) {
-          if (!InTask()) ThrowNotInTask("Channel::Recv()");
+          if (!InTask()) internal::ThrowNotInTask("Channel::Recv()", "use TryRecv");
           waker_ = CurrentWaker();
           DescribeWait(state_->recv_what, location_);
           state_->receivers.PushBack(this);
@@ -362,7 +363,7 @@ class Channel {
           state_->DeliverLocked(std::move(*value_), wake);
           phase_ = Phase::kSent;
         } else {
-          if (!InTask()) ThrowNotInTask("Channel::Send()");
+          if (!InTask()) internal::ThrowNotInTask("Channel::Send()", "use TrySend");
           waker_ = CurrentWaker();
           DescribeWait(state_->send_what, location_);
           state_->senders.PushBack(this);
@@ -478,13 +479,6 @@ class Channel {
   // Woken outside the lock: a wake may run scheduler code.
   static void WakeAll(const WakeList& wake) {
     for (const Waker& waker : wake) waker.Wake();
-  }
-
-  [[noreturn]] static void ThrowNotInTask(const char* what) {
-    throw std::logic_error(absl::StrCat(
-        "simsched: ", what,
-        " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
-        "BlockOn from plain code)"));
   }
 
   std::shared_ptr<State> state_;

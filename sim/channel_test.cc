@@ -1,9 +1,11 @@
 #include "sim/channel.h"
 
 #include <algorithm>
+#include <coroutine>
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
+#include "sim/mutex.h"
+#include "sim/semaphore.h"
 
 namespace simsched {
 namespace {
@@ -40,13 +44,13 @@ TEST(ChannelTest, RecvSuspendsUntilAValueIsSent) {
     Channel<int> ch(4);
     std::optional<int> got;
     Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_FALSE(got.has_value());
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
     ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
                    EXPECT_TRUE((co_await ch.Send(42)).ok());
                  }()).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_EQ(got, 42) << "seed " << seed;
     EXPECT_EQ(ch.WaitingReceivers(), 0u);
   }
@@ -87,7 +91,7 @@ TEST(ChannelTest, SendSuspendsWhileABoundedChannelIsFull) {
       ++sent;
     }
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(sent, 2);
   EXPECT_EQ(ch.size(), 2u);
   EXPECT_EQ(ch.WaitingSenders(), 1u);
@@ -95,7 +99,7 @@ TEST(ChannelTest, SendSuspendsWhileABoundedChannelIsFull) {
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(*first, 0);
   EXPECT_EQ(ch.size(), 2u) << "the waiting sender's value moved in at once";
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(sent, 3);
   EXPECT_EQ(ch.WaitingSenders(), 0u);
 }
@@ -138,10 +142,10 @@ TEST(ChannelTest, CloseWakesWaitingReceiversWithNullopt) {
       ++ended;
     }).Detach();
   }
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(ch.WaitingReceivers(), 3u);
   ch.Close();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(ended, 3);
 }
 
@@ -153,10 +157,10 @@ TEST(ChannelTest, CloseFailsWaitingSendersAndLaterSends) {
     EXPECT_TRUE((co_await ch.Send(1)).ok());
     waiting_send = co_await ch.Send(2);
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_EQ(ch.WaitingSenders(), 1u);
   ch.Close();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(waiting_send.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(waiting_send.message()),
               ContainsRegex("Send on closed Channel<int> 'jobs' at .*channel_test.cc:[0-9]+"));
@@ -228,10 +232,10 @@ TEST(ChannelTest, WaitingReceiversAreServedOldestFirst) {
         std::optional<int> v = co_await ch.Recv();
         got.emplace_back(r, *v);
       }).Detach();
-      ASSERT_TRUE(s.RunUntilParked().ok());  // receiver r now waits, after r-1
+      ASSERT_TRUE(s.RunUntilIdle().ok());  // receiver r now waits, after r-1
     }
     for (int v = 0; v < 4; ++v) ASSERT_TRUE(ch.TrySend(v * 10).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     std::sort(got.begin(), got.end());
     EXPECT_THAT(got, ElementsAre(std::pair(0, 0), std::pair(1, 10), std::pair(2, 20),
                                  std::pair(3, 30)))
@@ -246,7 +250,7 @@ TEST(ChannelTest, WaitingSendersAreServedOldestFirst) {
     ASSERT_TRUE(ch.TrySend(-1).ok());
     for (int i = 0; i < 4; ++i) {
       Spawn(s, [&, i]() -> Co<void> { EXPECT_TRUE((co_await ch.Send(i)).ok()); }).Detach();
-      ASSERT_TRUE(s.RunUntilParked().ok());  // sender i now waits, after i-1
+      ASSERT_TRUE(s.RunUntilIdle().ok());  // sender i now waits, after i-1
     }
     ASSERT_EQ(ch.WaitingSenders(), 4u);
     std::vector<int> order;
@@ -254,7 +258,7 @@ TEST(ChannelTest, WaitingSendersAreServedOldestFirst) {
       absl::StatusOr<int> v = ch.TryRecv();  // lets the oldest waiting sender in
       ASSERT_TRUE(v.ok()) << v.status();
       order.push_back(*v);
-      ASSERT_TRUE(s.RunUntilParked().ok());
+      ASSERT_TRUE(s.RunUntilIdle().ok());
     }
     EXPECT_THAT(order, ElementsAre(-1, 0, 1, 2, 3)) << "seed " << seed;
   }
@@ -266,9 +270,9 @@ TEST(ChannelTest, CancelledWaitingReceiverIsRemovedAndTheValueGoesToTheNext) {
     Channel<int> ch(1);
     std::optional<int> first, second;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { first = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> survivor = Spawn(s, [&]() -> Co<void> { second = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_EQ(ch.WaitingReceivers(), 2u);
     doomed.Cancel();
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
@@ -285,9 +289,9 @@ TEST(ChannelTest, CancelledWaitingSenderIsRemovedAndItsValueIsNeverSent) {
     Channel<int> ch(1);
     ASSERT_TRUE(ch.TrySend(1).ok());
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Send(2); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Spawn(s, [&]() -> Co<void> { EXPECT_TRUE((co_await ch.Send(3)).ok()); }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_EQ(ch.WaitingSenders(), 2u);
     doomed.Cancel();
     EXPECT_EQ(ch.WaitingSenders(), 1u);
@@ -312,7 +316,7 @@ TEST(ChannelTest, ValueHandedToACancelledReceiverGoesBackToTheChannel) {
       (void)co_await ch.Recv();
       resumed = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_TRUE(ch.TrySend(std::make_unique<int>(7)).ok());  // handed to `doomed`
     EXPECT_EQ(ch.size(), 0u);
     doomed.Cancel();  // woken, but cancelled before it ran
@@ -330,9 +334,9 @@ TEST(ChannelTest, ValueHandedToACancelledReceiverGoesToTheNextWaitingReceiver) {
     Channel<int> ch(1);
     std::optional<int> got;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> next = Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_TRUE(ch.TrySend(7).ok());  // handed to `doomed`, the oldest
     EXPECT_EQ(ch.WaitingReceivers(), 1u);
     doomed.Cancel();
@@ -346,7 +350,7 @@ TEST(ChannelTest, HandedBackValueKeepsItsPlaceAheadOfLaterValues) {
   TestScheduler s;
   Channel<int> ch(1);
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());  // to `doomed`
   ASSERT_TRUE(ch.TrySend(2).ok());  // buffered
   doomed.Cancel();
@@ -356,12 +360,58 @@ TEST(ChannelTest, HandedBackValueKeepsItsPlaceAheadOfLaterValues) {
   EXPECT_EQ(TryRecvValue(ch), 2);
 }
 
+// The same promise seen by a suspended receiver: the handed-back value comes
+// out first, then the later ones, in order.
+TEST(ChannelTest, HandedBackValueIsTheFirstAWaitingReceiverGets) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Channel<int> ch(3);
+    Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    ASSERT_TRUE(ch.TrySend(1).ok());  // handed to `doomed`
+    ASSERT_TRUE(ch.TrySend(2).ok());
+    ASSERT_TRUE(ch.TrySend(3).ok());
+    doomed.Cancel();
+    std::vector<int> got;
+    ASSERT_TRUE(s.BlockOn([&]() -> Co<void> {
+                   for (int i = 0; i < 3; ++i) got.push_back(*co_await ch.Recv());
+                 }())
+                    .ok());
+    EXPECT_THAT(got, ElementsAre(1, 2, 3)) << "seed " << seed;
+  }
+}
+
+// A receive makes room for one value: waiting senders may fill the buffer
+// back up to its capacity, never past it.
+TEST(ChannelTest, ReceiveLetsWaitingSendersFillTheBufferToCapacityOnly) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Channel<int> ch(2);
+    ASSERT_TRUE(ch.TrySend(1).ok());
+    ASSERT_TRUE(ch.TrySend(2).ok());
+    std::vector<Task<absl::Status>> senders;
+    for (int v = 3; v <= 5; ++v) {
+      senders.push_back(Spawn(s, [&ch, v]() -> Co<absl::Status> { co_return co_await ch.Send(v); }));
+    }
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    ASSERT_EQ(ch.WaitingSenders(), 3u);
+    EXPECT_EQ(TryRecvValue(ch), 1);
+    EXPECT_EQ(ch.size(), 2u) << "one waiting sender filled the one free place";
+    EXPECT_EQ(ch.WaitingSenders(), 2u);
+    EXPECT_EQ(*s.BlockOn([&]() -> Co<int> { co_return *co_await ch.Recv(); }()), 2);
+    EXPECT_EQ(ch.size(), 2u) << "capacity 2, seed " << seed;
+    EXPECT_EQ(ch.WaitingSenders(), 1u);
+    ch.Close();
+    ASSERT_TRUE(s.Run().ok());
+  }
+}
+
 TEST(ChannelTest, HandedBackValueAfterCloseIsStillReceived) {
   TestScheduler s;
   Channel<int> ch(1);
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
   std::vector<std::optional<int>> later;
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());
   ch.Close();
   doomed.Cancel();
@@ -377,9 +427,9 @@ TEST(ChannelTest, ReceiverWokenByCloseTakesAValueHandedBackMeanwhile) {
   Channel<int> ch(1);
   std::optional<int> got = -1;
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   Task<void> other = Spawn(s, [&]() -> Co<void> { got = co_await ch.Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch.TrySend(1).ok());  // to `doomed`
   ch.Close();                       // `other` wakes for end-of-stream
   doomed.Cancel();                  // the 1 comes back before `other` runs
@@ -418,9 +468,9 @@ TEST(ChannelTest, NoConfirmedValueIsLostWhenTasksAreCancelledAtRandom) {
       }
     });
     ASSERT_TRUE(s.BlockOn(chaos).ok());
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ch.Close();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     while (true) {
       absl::StatusOr<int> v = ch.TryRecv();
       if (!v.ok()) break;
@@ -468,13 +518,13 @@ TEST(ChannelTest, ChannelDestroyedWithWaitersLeavesThemWaiting) {
   {
     Channel<int> ch(1, "short-lived");
     receiver = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   {
     Channel<int> ch(1);
     ASSERT_TRUE(ch.TrySend(0).ok());
     sender = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Send(1); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   EXPECT_FALSE(receiver.IsFinished());
   EXPECT_FALSE(sender.IsFinished());
@@ -491,7 +541,7 @@ TEST(ChannelTest, ReceiverHandedAValueMayBeCancelledAfterTheChannelIsDestroyed) 
   TestScheduler s;
   auto ch = std::make_unique<Channel<std::unique_ptr<int>>>(1);
   Task<void> receiver = Spawn(s, [ch = ch.get()]() -> Co<void> { (void)co_await ch->Recv(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   ASSERT_TRUE(ch->TrySend(std::make_unique<int>(1)).ok());  // handed over, queued
   ch.reset();
   receiver = Task<void>();
@@ -520,7 +570,7 @@ uint64_t PipelineTraceHash(uint64_t seed, std::vector<int>* out) {
     for (int i = 0; i < 12; ++i) sink.push_back((co_await doubled.Recv()).value());
   });
   EXPECT_TRUE(s.BlockOn(consumer).ok());
-  EXPECT_TRUE(s.RunUntilParked().ok());
+  EXPECT_TRUE(s.RunUntilIdle().ok());
   *out = sink;
   return s.TraceHash();
 }
@@ -541,6 +591,37 @@ TEST(ChannelTest, PipelineIsDeterministicPerSeedAndVariesAcrossSeeds) {
   }
   EXPECT_GT(hashes.size(), 20u);
   EXPECT_GT(orders.size(), 1u) << "two doublers reorder values under some seeds";
+}
+
+// Every awaitable, awaited outside a simsched task, gives the one error
+// (internal::ThrowNotInTask), with the non-waiting form where there is one.
+// await_suspend is called directly: that is where the check runs.
+TEST(ChannelTest, EveryAwaitableGivesTheSameErrorOutsideATask) {
+  auto message_of = [](auto&& awaiter) -> std::string {
+    try {
+      (void)awaiter.await_suspend(std::noop_coroutine());
+    } catch (const std::logic_error& e) {
+      return e.what();
+    }
+    return "no exception";
+  };
+  const std::string spawn_hint =
+      " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
+      "BlockOn from plain code)";
+  Channel<int> empty(1);
+  EXPECT_EQ(message_of(empty.Recv()), "simsched: Channel::Recv()" + spawn_hint + ", or use TryRecv");
+  Channel<int> full(1);
+  ASSERT_TRUE(full.TrySend(1).ok());
+  EXPECT_EQ(message_of(full.Send(2)), "simsched: Channel::Send()" + spawn_hint + ", or use TrySend");
+  Mutex mu;
+  std::optional<MutexGuard> held = mu.TryLock();
+  EXPECT_EQ(message_of(mu.Lock()), "simsched: Mutex::Lock()" + spawn_hint + ", or use TryLock");
+  Semaphore sem(0);
+  EXPECT_EQ(message_of(sem.Acquire()),
+            "simsched: Semaphore::Acquire()" + spawn_hint + ", or use TryAcquire");
+  TestScheduler s;
+  Task<void> task = Spawn(s, []() -> Co<void> { co_return; });
+  EXPECT_EQ(message_of(task.operator co_await()), "simsched: co_await on a Task" + spawn_hint);
 }
 
 }  // namespace

@@ -9,18 +9,6 @@
 #include "scheduler/task_metadata.h"
 
 namespace simsched::internal {
-namespace {
-
-// "250ms", "2s", "1500us", "7ns": the largest unit that divides exactly.
-std::string FormatDuration(Duration d) {
-  const int64_t ns = d.count();
-  if (ns != 0 && ns % 1'000'000'000 == 0) return absl::StrCat(ns / 1'000'000'000, "s");
-  if (ns != 0 && ns % 1'000'000 == 0) return absl::StrCat(ns / 1'000'000, "ms");
-  if (ns != 0 && ns % 1'000 == 0) return absl::StrCat(ns / 1'000, "us");
-  return absl::StrCat(ns, "ns");
-}
-
-}  // namespace
 
 Task<void> SpawnSibling(Co<void> co, SourceLocation location) {
   TaskHeader& self = RequireCurrentTask("a combinator");
@@ -32,12 +20,7 @@ Task<void> SpawnSibling(Co<void> co, SourceLocation location) {
 }
 
 void RequireTaskFor(const char* what) {
-  if (!InTask()) {
-    throw std::logic_error(absl::StrCat(
-        "simsched: ", what,
-        " was awaited outside a simsched task; spawn the coroutine on a Scheduler (Spawn, or "
-        "BlockOn from plain code)"));
-  }
+  if (!InTask()) ThrowNotInTask(what);
 }
 
 void ThrowEmptyInput(const char* what, SourceLocation location, size_t position) {
@@ -53,7 +36,7 @@ void ThrowNoInputs(const char* what, SourceLocation location) {
 
 absl::Status TimeoutError(Duration timeout, SourceLocation location) {
   return absl::DeadlineExceededError(
-      absl::StrCat("WithTimeout(", FormatDuration(timeout), ") at ", FormatLocation(location),
+      absl::StrCat("WithTimeout(", FormatDuration(timeout, DurationStyle::kLength), ") at ", FormatLocation(location),
                    " expired before the task finished; the task was cancelled"));
 }
 

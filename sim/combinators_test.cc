@@ -157,7 +157,7 @@ TEST(WhenAllTest, CancellationDestroysInputsBeforeTheAwaitingFramesLocals) {
     const std::string lent(64, 'w');
     co_await WhenAll(SleepThenTouch(lent, &log), SleepThenTouch(lent, &log));
   });
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task = Task<void>();
   EXPECT_THAT(log, ElementsAre("input saw " + std::string(64, 'w'),
                                "input saw " + std::string(64, 'w')));
@@ -171,7 +171,7 @@ TEST(WhenAnyTest, CancellationDestroysInputsBeforeTheAwaitingFramesLocals) {
     const std::string lent(64, 'a');
     co_await WhenAny(SleepThenTouch(lent, &log), SleepThenTouch(lent, &log));
   });
-  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   task = Task<void>();
   EXPECT_THAT(log, ElementsAre("input saw " + std::string(64, 'a'),
                                "input saw " + std::string(64, 'a')));
@@ -185,7 +185,7 @@ TEST(WhenAllTest, CancellingTheAwaitingTaskCancelsEveryInput) {
     Task<void> task = Spawn(*CurrentScheduler(), SleepVoid(seconds(1), &destroyed));
     (void)co_await WhenAll(std::move(task), SleepThen(seconds(1), 1, &destroyed));
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_EQ(s.LiveTaskCount(), 4u) << "parent, a Task input, and a runner per input";
   parent.Cancel();
   EXPECT_EQ(destroyed, 2);
@@ -434,7 +434,7 @@ TEST(WithTimeoutTest, CancellingTheAwaitingTaskCancelsTheInputAndTheTimer) {
   Task<void> parent = Spawn(s, [&]() -> Co<void> {
     (void)co_await WithTimeout(SleepThen(seconds(5), 1, &destroyed), seconds(1));
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   parent.Cancel();
   EXPECT_EQ(destroyed, 1);
   EXPECT_EQ(s.LiveTaskCount(), 0u);

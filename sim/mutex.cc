@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/not_in_task.h"
 
 namespace simsched {
 
@@ -98,11 +99,7 @@ bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<>) {
     state_->locked = true;
     return false;
   }
-  if (!InTask()) {
-    throw std::logic_error(
-        "simsched: Mutex::Lock() was awaited outside a simsched task; spawn the coroutine on a "
-        "Scheduler (Spawn, or BlockOn from plain code), or use TryLock");
-  }
+  if (!InTask()) internal::ThrowNotInTask("Mutex::Lock()", "use TryLock");
   waker_ = CurrentWaker();
   DescribeWait(state_->lock_what, location_);
   state_->waiters.PushBack(this);

@@ -61,11 +61,11 @@ TEST(MutexTest, WaitersGetTheLockInTheOrderTheyAsked) {
         order.push_back(i);
         co_await Yield();
       }).Detach();
-      ASSERT_TRUE(s.RunUntilParked().ok());  // waiter i now queued after i-1
+      ASSERT_TRUE(s.RunUntilIdle().ok());  // waiter i now queued after i-1
     }
     EXPECT_EQ(mu.WaiterCount(), 4u);
     held.reset();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_THAT(order, ElementsAre(0, 1, 2, 3)) << "seed " << seed;
   }
 }
@@ -79,12 +79,12 @@ TEST(MutexTest, UnlockHandsTheLockOverSoNobodyCanBargeIn) {
     MutexGuard lock = co_await mu.Lock();
     waiter_got_it = true;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_FALSE(mu.TryLock().has_value()) << "held";
   held.reset();  // handed to the waiter, which has not run yet
   EXPECT_TRUE(mu.IsLocked());
   EXPECT_FALSE(mu.TryLock().has_value()) << "TryLock must not barge past the waiter";
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_TRUE(waiter_got_it);
   EXPECT_FALSE(mu.IsLocked());
   EXPECT_TRUE(mu.TryLock().has_value());
@@ -123,12 +123,12 @@ TEST(MutexTest, CancelledWaiterIsRemovedAndTheNextWaiterGetsTheLock) {
       MutexGuard lock = co_await mu.Lock();
       doomed_ran = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> survivor = Spawn(s, [&]() -> Co<void> {
       MutexGuard lock = co_await mu.Lock();
       survivor_ran = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     ASSERT_EQ(mu.WaiterCount(), 2u);
     doomed.Cancel();
     EXPECT_EQ(mu.WaiterCount(), 1u);
@@ -147,12 +147,12 @@ TEST(MutexTest, WaiterCancelledAfterTheHandoffPassesTheLockOn) {
     std::optional<MutexGuard> held = mu.TryLock();
     bool survivor_ran = false;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { MutexGuard lock = co_await mu.Lock(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> survivor = Spawn(s, [&]() -> Co<void> {
       MutexGuard lock = co_await mu.Lock();
       survivor_ran = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     held.reset();     // handed to `doomed`, which is queued to run
     doomed.Cancel();  // ...and cancelled before it could
     ASSERT_TRUE(s.BlockOn(survivor).ok()) << "the lock was lost with `doomed`; seed " << seed;
@@ -166,7 +166,7 @@ TEST(MutexTest, LockHandedToACancelledLastWaiterIsFreed) {
   Mutex mu;
   std::optional<MutexGuard> held = mu.TryLock();
   Task<void> doomed = Spawn(s, [&]() -> Co<void> { MutexGuard lock = co_await mu.Lock(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   held.reset();
   EXPECT_TRUE(mu.IsLocked()) << "handed to `doomed`";
   doomed.Cancel();
@@ -207,13 +207,22 @@ TEST(MutexTest, LockOrderInversionIsReportedAsADeadlockOfBothTasks) {
 }
 
 TEST(MutexTest, GuardOutlivingItsMutexUnlocksHarmlessly) {
-  std::optional<MutexGuard> guard;
-  {
-    Mutex mu;
-    guard = mu.TryLock();
-    ASSERT_TRUE(guard.has_value());
-  }
-  guard.reset();  // the state outlives the Mutex object; ASan checks this
+  // The old Mutex's storage is reused by a new one. A guard that reached its
+  // lock through the Mutex object (instead of the shared state it owns)
+  // would unlock the new Mutex; under ASan it would also be a use after free.
+  std::optional<Mutex> slot;
+  slot.emplace("old");
+  std::optional<MutexGuard> guard = slot->TryLock();
+  ASSERT_TRUE(guard.has_value());
+  slot.reset();
+  slot.emplace("new");
+  std::optional<MutexGuard> held = slot->TryLock();
+  ASSERT_TRUE(held.has_value());
+  guard.reset();
+  EXPECT_TRUE(slot->IsLocked()) << "the old guard unlocked the Mutex that replaced its own";
+  EXPECT_FALSE(slot->TryLock().has_value());
+  held.reset();
+  EXPECT_FALSE(slot->IsLocked());
 }
 
 TEST(MutexTest, MutexDestroyedWithWaitersLeavesThemWaiting) {
@@ -224,7 +233,7 @@ TEST(MutexTest, MutexDestroyedWithWaitersLeavesThemWaiting) {
     Mutex mu("short-lived");
     guard = mu.TryLock();
     waiter = Spawn(s, [&]() -> Co<void> { MutexGuard lock = co_await mu.Lock(); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   EXPECT_FALSE(waiter.IsFinished());
   waiter = Task<void>();  // the awaiter's destructor must not touch freed memory
@@ -239,7 +248,7 @@ TEST(MutexTest, WaiterHandedTheLockMayBeCancelledAfterTheMutexIsDestroyed) {
   Task<void> waiter = Spawn(s, [mu = mu.get()]() -> Co<void> {
     MutexGuard lock = co_await mu->Lock();
   });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   held.reset();  // handed to `waiter`, which is queued
   mu.reset();
   waiter = Task<void>();  // passes the lock on inside the orphaned state

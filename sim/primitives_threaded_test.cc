@@ -1,8 +1,8 @@
 // The primitives under real threads: 4 worker threads, tasks migrating
 // between workers, wakes and cancellations arriving from other threads. Each
-// test runs on sim/'s small ThreadPoolForTests and on the production
-// ThreadPoolScheduler. Run under --config=tsan to check the locking; the
-// assertions check that no value, lock or permit is lost.
+// test runs on the production ThreadPoolScheduler. Run under --config=tsan to
+// check the locking; the assertions check that no value, lock or permit is
+// lost.
 
 #include <algorithm>
 #include <atomic>
@@ -25,12 +25,10 @@
 #include "sim/mutex.h"
 #include "sim/semaphore.h"
 #include "scheduler/thread_pool_scheduler.h"
-#include "sim/testing/thread_pool_for_tests.h"
 
 namespace simsched {
 namespace {
 
-using ::simsched::testing::ThreadPoolForTests;
 using std::chrono::milliseconds;
 
 constexpr int kThreads = 4;
@@ -312,8 +310,6 @@ TEST_P(PrimitivesThreadedTest, CombinatorsWorkAcrossThreads) {
 INSTANTIATE_TEST_SUITE_P(
     Schedulers, PrimitivesThreadedTest,
     ::testing::Values(
-        SchedulerKind{"ThreadPoolForTests",
-                      [] { return std::make_shared<ThreadPoolForTests>(kThreads); }},
         SchedulerKind{"ThreadPoolScheduler",
                       [] {
                         return ThreadPoolScheduler::Create({.worker_threads = kThreads});

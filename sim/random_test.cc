@@ -66,10 +66,47 @@ TEST(RngTest, BelowOneAndZeroReturnZero) {
 }
 
 TEST(RngTest, BelowHandlesHugeBoundsWithoutBias) {
-  // 2^63 + 1: about half of all 64-bit draws need the rejection step.
+  // 3 * 2^62: without Lemire's rejection step, the high word of x * bound
+  // maps two of the 2^64 inputs onto every third result and one onto the
+  // others, so results divisible by 3 would come out half the time instead
+  // of a third. 30,000 draws put a third at 10,000 +- 82 (one sigma).
   Rng rng(11);
-  const uint64_t bound = (uint64_t{1} << 63) + 1;
-  for (int i = 0; i < 10000; ++i) ASSERT_LT(rng.Below(bound), bound);
+  const uint64_t bound = uint64_t{3} << 62;
+  int divisible_by_three = 0;
+  constexpr int kDraws = 30000;
+  for (int i = 0; i < kDraws; ++i) {
+    const uint64_t x = rng.Below(bound);
+    ASSERT_LT(x, bound);
+    divisible_by_three += x % 3 == 0 ? 1 : 0;
+  }
+  EXPECT_GT(divisible_by_three, 9600);
+  EXPECT_LT(divisible_by_three, 10400);
+  // 2^63 + 1: about half of all draws need the rejection step; the results
+  // still cover both halves of the range evenly.
+  const uint64_t odd_bound = (uint64_t{1} << 63) + 1;
+  int upper_half = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const uint64_t x = rng.Below(odd_bound);
+    ASSERT_LT(x, odd_bound);
+    upper_half += x >= odd_bound / 2 ? 1 : 0;
+  }
+  EXPECT_GT(upper_half, 4700);
+  EXPECT_LT(upper_half, 5300);
+}
+
+// Every small bound is hit at its top value and never reaches the bound: the
+// scheduler's pick relies on Below(n) reaching n - 1.
+TEST(RngTest, BelowReachesItsLargestValueForEverySmallBound) {
+  Rng rng(17);
+  for (uint64_t bound = 2; bound <= 64; ++bound) {
+    bool saw_top = false;
+    for (int i = 0; i < 2000 && !saw_top; ++i) {
+      const uint64_t x = rng.Below(bound);
+      ASSERT_LT(x, bound);
+      saw_top = x == bound - 1;
+    }
+    EXPECT_TRUE(saw_top) << "Below(" << bound << ") never returned " << bound - 1;
+  }
 }
 
 TEST(RngTest, InRangeIsInclusiveAndSwapsReversedBounds) {

@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/not_in_task.h"
 
 namespace simsched {
 namespace {
@@ -130,11 +131,7 @@ bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<>) {
     state_->permits -= n_;
     return false;
   }
-  if (!InTask()) {
-    throw std::logic_error(
-        "simsched: Semaphore::Acquire() was awaited outside a simsched task; spawn the "
-        "coroutine on a Scheduler (Spawn, or BlockOn from plain code), or use TryAcquire");
-  }
+  if (!InTask()) internal::ThrowNotInTask("Semaphore::Acquire()", "use TryAcquire");
   waker_ = CurrentWaker();
   DescribeWait(state_->acquire_what, location_);
   state_->waiters.PushBack(this);

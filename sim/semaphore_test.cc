@@ -30,14 +30,14 @@ TEST(SemaphoreTest, AcquireSuspendsUntilPermitsAreReleased) {
     co_await sem.Acquire(2);
     acquired = true;
   }).Detach();
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_FALSE(acquired);
   sem.Release(1);
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_FALSE(acquired) << "one permit is not enough";
   EXPECT_EQ(sem.available(), 1u);
   sem.Release(1);
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   EXPECT_TRUE(acquired);
   EXPECT_EQ(sem.available(), 0u);
 }
@@ -74,22 +74,54 @@ TEST(SemaphoreTest, WaitersAreServedInOrderEvenWhenALaterOneWouldFit) {
       co_await sem.Acquire(3);
       order.push_back(1);
     }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Spawn(s, [&]() -> Co<void> {
       co_await sem.Acquire(1);
       order.push_back(2);
     }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     sem.Release(1);
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_TRUE(order.empty()) << "the 1-permit waiter must not pass the 3-permit one";
     EXPECT_FALSE(sem.TryAcquire(1)) << "nor may TryAcquire";
     sem.Release(2);
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_THAT(order, ElementsAre(1));
     sem.Release(1);
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_THAT(order, ElementsAre(1, 2)) << "seed " << seed;
+  }
+}
+
+// Fairness seen from Acquire itself: a task arriving while others wait
+// queues behind them even when enough permits are free for it, and equal
+// requests are granted strictly in arrival order.
+TEST(SemaphoreTest, NewAcquirerQueuesBehindWaitersAndGrantsFollowArrivalOrder) {
+  for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+    TestScheduler s({.seed = seed});
+    Semaphore sem(0);
+    std::vector<int> order;
+    Spawn(s, [&]() -> Co<void> {
+      co_await sem.Acquire(2);
+      order.push_back(0);
+    }).Detach();
+    ASSERT_TRUE(s.RunUntilIdle().ok());
+    sem.Release(1);  // one free permit, not enough for the head waiter
+    for (int i = 1; i <= 3; ++i) {
+      Spawn(s, [&, i]() -> Co<void> {
+        co_await sem.Acquire(1);
+        order.push_back(i);
+      }).Detach();
+      ASSERT_TRUE(s.RunUntilIdle().ok());
+    }
+    EXPECT_TRUE(order.empty()) << "a later Acquire(1) barged past the waiting Acquire(2)";
+    EXPECT_EQ(sem.WaiterCount(), 4u);
+    EXPECT_EQ(sem.available(), 1u);
+    for (int i = 0; i < 4; ++i) {
+      sem.Release(1);
+      ASSERT_TRUE(s.RunUntilIdle().ok());
+    }
+    EXPECT_THAT(order, ElementsAre(0, 1, 2, 3)) << "seed " << seed;
   }
 }
 
@@ -102,12 +134,12 @@ TEST(SemaphoreTest, ReleaseGrantsEveryWaiterThatFitsOldestFirst) {
       co_await sem.Acquire(1);
       granted.push_back(i);
     }).Detach();
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
   }
   sem.Release(3);
   EXPECT_EQ(sem.WaiterCount(), 1u) << "three granted at once";
   EXPECT_EQ(sem.available(), 0u);
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   std::sort(granted.begin(), granted.end());
   EXPECT_THAT(granted, ElementsAre(0, 1, 2));
 }
@@ -143,12 +175,12 @@ TEST(SemaphoreTest, CancelledHeadWaiterLetsSmallerWaitersBehindItGo) {
     Semaphore sem(1);
     bool small_ran = false;
     Task<void> big = Spawn(s, [&]() -> Co<void> { co_await sem.Acquire(3); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> small = Spawn(s, [&]() -> Co<void> {
       co_await sem.Acquire(1);
       small_ran = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     EXPECT_FALSE(small_ran) << "FIFO: waits behind `big`";
     big.Cancel();
     EXPECT_EQ(sem.WaiterCount(), 0u) << "`small` was granted when `big` left";
@@ -163,12 +195,12 @@ TEST(SemaphoreTest, PermitsGrantedToACancelledWaiterAreReturned) {
     Semaphore sem(0);
     bool survivor_ran = false;
     Task<void> doomed = Spawn(s, [&]() -> Co<void> { co_await sem.Acquire(2); });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     Task<void> survivor = Spawn(s, [&]() -> Co<void> {
       co_await sem.Acquire(2);
       survivor_ran = true;
     });
-    ASSERT_TRUE(s.RunUntilParked().ok());
+    ASSERT_TRUE(s.RunUntilIdle().ok());
     sem.Release(2);   // granted to `doomed`, which is queued to run
     doomed.Cancel();  // ...and cancelled first: the permits pass to `survivor`
     ASSERT_TRUE(s.BlockOn(survivor).ok()) << "permits lost; seed " << seed;
@@ -201,7 +233,7 @@ TEST(SemaphoreTest, WaiterGrantedPermitsMayBeCancelledAfterTheSemaphoreIsDestroy
   TestScheduler s;
   auto sem = std::make_unique<Semaphore>(0);
   Task<void> waiter = Spawn(s, [sem = sem.get()]() -> Co<void> { co_await sem->Acquire(); });
-  ASSERT_TRUE(s.RunUntilParked().ok());
+  ASSERT_TRUE(s.RunUntilIdle().ok());
   sem->Release();  // granted to `waiter`, which is queued
   sem.reset();
   waiter = Task<void>();  // returns the permit to the orphaned state

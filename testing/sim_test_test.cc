@@ -86,17 +86,49 @@ SIM_TEST(SimTestTest, ExpectationsWorkInsideSpawnedCoroutines) {
   ASSERT_TRUE(sim.scheduler().Run().ok());
 }
 
-SIM_TEST(SimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
+// Counts, across seeds, the detached tasks that finished only after their
+// body had returned (RunSimTest below drives the harness directly so the
+// count can be checked once every seed has run).
+void SpawnTasksThatOutliveTheBody(Sim& sim, int& finished_after_body) {
   // State owned by the tasks themselves may outlive the body.
   auto ready = std::make_shared<Event>("ready");
-  sim.background().Spawn([ready]() -> Co<void> {
+  auto body_returned = std::make_shared<bool>(false);
+  sim.background().Spawn([ready, body_returned, &finished_after_body]() -> Co<void> {
     co_await ready->Wait();
     EXPECT_TRUE(ready->IsSet());
+    if (*body_returned) ++finished_after_body;
   }).Detach();
   sim.background().Spawn([ready]() -> Co<void> {
     co_await Yield();
     ready->Set();
   }).Detach();
+  // Nothing has run yet: the body only spawned.
+  EXPECT_EQ(sim.scheduler().step_count(), 0u);
+  *body_returned = true;
+}
+
+TEST(RunSimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
+  int finished_after_body = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.RunAfterBody",
+               [&](Sim& sim) { SpawnTasksThatOutliveTheBody(sim, finished_after_body); },
+               SimTestOptions{.iterations = 10, .print_summary = false}, "", "",
+               SourceLocation::current());
+  });
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  EXPECT_EQ(finished_after_body, 10) << "one waiting task per seed must finish after the body";
+
+  // The contrast: without run_after_body the same tasks are cancelled with
+  // the seed's scheduler and never finish.
+  finished_after_body = 0;
+  failures = CaptureFailures([&] {
+    RunSimTest("Direct.NoRunAfterBody",
+               [&](Sim& sim) { SpawnTasksThatOutliveTheBody(sim, finished_after_body); },
+               SimTestOptions{.iterations = 10, .run_after_body = false, .print_summary = false},
+               "", "", SourceLocation::current());
+  });
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  EXPECT_EQ(finished_after_body, 0);
 }
 
 class CounterFixture : public SimFixture {
@@ -111,7 +143,9 @@ class CounterFixture : public SimFixture {
 SIM_TEST_F(CounterFixture, FixtureIsMadeFreshForEachSeed, .iterations = 5) {
   EXPECT_EQ(counter_, 10) << "a fixture object must not carry state between seeds";
   ++counter_;
-  EXPECT_GE(sim().seed(), 0u);
+  // The seed's scheduler is seeded with it, and the sweep starts at seed 0.
+  EXPECT_EQ(sim().scheduler().seed(), sim().seed());
+  EXPECT_LT(sim().seed(), 5u);
 }
 
 // --- RunSimTest driven directly. ---

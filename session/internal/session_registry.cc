@@ -27,10 +27,6 @@ const TaskLabel& GraceLabel() {
   return *label;
 }
 
-std::string FormatGrace(Duration grace) {
-  return FormatDuration(grace).substr(1);  // "30s", without the "+"
-}
-
 // "+1500ms": a time of the scheduler's clock, as reports print it.
 std::string FormatTime(Instant time) { return FormatDuration(time - Instant{}); }
 
@@ -266,7 +262,7 @@ absl::Status SessionRegistry::CheckCanWaitUntil(SessionId session) const {
   if (it == sessions_.end()) return UnknownSession(session);
   if (it->second.grace_over) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "session ", session.value, "'s grace period (", FormatGrace(grace_period_),
+        "session ", session.value, "'s grace period (", FormatDuration(grace_period_, DurationStyle::kLength),
         " after its response) is over, so WaitUntil can no longer extend it; finish the "
         "work before the response or within the grace period"));
   }
@@ -296,7 +292,7 @@ absl::Status SessionRegistry::WaitUntil(SessionId session, internal::TaskHeader&
   }
   if (it->second.grace_over) {
     return absl::FailedPreconditionError(
-        absl::StrCat("session ", session.value, "'s grace period (", FormatGrace(grace_period_),
+        absl::StrCat("session ", session.value, "'s grace period (", FormatDuration(grace_period_, DurationStyle::kLength),
                      " after its response) is over, so WaitUntil can no longer extend it with ",
                      metadata.DebugString()));
   }
@@ -341,7 +337,7 @@ std::string SessionRegistry::FormatOffence(TaskId id, const Offence& offence) co
                       afterwards);
       break;
     case OffenceKind::kCutOffByGracePeriod:
-      absl::StrAppend(&out, "WaitUntil work cancelled when the ", FormatGrace(grace_period_),
+      absl::StrAppend(&out, "WaitUntil work cancelled when the ", FormatDuration(grace_period_, DurationStyle::kLength),
                       " grace period ran out (", at, "): it was ", offence.state);
       break;
   }
@@ -391,7 +387,7 @@ absl::Status SessionRegistry::Validate(SessionId session) const {
     if (cut_off > 0) {
       what.push_back(absl::StrCat(cut_off, cut_off == 1 ? " task" : " tasks",
                                   " of its WaitUntil work outlasted the ",
-                                  FormatGrace(grace_period_), " grace period"));
+                                  FormatDuration(grace_period_, DurationStyle::kLength), " grace period"));
     }
     headline =
         absl::StrCat("session ", session.value, " did not clean up: ", absl::StrJoin(what, " and "),

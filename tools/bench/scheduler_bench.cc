@@ -736,7 +736,7 @@ void BM_MemoryPerSuspendedTask_TestScheduler(benchmark::State& state) {
     {
       HeapCounter counter;
       for (int i = 0; i < kMemoryTasks; ++i) simsched::Spawn(scheduler, SleepForMemory()).Detach();
-      if (!CheckStatus(state, scheduler.RunUntilParked())) return;
+      if (!CheckStatus(state, scheduler.RunUntilIdle())) return;
       bytes = counter.bytes();
       blocks = counter.blocks();
     }
