@@ -294,6 +294,13 @@ class TestScheduler final : public Scheduler {
   // failures are counted in its message.
   absl::Status status() const;
 
+  // Fail()
+  //
+  // Fails the run from outside the scheduler (the harness does this when a
+  // SIMSCHED_ALWAYS property is violated): Run, RunUntilParked and BlockOn
+  // return `status` (with the run summary added) at their next step.
+  void Fail(absl::Status status) { RecordFailure(std::move(status)); }
+
   // LiveTaskCount() / LiveTasks()
   //
   // The tasks spawned and not yet finished, in id order.
