@@ -47,7 +47,7 @@ Result RunCommand(const std::string& env, const std::string& command, const std:
       "cd '", cwd, "' && env -u TEST_BINARY -u TEST_TARGET -u XML_OUTPUT_FILE -u GTEST_OUTPUT "
       "-u TEST_PREMATURE_EXIT_FILE -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX "
       "-u TEST_TOTAL_SHARDS -u TEST_SHARD_INDEX -u TEST_SHARD_STATUS_FILE "
-      "-u TEST_UNDECLARED_OUTPUTS_DIR -u SIMSCHED_ITERATIONS -u SIMSCHED_SEED ",
+      "-u TEST_UNDECLARED_OUTPUTS_DIR -u SIMSCHED_ITERATIONS -u SIMSCHED_SEED -u SIMSCHED_STRATEGY ",
       env, " ", command, " 2>&1");
   Result result;
   FILE* pipe = popen(full.c_str(), "r");
