@@ -193,6 +193,32 @@ TEST(StrategyTest, LanesStayFifoAndDeprioritizedWorkWaitsUnderEveryStrategy) {
   }
 }
 
+// Regression: with the only lane blocked in BlockOn and just deprioritized
+// work runnable, the priority pick must take the deprioritized task (it once
+// looked only at the empty background queue and the blocked lane).
+TEST(StrategyTest, ABlockedLaneLeavesDeprioritizedWorkToThePriorityPick) {
+  for (const char* strategy : {"pct:2", "pos"}) {
+    auto s = TestScheduler::Create({.seed = 3, .strategy = strategy});
+    ForegroundExecutor main(s);
+    BackgroundExecutor background(s);
+    const TaskLabel slow("slow");
+    background.Deprioritize(slow);
+    auto done = std::make_shared<bool>(false);
+    main.Spawn([s, background, slow, done]() -> Co<void> {
+      Task<void> low = background.SpawnLabeled(slow, [done]() -> Co<void> {
+        *done = true;
+        co_return;
+      });
+      // A second lane task queued behind this one keeps the lane non-empty.
+      EXPECT_TRUE(s->BlockOn(low).ok());
+      co_return;
+    }).Detach();
+    main.Spawn([]() -> Co<void> { co_return; }).Detach();
+    ASSERT_TRUE(s->Run().ok()) << strategy;
+    EXPECT_TRUE(*done) << strategy;
+  }
+}
+
 TEST(StrategyTest, PctStillEndsASpinLoop) {
   for (uint64_t seed = 0; seed < 20; ++seed) {
     TestScheduler s({.seed = seed, .strategy = "pct:2:k=10", .max_steps = 100'000});

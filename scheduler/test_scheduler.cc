@@ -298,9 +298,9 @@ void TestScheduler::AdvanceClock(Duration duration) {
 
 // PCT and POS: the candidate with the largest priority (ties: the first in
 // candidate order: background queue order, then lanes by id). Deprioritized
-// work competes only when nothing else is runnable, as in every strategy.
-void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane) {
-  const bool main_work = !background_.empty() || lane_queued_ > 0;
+// work competes only when nothing else is runnable (`main_work` false), as in
+// every strategy.
+void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_work) {
   for (;;) {
     Queue* best_queue = nullptr;
     size_t best_index = 0;
@@ -344,7 +344,7 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
   const size_t candidates = background + eligible_lanes;
   if (candidates == 0 && deprioritized_.empty()) return false;
   if (strategy_.ByPriority(steps_ + 1)) {
-    PickByPriority(next, lane);
+    PickByPriority(next, lane, /*main_work=*/candidates > 0);
     return true;
   }
   const bool randomize = !strategy_.fifo();

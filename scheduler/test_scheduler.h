@@ -347,7 +347,7 @@ class TestScheduler final : public Scheduler {
   void DrainInbox();
   bool StepInline();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
-  void PickByPriority(internal::TaskHeader*& next, LaneId& lane);
+  void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
   void FireDueTimers();

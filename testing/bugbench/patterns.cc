@@ -133,16 +133,17 @@ bool MissedNotification(TestScheduler& s, bool fixed) {
   return !s.Run().ok() || s.LiveTaskCount() > 0;
 }
 
-// 6. Lazy initialisation: two tasks see "not initialised" and both init.
+// 6. Lazy initialisation: three users find the cache empty and build it,
+// the slow construction taking two steps; it must be built once.
 bool LazyInitRace(TestScheduler& s, bool fixed) {
   auto initialised = std::make_shared<bool>(false);
   auto inits = std::make_shared<int>(0);
-  for (int i = 0; i < 2; ++i) {
-    Spawn(s, [initialised, inits, fixed]() -> Co<void> {
-      co_await Yield();
+  for (int i = 0; i < 3; ++i) {
+    Spawn(s, [initialised, inits, fixed, i]() -> Co<void> {
+      co_await YieldTimes(i);  // users arrive at different times
       if (!*initialised) {
         if (fixed) *initialised = true;  // claim before the slow part
-        co_await Yield();                // the slow construction
+        co_await YieldTimes(2);          // the slow construction
         ++*inits;
         *initialised = true;
       }
@@ -151,22 +152,33 @@ bool LazyInitRace(TestScheduler& s, bool fixed) {
   return !s.Run().ok() || *inits != 1;
 }
 
-// 7. Bounded buffer: three producers check for room, yield, then insert.
+// 7. Bounded buffer of one slot: two producers check for room and a consumer
+// checks for an item, each then yields before acting.
 bool BoundedBufferRace(TestScheduler& s, bool fixed) {
-  constexpr int kCapacity = 2;
-  auto size = std::make_shared<int>(0);
-  auto overflow = std::make_shared<bool>(false);
-  for (int i = 0; i < 3; ++i) {
-    Spawn(s, [size, overflow, fixed]() -> Co<void> {
+  struct State {
+    int size = 0;
+    bool broken = false;
+  };
+  auto st = std::make_shared<State>();
+  for (int i = 0; i < 2; ++i) {
+    Spawn(s, [st, fixed]() -> Co<void> {
       co_await Yield();
-      if (*size < kCapacity) {
+      if (st->size < 1) {
         if (!fixed) co_await Yield();
-        ++*size;
-        *overflow |= *size > kCapacity;
+        ++st->size;
+        st->broken |= st->size > 1;
       }
     }).Detach();
   }
-  return !s.Run().ok() || *overflow;
+  Spawn(s, [st, fixed]() -> Co<void> {
+    co_await YieldTimes(2);
+    if (st->size > 0) {
+      if (!fixed) co_await Yield();
+      --st->size;
+      st->broken |= st->size < 0;
+    }
+  }).Detach();
+  return !s.Run().ok() || st->broken;
 }
 
 // 8. Depth 2: T1 opens a window, and T2's last step (its 21st) must fall
@@ -315,8 +327,9 @@ const std::vector<BugPattern>& AllPatterns() {
       {"order_violation", "use before another task initialises", false, OrderViolation},
       {"abba_deadlock", "two mutexes taken in opposite orders", false, AbbaDeadlock},
       {"missed_notify", "notify between check and wait is lost", false, MissedNotification},
-      {"lazy_init", "two tasks both initialise", false, LazyInitRace},
-      {"bounded_buffer", "three producers overfill a buffer of 2", false, BoundedBufferRace},
+      {"lazy_init", "three users build a lazily made cache twice", false, LazyInitRace},
+      {"bounded_buffer", "two producers and a consumer on one slot", false,
+       BoundedBufferRace},
       {"torn_read", "reader between a writer's two stores", false, TornRead},
       {"order_depth2", "a 21-step task ends inside another's one-step window", true,
        OrderDepth2},
