@@ -304,6 +304,8 @@ void TestScheduler::AdvanceClock(Duration duration) {
   AdvanceTimeTo(target);
 }
 
+void TestScheduler::TrackEnqueue(TaskHeader& task) { strategy_.OnEnqueue(task, rng_); }
+
 // PCT and POS: the candidate with the largest priority (ties: the first in
 // candidate order: background queue order, then lanes by id). Deprioritized
 // work competes only when nothing else is runnable (`main_work` false), as in

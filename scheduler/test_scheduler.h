@@ -333,11 +333,13 @@ class TestScheduler final : public Scheduler {
   };
   bool OnOwnerThread() const;
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
-  void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
-    // Only FIFO and the priority strategies track enqueues.
-    if (!uniform_pick_) [[unlikely]] strategy_.OnEnqueue(*task, rng_);
+  [[gnu::always_inline]] void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
+    // Only FIFO and the priority strategies track enqueues; out of line, so
+    // this stays small enough to inline into the random hot path.
+    if (!uniform_pick_) [[unlikely]] TrackEnqueue(*task);
     queue.push_back(task);
   }
+  void TrackEnqueue(internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
