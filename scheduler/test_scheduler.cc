@@ -76,6 +76,20 @@ TestScheduler::TestScheduler(TestSchedulerOptions options)
   step_limit_ = options.max_steps == 0 ? UINT64_MAX : options.max_steps;
   lanes_.emplace_back();
   lanes_.back().name = "main";
+  StrategySpec spec;
+  if (!options.strategy.empty()) {
+    absl::StatusOr<StrategySpec> parsed = ParseStrategy(options.strategy);
+    if (parsed.ok()) {
+      spec = ResolveStrategy(*parsed, options.seed);
+    } else {
+      RecordFailure(absl::InvalidArgumentError(
+          absl::StrCat("TestSchedulerOptions::strategy: ", parsed.status().message())));
+    }
+  } else if (!options.randomize_order) {
+    spec.kind = StrategyKind::kFifo;
+  }
+  strategy_.Init(spec, rng_);
+  uniform_pick_ = strategy_.uniform();
 }
 
 std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions options) {
@@ -276,6 +290,47 @@ void TestScheduler::AdvanceClock(Duration duration) {
   AdvanceTimeTo(target);
 }
 
+void TestScheduler::TrackEnqueue(TaskHeader& task) { strategy_.OnEnqueue(task, rng_); }
+
+// PCT and POS: the candidate with the largest priority (ties: the first in
+// candidate order: background queue order, then lanes by id). Deprioritized
+// work competes only when nothing else is runnable (`main_work` false), as in
+// every strategy.
+void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_work) {
+  for (;;) {
+    Queue* best_queue = nullptr;
+    size_t best_index = 0;
+    LaneId best_lane = kNoLane;
+    uint64_t best = 0;
+    auto consider = [&](Queue& queue, size_t index, LaneId queue_lane) {
+      const uint64_t priority = queue[index]->enqueue_seq;
+      if (best_queue == nullptr || priority > best) {
+        best_queue = &queue;
+        best_index = index;
+        best_lane = queue_lane;
+        best = priority;
+      }
+    };
+    Queue& pool = main_work ? background_ : deprioritized_;
+    for (size_t i = 0; i < pool.size(); ++i) consider(pool, i, kNoLane);
+    if (main_work) {
+      for (LaneId id = 0; id < lanes_.size(); ++id) {
+        if (!lanes_[id].queue.empty() && lanes_[id].blocked == 0) consider(lanes_[id].queue, 0, id);
+      }
+    }
+    SIMSCHED_CHECK(best_queue != nullptr, "PickByPriority without a candidate");
+    if (strategy_.DemoteAtChangePoint(steps_ + 1, *(*best_queue)[best_index])) continue;
+    if (best_lane != kNoLane) {
+      next = best_queue->pop_front();
+      --lane_queued_;
+    } else {
+      next = best_index == 0 ? best_queue->pop_front() : best_queue->SwapRemove(best_index);
+    }
+    lane = best_lane;
+    return;
+  }
+}
+
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
   const size_t background = background_.size();
   // Candidates: all background entries, then the head of each runnable lane
@@ -283,15 +338,20 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
   size_t eligible_lanes = 0;
   for (const Lane& l : lanes_) eligible_lanes += (!l.queue.empty() && l.blocked == 0) ? 1 : 0;
   const size_t candidates = background + eligible_lanes;
+  if (candidates == 0 && deprioritized_.empty()) return false;
+  if (strategy_.ByPriority(steps_ + 1)) {
+    PickByPriority(next, lane, /*main_work=*/candidates > 0);
+    return true;
+  }
+  const bool randomize = !strategy_.fifo();
   if (candidates == 0) {
-    if (deprioritized_.empty()) return false;
-    const size_t index = options_.randomize_order ? rng_.Below(deprioritized_.size()) : 0;
+    const size_t index = randomize ? rng_.Below(deprioritized_.size()) : 0;
     next = index == 0 ? deprioritized_.pop_front() : deprioritized_.SwapRemove(index);
     lane = kNoLane;
     return true;
   }
   size_t pick;
-  if (options_.randomize_order) {
+  if (randomize) {
     pick = rng_.Below(candidates);
   } else {
     // FIFO: the candidate enqueued first.
@@ -350,7 +410,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
   TaskHeader* next;
   LaneId lane;
-  if (lane_queued_ == 0 && options_.randomize_order && !background_.empty()) [[likely]] {
+  if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) [[likely]] {
     // The common case, kept short: only background work is runnable.
     next = background_.SwapRemove(rng_.Below(background_.size()));
     lane = kNoLane;
@@ -658,8 +718,12 @@ std::string TestScheduler::DescribeLiveTasks() const {
 }
 
 std::string TestScheduler::RunSummary() const {
-  return absl::StrFormat("seed %d, step %d, virtual time %s, trace hash 0x%016x", options_.seed,
-                         steps_, FormatDuration(Elapsed()), TraceHash());
+  std::string out =
+      absl::StrFormat("seed %d, step %d, virtual time %s, trace hash 0x%016x", options_.seed,
+                      steps_, FormatDuration(Elapsed()), TraceHash());
+  // The default strategy is left out, so reports read as before.
+  if (!uniform_pick_) absl::StrAppend(&out, ", strategy ", strategy_.spec().ToString());
+  return out;
 }
 
 }  // namespace simsched

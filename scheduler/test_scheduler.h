@@ -57,8 +57,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/schedule_strategy.h"
 #include "scheduler/internal/timer_queue.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/strategy.h"
 #include "sim/random.h"
 
 namespace simsched {
@@ -68,7 +70,13 @@ struct TestSchedulerOptions {
   // Every scheduling decision derives from this.
   uint64_t seed = 0;
   // Pick uniformly among runnable tasks (true) or run them in queue order.
+  // Ignored when `strategy` is set.
   bool randomize_order = true;
+  // How each step picks (scheduler/strategy.h): "random", "fifo", "pct:3",
+  // "pct:3:k=180", "pos" or "mix" (chosen from the seed). Empty: "random",
+  // or "fifo" without `randomize_order`. A bad value fails the run with
+  // InvalidArgument (see `status()`) and it runs as "random".
+  std::string strategy = "";
   // Steps one scheduler may take in total before Run/BlockOn fail with a
   // livelock report. Zero means no limit.
   uint64_t max_steps = 10'000'000;
@@ -266,6 +274,8 @@ class TestScheduler final : public Scheduler {
 
   const TestSchedulerOptions& options() const { return options_; }
   uint64_t seed() const { return options_.seed; }
+  // The strategy this run uses, resolved ("mix" becomes what the seed chose).
+  const StrategySpec& strategy() const { return strategy_.spec(); }
   // Steps taken so far.
   uint64_t step_count() const { return steps_; }
   // Virtual time since the epoch.
@@ -288,6 +298,13 @@ class TestScheduler final : public Scheduler {
   // refused park, a wake from another thread, a bad argument). Later
   // failures are counted in its message.
   absl::Status status() const;
+
+  // Fail()
+  //
+  // Fails the run from outside the scheduler (the harness does this when a
+  // SIMSCHED_ALWAYS property is violated): Run, RunUntilParked and BlockOn
+  // return `status` (with the run summary added) at their next step.
+  void Fail(absl::Status status) { RecordFailure(std::move(status)); }
 
   // LiveTaskCount() / LiveTasks()
   //
@@ -319,11 +336,13 @@ class TestScheduler final : public Scheduler {
   };
   bool OnOwnerThread() const;
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
-  void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
-    // The enqueue order matters only to FIFO mode's pick.
-    if (!options_.randomize_order) task->enqueue_seq = enqueue_counter_++;
+  [[gnu::always_inline]] void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
+    // Only FIFO and the priority strategies track enqueues; out of line, so
+    // this stays small enough to inline into the random hot path.
+    if (!uniform_pick_) [[unlikely]] TrackEnqueue(*task);
     queue.push_back(task);
   }
+  void TrackEnqueue(internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
@@ -335,6 +354,7 @@ class TestScheduler final : public Scheduler {
   void DrainInbox();
   bool StepInline();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
+  void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
   void FireDueTimers();
@@ -356,7 +376,8 @@ class TestScheduler final : public Scheduler {
   uint64_t steps_ = 0;
   uint64_t step_limit_;  // options_.max_steps, or "none" as UINT64_MAX
   uint64_t next_task_id_ = 1;
-  uint64_t enqueue_counter_ = 0;
+  internal::ScheduleStrategy strategy_;
+  bool uniform_pick_ = true;  // strategy_.uniform(), on the hot path
   uint64_t trace_state_ = 0;
   LaneId current_lane_ = kNoLane;
   bool shutting_down_ = false;

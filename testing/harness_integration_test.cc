@@ -47,7 +47,7 @@ Result RunCommand(const std::string& env, const std::string& command, const std:
       "cd '", cwd, "' && env -u TEST_BINARY -u TEST_TARGET -u XML_OUTPUT_FILE -u GTEST_OUTPUT "
       "-u TEST_PREMATURE_EXIT_FILE -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX "
       "-u TEST_TOTAL_SHARDS -u TEST_SHARD_INDEX -u TEST_SHARD_STATUS_FILE "
-      "-u TEST_UNDECLARED_OUTPUTS_DIR -u SIMSCHED_ITERATIONS -u SIMSCHED_SEED ",
+      "-u TEST_UNDECLARED_OUTPUTS_DIR -u SIMSCHED_ITERATIONS -u SIMSCHED_SEED -u SIMSCHED_STRATEGY ",
       env, " ", command, " 2>&1");
   Result result;
   FILE* pipe = popen(full.c_str(), "r");
@@ -117,9 +117,9 @@ TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   EXPECT_EQ(lines.size(), static_cast<size_t>(std::stoi(failed)));
   const std::regex json_line(
       "\\{\"test\": \"BankTest.TransfersNeverOverdraw\", \"seed\": [0-9]+, \"step\": [0-9]+, "
-      "\"virtual_time_ns\": [0-9]+, \"trace_hash\": \"0x[0-9a-f]{16}\", \"regression\": "
-      "false, \"replay_bazel\": \"bazel test //testing/examples:bank_sim_test [^\"]*\", "
-      "\"replay_binary\": \"SIMSCHED_SEED=[0-9]+ [^\"]*\"\\}");
+      "\"virtual_time_ns\": [0-9]+, \"trace_hash\": \"0x[0-9a-f]{16}\", \"strategy\": "
+      "\"[a-z0-9:=]+\", \"regression\": false, \"replay_bazel\": \"bazel test //testing/examples:bank_sim_test [^\"]*\", "
+      "\"replay_binary\": \"SIMSCHED_SEED=[0-9]+ SIMSCHED_STRATEGY=[a-z0-9:=]+ [^\"]*\"\\}");
   for (const std::string& line : lines) EXPECT_TRUE(std::regex_match(line, json_line)) << line;
 }
 

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest-spi.h"
+#include "scheduler/strategy.h"
+#include "sim/properties.h"
+#include "testing/internal/property_tally.h"
 #include "testing/regression_seeds.h"
 #include "testing/sweep_config.h"
 
@@ -42,8 +47,18 @@ struct SeedRun {
   uint64_t trace_hash = 0;
   std::vector<TraceEntry> trace;
   std::vector<std::string> log;
+  // What the seed did with SIMSCHED_* properties (sim/properties.h).
+  std::map<std::string, properties_internal::SeedProperty> properties;
   bool failed() const { return !failures.empty(); }
 };
+
+// Starts the status with which a violated always-property stops the run; the
+// violation itself is already a captured failure.
+constexpr char kStoppedByProperty[] = "simsched stopped the run at a violated property: ";
+
+// Seeds whose step counts (under `random`) give PCT its k when the strategy
+// does not say: fixed, so every shard and every replay computes the same k.
+constexpr uint64_t kCalibrationSeeds = 3;
 
 class SeedContext;
 thread_local SeedContext* current_seed = nullptr;
@@ -95,7 +110,7 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
 };
 
 SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& options,
-                bool record_trace, size_t perturb_bytes) {
+                const std::string& strategy, bool record_trace, size_t perturb_bytes) {
   SeedRun run;
   run.seed = seed;
   // The determinism check's second run shifts the heap, so any decision that
@@ -103,12 +118,28 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
   std::unique_ptr<char[]> perturbation;
   if (perturb_bytes > 0) perturbation = std::make_unique<char[]>(perturb_bytes);
   SeedContext context(run);
+  TestScheduler* running = nullptr;
+  properties_internal::SeedPropertyRecorder recorder(
+      [&](std::string message, SourceLocation where) {
+        std::string task;
+        if (const internal::TaskHeader* header = internal::current_task) {
+          task = header->metadata.DebugString();
+        }
+        if (running != nullptr) {
+          running->Fail(absl::AbortedError(absl::StrCat(kStoppedByProperty, message)));
+        }
+        context.Add({false, where.file_name(), static_cast<int>(where.line()), std::move(message),
+                     std::move(task)});
+      });
+  simsched::internal::ScopedPropertySink property_sink(&recorder);
   {
     auto scheduler = TestScheduler::Create({.seed = seed,
                                             .randomize_order = options.randomize_order,
+                                            .strategy = strategy,
                                             .max_steps = options.max_steps,
                                             .record_trace = record_trace});
     context.set_scheduler(scheduler.get());
+    running = scheduler.get();
     {
       Sim sim(scheduler);
       try {
@@ -120,11 +151,17 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
         context.Add({true, "", 0, "uncaught exception (not a std::exception) from the test body",
                      ""});
       }
+      // A run stopped by a violated property was reported by the recorder.
+      auto stopped_by_property = [](const absl::Status& status) {
+        return std::string(status.message()).rfind(kStoppedByProperty, 0) == 0;
+      };
       if (!context.fatal() && options.run_after_body) {
-        if (absl::Status status = scheduler->Run(); !status.ok()) {
+        if (absl::Status status = scheduler->Run();
+            !status.ok() && !stopped_by_property(status)) {
           context.Add({true, "", 0, std::string(status.message()), ""});
         }
-      } else if (absl::Status status = scheduler->status(); !status.ok()) {
+      } else if (absl::Status status = scheduler->status();
+                 !status.ok() && !stopped_by_property(status)) {
         context.Add({true, "", 0, std::string(status.message()), ""});
       }
       run.log = sim.log();
@@ -134,7 +171,9 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
     run.trace_hash = scheduler->TraceHash();
     run.trace = scheduler->trace();
     context.set_scheduler(nullptr);
+    running = nullptr;
   }  // the scheduler's shutdown runs frame destructors: still intercepted
+  run.properties = recorder.results();
   return run;
 }
 
@@ -183,23 +222,26 @@ struct ReplayCommands {
   std::string binary;
 };
 
-ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint64_t seed) {
+ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint64_t seed,
+                      const std::string& strategy) {
   ReplayCommands commands;
   if (!bazel_target.empty()) {
     commands.bazel = absl::StrCat("bazel test ", std::string(bazel_target), " --test_filter=",
                                   test_name, " --test_env=SIMSCHED_SEED=", seed,
+                                  " --test_env=SIMSCHED_STRATEGY=", strategy,
                                   " --test_output=all");
   }
-  commands.binary = absl::StrCat("SIMSCHED_SEED=", seed, " ", BinaryPath(bazel_target),
-                                 " --gtest_filter=", test_name);
+  commands.binary = absl::StrCat("SIMSCHED_SEED=", seed, " SIMSCHED_STRATEGY=", strategy, " ",
+                                 BinaryPath(bazel_target), " --gtest_filter=", test_name);
   return commands;
 }
 
 std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const SeedRun& traced,
                                std::string_view origin, const SweepConfig& config,
-                               const ReplayCommands& replay) {
+                               const ReplayCommands& replay, const std::string& strategy) {
   std::string out = absl::StrCat(
-      "simsched: ", test_name, " failed on seed ", run.seed, " (", std::string(origin), ")\n",
+      "simsched: ", test_name, " failed on seed ", run.seed, " (", std::string(origin),
+      ") under strategy ", strategy, "\n",
       "  at step ", run.first_failure_step, ", virtual time ",
       FormatDuration(run.first_failure_time), "; the run ended at step ", run.steps,
       " with trace hash ", absl::StrFormat("0x%016x", run.trace_hash), "\n");
@@ -270,6 +312,39 @@ std::optional<std::string> CompareRuns(const SeedRun& a, const SeedRun& b) {
   return std::nullopt;
 }
 
+// Prints the sweep's property table and fails the test for a sometimes- or
+// reachable-property no seed satisfied (unless the test asked for a warning,
+// one seed was replayed, the sweep already failed, or it is one shard of
+// several: then //testing:property_report gives the verdict over all shards).
+void ReportProperties(const char* test_name, const properties_internal::PropertyTable& table,
+                      const SimTestOptions& options, const SweepConfig& config,
+                      bool sweep_failed, const std::function<void(const std::string&)>& fail) {
+  if (table.empty()) return;
+  std::printf("simsched: %s: properties over this sweep:\n%s", test_name,
+              table.Format().c_str());
+  const std::vector<std::string> unsatisfied = table.Unsatisfied();
+  if (unsatisfied.empty()) return;
+  std::string names;
+  for (const std::string& name : unsatisfied) absl::StrAppend(&names, "\n  \"", name, "\"");
+  const char* why_not = config.single_seed.has_value() ? "one seed was replayed"
+                        : config.total_shards > 1
+                            ? "this is one shard; run //testing:property_report over all "
+                              "shards' summary files for the verdict"
+                        : sweep_failed ? "the sweep already failed"
+                        : options.sometimes_warn_only ? ".sometimes_warn_only is set"
+                                                      : nullptr;
+  if (why_not != nullptr) {
+    std::printf("simsched: %s: warning: no seed satisfied%s\n(not a failure: %s)\n", test_name,
+                names.c_str(), why_not);
+    return;
+  }
+  fail(absl::StrCat("simsched: ", test_name,
+                    ": no seed of the sweep satisfied these properties (a path the test was "
+                    "meant to explore was never taken: more seeds, another strategy, or a "
+                    "test that can no longer reach it):",
+                    names));
+}
+
 }  // namespace
 
 Sim::Sim(std::shared_ptr<TestScheduler> scheduler) : scheduler_(std::move(scheduler)) {}
@@ -294,6 +369,34 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   if (bazel_target.empty()) {
     if (const char* target = std::getenv("TEST_TARGET")) bazel_target = target;
   }
+
+  // The strategy: SIMSCHED_STRATEGY, else the test's, else mix (fifo for
+  // randomize_order = false). Each seed runs under its resolved form.
+  const std::string strategy_text =
+      config.strategy.value_or(!options.strategy.empty() ? options.strategy
+                               : options.randomize_order ? "mix"
+                                                         : "fifo");
+  absl::StatusOr<StrategySpec> spec = ParseStrategy(strategy_text);
+  if (!spec.ok()) {
+    return fail(absl::StrCat("simsched: the test's .strategy is not valid: ",
+                             spec.status().message()));
+  }
+  auto strategy_for = [&](uint64_t seed) {
+    StrategySpec resolved = ResolveStrategy(*spec, seed);
+    if (resolved.is_pct() && resolved.run_length == 0) {
+      // PCT's k, measured once, the first time a seed needs it: the median
+      // step count of fixed calibration seeds under random (so every shard
+      // and every replay gets the same k). Their outcome is not reported.
+      RunLengthEstimator estimator;
+      for (uint64_t calibration = 0; calibration < kCalibrationSeeds; ++calibration) {
+        estimator.Observe(RunSeed(body, calibration, options, "random", false, 0).steps);
+      }
+      spec->run_length = estimator.Estimate();
+      resolved.run_length = spec->run_length;
+    }
+    return resolved.ToString();
+  };
+  properties_internal::PropertyTable properties;
 
   // Regression seeds first (shard 0 only, so shards together run each seed
   // once), unless one seed is being replayed.
@@ -329,7 +432,10 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                                  ran.back(), ", the next would have been ", seed);
       break;
     }
-    SeedRun run = RunSeed(body, seed, options, /*record_trace=*/config.check_determinism, 0);
+    const std::string strategy = strategy_for(seed);
+    SeedRun run =
+        RunSeed(body, seed, options, strategy, /*record_trace=*/config.check_determinism, 0);
+    properties.AddSeed(seed, run.properties);
     ran.push_back(seed);
     hashes.push_back(run.trace_hash);
     const std::string origin =
@@ -338,11 +444,12 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                             ? std::string("replaying SIMSCHED_SEED")
                             : absl::StrCat("sweep seed ", seed - config.start_seed + 1, " of ",
                                            config.iterations);
-    const ReplayCommands replay = Replay(test_name, bazel_target, seed);
+    const ReplayCommands replay = Replay(test_name, bazel_target, seed, strategy);
 
     if (config.check_determinism) {
       // Perturb the heap by a seed-dependent amount for the second run.
-      SeedRun second = RunSeed(body, seed, options, /*record_trace=*/true, 64 * (1 + seed % 97));
+      SeedRun second =
+          RunSeed(body, seed, options, strategy, /*record_trace=*/true, 64 * (1 + seed % 97));
       if (std::optional<std::string> difference = CompareRuns(run, second)) {
         failed.push_back(seed);
         fail(absl::StrCat("simsched: ", test_name, " is not deterministic on seed ", seed,
@@ -362,15 +469,15 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     failed.push_back(seed);
     // Passing seeds run without a trace (it costs time); replay this one with
     // the trace on for the report. Same seed, same schedule.
-    SeedRun traced = RunSeed(body, seed, options, /*record_trace=*/true, 0);
-    fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay));
+    SeedRun traced = RunSeed(body, seed, options, strategy, /*record_trace=*/true, 0);
+    fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay, strategy));
     AppendToUndeclaredOutput(
         "simsched_failures.jsonl",
         absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"seed\": ", seed,
                      ", \"step\": ", run.first_failure_step,
                      ", \"virtual_time_ns\": ", run.first_failure_time.count(),
                      ", \"trace_hash\": \"", absl::StrFormat("0x%016x", run.trace_hash),
-                     "\", \"regression\": ", is_regression ? "true" : "false",
+                     "\", \"strategy\": \"", strategy, "\", \"regression\": ", is_regression ? "true" : "false",
                      ", \"replay_bazel\": \"", JsonEscape(replay.bazel),
                      "\", \"replay_binary\": \"", JsonEscape(replay.binary), "\"}"));
     if (!config.collect_all) {
@@ -386,12 +493,14 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
+  ReportProperties(test_name, properties, options, config, !failed.empty(), fail);
   if (options.print_summary) std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
-              "%.0f seeds/s\n",
+              "%.0f seeds/s, strategy %s\n",
               test_name, ran.size(), std::min(regression.size(), ran.size()), failed.size(),
               static_cast<unsigned long long>(config.shard_index),
               static_cast<unsigned long long>(config.total_shards),
-              seconds > 0 ? static_cast<double>(ran.size()) / seconds : 0.0);
+              seconds > 0 ? static_cast<double>(ran.size()) / seconds : 0.0,
+              spec->ToString().c_str());
   std::string seeds_json, hashes_json, failed_json;
   for (size_t i = 0; i < ran.size(); ++i) {
     absl::StrAppend(&seeds_json, i ? ", " : "", ran[i]);
@@ -405,7 +514,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                    ", \"regression_seeds\": ", regression.size(), ", \"seeds\": [", seeds_json,
                    "], \"trace_hashes\": [", hashes_json, "], \"failed_seeds\": [", failed_json,
                    "], \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
-                   "}"));
+                   ", \"strategy\": \"", spec->ToString(), "\", \"properties\": ",
+                   properties.ToJson(), "}"));
 }
 
 bool CurrentSeedHasFatalFailure() { return current_seed != nullptr && current_seed->fatal(); }

@@ -8,8 +8,10 @@
 // coroutine cannot). After the body returns, the scheduler runs until no work
 // and no timers remain, so spawned tasks get to fail too.
 //
+// Each seed runs under a scheduling strategy (`.strategy`, default "mix":
+// random, PCT and POS chosen per seed; see scheduler/strategy.h).
 // When a seed fails, the test fails once with everything needed to act:
-// the seed, step, virtual time and trace hash; each failure with the task it
+// the seed, strategy, step, virtual time and trace hash; each failure with the task it
 // happened in; the tail of the trace (SIMSCHED_LOG=full for all of it); the
 // test's own `sim.Log()` lines; and a one-line command that replays exactly
 // this test and seed, under Bazel and as a plain binary. Passing seeds print
@@ -74,6 +76,13 @@ struct SimTestOptions {
   bool run_after_body = true;
   // Print the one-line summary ("N seeds run, ...") when the sweep ends.
   bool print_summary = true;
+  // Scheduling strategy (scheduler/strategy.h): "random", "fifo", "pct:3",
+  // "pos", "mix". Empty: "mix", or "fifo" when `randomize_order` is false.
+  // SIMSCHED_STRATEGY overrides it.
+  std::string strategy = "";
+  // A SIMSCHED_SOMETIMES/REACHABLE property (sim/properties.h) that no seed
+  // of the sweep satisfied fails the test; with this set, it only warns.
+  bool sometimes_warn_only = false;
 };
 
 // Sim

@@ -163,7 +163,7 @@ TEST(RunSimTestTest, EnvironmentOverridesIterationsAndStartSeed) {
   ScopedEnv env{{"SIMSCHED_ITERATIONS", "3"}, {"SIMSCHED_START_SEED", "500"}};
   std::vector<uint64_t> seeds;
   RunSimTest("Direct.Env", [&](Sim& sim) { seeds.push_back(sim.seed()); },
-             SimTestOptions{.iterations = 37}, "", "", SourceLocation::current());
+             SimTestOptions{.iterations = 37, .strategy = "random"}, "", "", SourceLocation::current());
   EXPECT_EQ(seeds, (std::vector<uint64_t>{500, 501, 502}));
 }
 
@@ -219,7 +219,7 @@ TEST(RunSimTestTest, SweepStopsAtTheFirstFailingSeedByDefault) {
     RunSimTest("Direct.Stop", [&](Sim&) {
       ++runs;
       ADD_FAILURE() << "always";
-    }, SimTestOptions{.iterations = 10}, "", "", SourceLocation::current());
+    }, SimTestOptions{.iterations = 10, .strategy = "random"}, "", "", SourceLocation::current());
   });
   EXPECT_EQ(failures.size(), 1u);
   EXPECT_EQ(runs, 2) << "the failing seed once, then once more to record its trace";
@@ -228,7 +228,7 @@ TEST(RunSimTestTest, SweepStopsAtTheFirstFailingSeedByDefault) {
 TEST(RunSimTestTest, RegressionSeedsRunFirst) {
   std::vector<uint64_t> seeds;
   RunSimTest("Direct.Regression", [&](Sim& sim) { seeds.push_back(sim.seed()); },
-             SimTestOptions{.iterations = 3, .regression_seeds = {99, 7}}, "", "",
+             SimTestOptions{.iterations = 3, .regression_seeds = {99, 7}, .strategy = "random"}, "", "",
              SourceLocation::current());
   EXPECT_EQ(seeds, (std::vector<uint64_t>{99, 7, 0, 1, 2}));
 }

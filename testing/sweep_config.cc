@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "scheduler/strategy.h"
 
 namespace simsched::testing {
 namespace {
@@ -117,6 +118,16 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
     } else if (v != "short" && !v.empty()) {
       return BadValue("SIMSCHED_LOG", log, "short or full");
     }
+  }
+
+  if (const char* strategy = getenv("SIMSCHED_STRATEGY"); strategy != nullptr) {
+    absl::StatusOr<StrategySpec> spec = ParseStrategy(strategy);
+    if (!spec.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("environment variable SIMSCHED_STRATEGY=\"",
+                                                     strategy, "\" is not valid: ",
+                                                     spec.status().message()));
+    }
+    config.strategy = std::string(strategy);
   }
 
   // Seed sharding. The sim test main moves gtest's shard variables to these

@@ -15,6 +15,8 @@
 //   SIMSCHED_COLLECT_ALL=1        keep going after a failing seed
 //   SIMSCHED_CHECK_DETERMINISM=1  run each seed twice and compare the traces
 //   SIMSCHED_LOG=short|full       the failing seed's trace: last 20 steps or all
+//   SIMSCHED_STRATEGY=S           scheduling strategy for every test: random,
+//                                 fifo, pct:D[:k=N], pos, mix (scheduler/strategy.h)
 //   GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (set by Bazel's shard_count): run
 //                                 only this shard's share of the seeds
 //
@@ -55,6 +57,8 @@ struct SweepConfig {
   bool full_log = false;
   uint64_t shard_index = 0;
   uint64_t total_shards = 1;
+  // Set by SIMSCHED_STRATEGY (validated); overrides the test's `.strategy`.
+  std::optional<std::string> strategy = std::nullopt;
 };
 
 // Looks up an environment variable; returns null when unset.

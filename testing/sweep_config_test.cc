@@ -147,3 +147,22 @@ TEST(SweepConfigTest, ParseUint64IsStrict) {
 
 }  // namespace
 }  // namespace simsched::testing
+
+namespace simsched::testing {
+namespace {
+
+TEST(SweepConfigStrategyTest, StrategyComesFromTheEnvironmentAndIsValidated) {
+  absl::StatusOr<SweepConfig> none = Parse(Env{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->strategy.has_value());
+  absl::StatusOr<SweepConfig> pct = Parse(Env{{{"SIMSCHED_STRATEGY", "pct:3"}}});
+  ASSERT_TRUE(pct.ok());
+  EXPECT_EQ(pct->strategy, "pct:3");
+  absl::StatusOr<SweepConfig> bad = Parse(Env{{{"SIMSCHED_STRATEGY", "pcd:3"}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("SIMSCHED_STRATEGY=\"pcd:3\" is not valid"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("unknown strategy \"pcd\""));
+}
+
+}  // namespace
+}  // namespace simsched::testing

@@ -1,0 +1,95 @@
+// File: scheduler/internal/schedule_strategy.h
+// -----------------------------------------------------------------------------
+//
+// Internal to the TestScheduler: the per-run state of its strategy
+// (scheduler/strategy.h) and the two hooks the scheduler calls, one when a
+// task is queued and one when a step picks. Uniform random picking never
+// reaches this class (the scheduler's hot path checks `uniform()` once).
+//
+// Task priorities live in the header's scheduler-owned `enqueue_seq`:
+//   * fifo: the enqueue counter (the smallest runs first);
+//   * pct:  a random priority, drawn the first time the task is queued and
+//           kept; a change point rewrites it to a value below every initial
+//           one (the largest runs first);
+//   * pos:  a random priority drawn every time the task is queued (every new
+//           event), kept while it waits (the largest runs first).
+// Zero means "not drawn yet"; drawn priorities are never zero.
+//
+// Example (inside TestScheduler):
+//
+//   strategy_.Init(spec, seed);
+//   if (!strategy_.uniform()) strategy_.OnEnqueue(*task, rng_);
+
+#ifndef SIMSCHED_SCHEDULER_INTERNAL_SCHEDULE_STRATEGY_H_
+#define SIMSCHED_SCHEDULER_INTERNAL_SCHEDULE_STRATEGY_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "scheduler/internal/task_header.h"
+#include "scheduler/strategy.h"
+#include "sim/random.h"
+
+namespace simsched::internal {
+
+class ScheduleStrategy {
+ public:
+  // Sets up a concrete (resolved, not mix) strategy. PCT draws its change
+  // points from `rng` here, before any task runs.
+  void Init(const StrategySpec& concrete, Rng& rng);
+
+  const StrategySpec& spec() const { return spec_; }
+  bool uniform() const { return spec_.kind == StrategyKind::kRandom; }
+  bool fifo() const { return spec_.kind == StrategyKind::kFifo; }
+
+  // Priority strategies pick the candidate with the largest priority, until
+  // a PCT run outlives `fair_after_` steps (a spin loop under strict
+  // priorities would never end); from then on they pick uniformly.
+  bool ByPriority(uint64_t step) const {
+    return (spec_.kind == StrategyKind::kPct || spec_.kind == StrategyKind::kPos) &&
+           step <= fair_after_;
+  }
+
+  void OnEnqueue(TaskHeader& task, Rng& rng) {
+    switch (spec_.kind) {
+      case StrategyKind::kFifo: task.enqueue_seq = enqueue_counter_++; break;
+      case StrategyKind::kPct:
+        if (task.enqueue_seq == 0) task.enqueue_seq = DrawPriority(rng);
+        break;
+      case StrategyKind::kPos: task.enqueue_seq = DrawPriority(rng); break;
+      default: break;
+    }
+  }
+
+  // PCT: if `step` is a change point, demotes `task` (the one about to run
+  // it) below every task not yet demoted and returns true: the scheduler
+  // then picks again. Several change points on one step demote in turn.
+  bool DemoteAtChangePoint(uint64_t step, TaskHeader& task) {
+    if (next_change_ >= change_points_.size() || change_points_[next_change_] != step) {
+      return false;
+    }
+    ++next_change_;
+    // The i-th change point (1-based) gives priority D - i: later demotions
+    // rank below earlier ones, all below the initial priorities (>= D).
+    task.enqueue_seq = spec_.depth - next_change_;
+    return true;
+  }
+
+  const std::vector<uint64_t>& change_points() const { return change_points_; }
+
+ private:
+  uint64_t DrawPriority(Rng& rng) const {
+    // Above every demoted priority (1..D-1) and never zero.
+    return spec_.depth + (rng.Next64() >> 2);
+  }
+
+  StrategySpec spec_;
+  uint64_t enqueue_counter_ = 1;
+  std::vector<uint64_t> change_points_;  // sorted steps, 1-based
+  size_t next_change_ = 0;
+  uint64_t fair_after_ = UINT64_MAX;
+};
+
+}  // namespace simsched::internal
+
+#endif  // SIMSCHED_SCHEDULER_INTERNAL_SCHEDULE_STRATEGY_H_

@@ -1,0 +1,117 @@
+// Strategies and properties end to end, run as a user would: the bundled
+// bank example swept under SIMSCHED_STRATEGY=pct:3 prints the strategy in
+// its replay line and that line reproduces the trace hash; the property
+// report merges the tallies of three shards.
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Runfile(const std::string& path) {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/", path);
+}
+
+std::string TempDir(const std::string& name) {
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  std::system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str());
+  return dir;
+}
+
+struct Result {
+  int exit_code = -1;
+  std::string output;
+};
+
+// As harness_integration_test's: none of this test's Bazel variables leak.
+Result RunCommand(const std::string& env, const std::string& command,
+                  const std::string& cwd = ".") {
+  const std::string full = absl::StrCat(
+      "cd '", cwd, "' && env -u TEST_BINARY -u TEST_TARGET -u XML_OUTPUT_FILE -u GTEST_OUTPUT "
+      "-u TEST_PREMATURE_EXIT_FILE -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX "
+      "-u TEST_TOTAL_SHARDS -u TEST_SHARD_INDEX -u TEST_SHARD_STATUS_FILE "
+      "-u TEST_UNDECLARED_OUTPUTS_DIR -u SIMSCHED_ITERATIONS -u SIMSCHED_SEED "
+      "-u SIMSCHED_STRATEGY ",
+      env, " ", command, " 2>&1");
+  Result result;
+  FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string Match(const std::string& text, const std::string& pattern) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex(pattern)) || m.size() < 2) return "";
+  return m[1];
+}
+
+const char kBank[] = "testing/examples/bank_sim_test";
+
+TEST(StrategyIntegrationTest, BankUnderPct3PrintsItsStrategyAndTheReplayLineReproducesTheHash) {
+  Result sweep = RunCommand("SIMSCHED_STRATEGY=pct:3",
+                            Runfile(kBank) + " --gtest_filter=BankTest.TransfersNeverOverdraw");
+  ASSERT_NE(sweep.exit_code, 0) << sweep.output;
+  const std::string seed = Match(sweep.output, "failed on seed ([0-9]+)");
+  const std::string hash = Match(sweep.output, "with trace hash (0x[0-9a-f]{16})");
+  const std::string strategy = Match(sweep.output, "under strategy (pct:3:k=[0-9]+)\n");
+  const std::string replay = Match(sweep.output, "\n  (SIMSCHED_SEED=[0-9]+ [^\n]+)\n");
+  ASSERT_FALSE(strategy.empty()) << sweep.output;
+  EXPECT_THAT(replay, HasSubstr(absl::StrCat("SIMSCHED_SEED=", seed, " SIMSCHED_STRATEGY=",
+                                             strategy, " ")));
+  EXPECT_THAT(sweep.output, HasSubstr(absl::StrCat("--test_env=SIMSCHED_STRATEGY=", strategy)));
+  const std::string workspace = TempDir("replay_workspace");
+  std::system(absl::StrCat("mkdir -p '", workspace, "/bazel-bin/testing/examples' && ln -s '",
+                           Runfile(kBank), "' '", workspace, "/bazel-bin/", kBank, "'")
+                  .c_str());
+  Result replayed = RunCommand("", replay, workspace);
+  EXPECT_NE(replayed.exit_code, 0) << replayed.output;
+  EXPECT_EQ(Match(replayed.output, "failed on seed ([0-9]+)"), seed) << replayed.output;
+  EXPECT_EQ(Match(replayed.output, "with trace hash (0x[0-9a-f]{16})"), hash);
+  EXPECT_THAT(replayed.output, HasSubstr("under strategy " + strategy));
+}
+
+TEST(StrategyIntegrationTest, ABadStrategyVariableFailsWithItsMessage) {
+  Result r = RunCommand("SIMSCHED_STRATEGY=fastest", Runfile(kBank));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("SIMSCHED_STRATEGY=\"fastest\" is not valid"));
+  EXPECT_THAT(r.output, HasSubstr("Accepted: random, fifo, pos, mix, pct"));
+}
+
+TEST(StrategyIntegrationTest, PropertyReportMergesShards) {
+  std::string dirs;
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string out = TempDir(absl::StrCat("property_shard_", shard));
+    Result r = RunCommand(absl::StrCat("GTEST_TOTAL_SHARDS=3 GTEST_SHARD_INDEX=", shard,
+                                       " TEST_UNDECLARED_OUTPUTS_DIR=", out),
+                          Runfile("testing/internal/property_probe_sim_test"));
+    ASSERT_EQ(r.exit_code, 0) << "a shard never fails for a sometimes-property: " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("properties over this sweep"));
+    absl::StrAppend(&dirs, " '", out, "'");
+  }
+  Result report = RunCommand("", Runfile("testing/property_report") + dirs);
+  EXPECT_EQ(report.exit_code, 1) << report.output;
+  EXPECT_THAT(report.output, HasSubstr("3 summary lines from 3 files"));
+  EXPECT_THAT(report.output, testing::ContainsRegex("\"only seed 7\" +sometimes +12 +1  7 "));
+  EXPECT_THAT(report.output, testing::ContainsRegex("\"small seeds\" +always +12 +12 "));
+  EXPECT_THAT(report.output,
+              HasSubstr("UNSATISFIED: PropertyProbe.Tallies: no seed of any shard satisfied "
+                        "\"no seed\""));
+  EXPECT_THAT(report.output, testing::Not(HasSubstr("satisfied \"only seed 7\"")));
+}
+
+}  // namespace
