@@ -56,6 +56,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -76,8 +77,13 @@ class WorldCore;
 
 // Address
 //
-// A host name and a port: "kv1:7000".
+// A host name and a port: "kv1:7000". Not an aggregate on purpose: g++ 12
+// mis-destroys an aggregate temporary (`Address{...}` without a
+// constructor) passed by value inside a `co_await` expression.
 struct Address {
+  Address() = default;
+  Address(std::string host, uint32_t port) : host(std::move(host)), port(port) {}
+
   std::string host;
   uint32_t port = 0;
 
