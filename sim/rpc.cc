@@ -34,7 +34,7 @@ namespace {
 
 using internal::RpcState;
 
-// Wire format: kind ('Q' request, 'R' response), 8-byte little-endian id,
+// Wire format: kind ('Q' request, 'N' one-way request, 'R' response), 8-byte little-endian id,
 // then for a request a 1-byte method length, the method and the body; for a
 // response a 1-byte status code and the body (the value, or the error).
 void PutId(std::string& out, uint64_t id) {
@@ -47,10 +47,11 @@ uint64_t GetId(std::string_view in) {
   return id;
 }
 
-std::string EncodeRequest(uint64_t id, std::string_view method, std::string_view body) {
+std::string EncodeRequest(uint64_t id, std::string_view method, std::string_view body,
+                          char kind = 'Q') {
   std::string out;
   out.reserve(10 + method.size() + body.size());
-  out.push_back('Q');
+  out.push_back(kind);
   PutId(out, id);
   out.push_back(static_cast<char>(method.size()));
   out.append(method);
@@ -68,9 +69,10 @@ std::string EncodeResponse(uint64_t id, const absl::StatusOr<std::string>& resul
 }
 
 Co<void> Serve(std::shared_ptr<RpcState> state, Address from, uint64_t id, RpcHandler handler,
-               std::string body) {
+               std::string body, bool respond) {
   absl::StatusOr<std::string> result = co_await handler(std::move(body));
-  (void)state->endpoint.Send(from, EncodeResponse(id, result));  // fails only if we crashed
+  // Fails only if this host crashed (and then this task is cancelled).
+  if (respond) (void)state->endpoint.Send(from, EncodeResponse(id, result));
 }
 
 Co<void> Dispatch(std::shared_ptr<RpcState> state) {
@@ -80,13 +82,15 @@ Co<void> Dispatch(std::shared_ptr<RpcState> state) {
     const std::string& p = message->payload;
     if (p.size() < 10) continue;  // not ours
     const uint64_t id = GetId(p);
-    if (p[0] == 'Q') {
+    if (p[0] == 'Q' || p[0] == 'N') {
+      const bool respond = p[0] == 'Q';
       const size_t length = static_cast<unsigned char>(p[9]);
       if (p.size() < 10 + length) continue;
       const std::string_view method = std::string_view(p).substr(10, length);
       std::string body = p.substr(10 + length);
       auto it = state->handlers.find(method);
       if (it == state->handlers.end()) {
+        if (!respond) continue;
         (void)state->endpoint.Send(
             message->from,
             EncodeResponse(id, absl::UnimplementedError(absl::StrCat(
@@ -94,7 +98,8 @@ Co<void> Dispatch(std::shared_ptr<RpcState> state) {
                                    state->endpoint.address().ToString()))));
         continue;
       }
-      (void)state->host->Spawn(Serve(state, message->from, id, it->second, std::move(body)));
+      (void)state->host->Spawn(
+          Serve(state, message->from, id, it->second, std::move(body), respond));
     } else if (p[0] == 'R') {
       auto it = state->pending.find(id);
       if (it == state->pending.end() || it->second->result.has_value()) continue;  // late
@@ -164,6 +169,19 @@ absl::Status RpcNode::Start() {
   if (absl::Status s = state_->host->Spawn(Dispatch(state_)); !s.ok()) return s;
   state_->started = true;
   return absl::OkStatus();
+}
+
+absl::Status RpcNode::Notify(const Address& to, std::string_view method,
+                             std::string_view request) {
+  if (!state_->started || !state_->endpoint.IsOpen()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "RpcNode::Notify('", std::string(method), "'): the node on port ", state_->port,
+        " is not started, or its host crashed"));
+  }
+  if (method.size() > 255) {
+    return absl::InvalidArgumentError("RpcNode::Notify: method names are at most 255 bytes");
+  }
+  return state_->endpoint.Send(to, EncodeRequest(state_->next_id++, method, request, 'N'));
 }
 
 Address RpcNode::address() const {

@@ -15,6 +15,7 @@
 //     the host, so a crash cancels handlers mid-flight. A handler's error
 //     status travels back to the caller as the call's status (same code and
 //     message). An unknown method comes back as Unimplemented.
+//   * `Notify` sends a one-way request (fire and forget) at once.
 //   * Payloads are bytes (`std::string`); the wire format is internal.
 //
 // Lifetime: the node's dispatcher task belongs to its host; a crash ends it,
@@ -94,6 +95,13 @@ class RpcNode {
   // timeout; else the handler's result.
   Co<absl::StatusOr<std::string>> Call(Address to, std::string method, std::string request,
                                        Duration timeout);
+
+  // Notify()
+  //
+  // Sends a one-way request at once (no response, no waiting): the handler
+  // runs on the other node and its result is dropped. The errors of
+  // `Endpoint::Send`.
+  absl::Status Notify(const Address& to, std::string_view method, std::string_view request);
 
  private:
   std::shared_ptr<internal::RpcState> state_;

@@ -307,6 +307,10 @@ absl::Status World::CheckLiveness(const LivenessCheck& check) {
   return absl::DeadlineExceededError(report);
 }
 
+void World::Note(std::string_view text) {
+  core_->Event("note", 0x707eULL ^ text.size(), absl::StrCat("note: ", std::string(text)));
+}
+
 uint64_t World::EventHash() const {
   return SplitMix64(core_->hash() ^ SplitMix64(network_->Sent()) ^
                     (network_->Delivered() << 1));

@@ -147,6 +147,12 @@ class World {
 
   // -- Reports --
 
+  // Note()
+  //
+  // Records an event of the test's own ("failover: kv2 is primary") among
+  // the world's, with the same time stamp format.
+  void Note(std::string_view text);
+
   // A digest of every world event so far: same seed, same hash.
   uint64_t EventHash() const;
   // The last `keep_events` events.
