@@ -159,10 +159,10 @@ struct FaultPlan {
 // outstanding for the report ("3 requests unanswered: 4, 7, 9").
 struct LivenessCheck {
   std::string what = "the liveness condition";
-  std::function<bool()> condition;
+  std::function<bool()> condition = nullptr;
   Duration budget = std::chrono::seconds(10);
   Duration poll_interval = std::chrono::milliseconds(10);
-  std::function<std::string()> pending;
+  std::function<std::string()> pending = nullptr;
 };
 
 }  // namespace simsched

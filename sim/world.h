@@ -70,7 +70,7 @@ class CpuCharger;
 struct WorldOptions {
   // Receives each event as a line ("t=+15ms net: #12 a:1 -> b:1 dropped
   // (loss)"). In a SIM_TEST pass `[&](std::string_view l) { sim.Log(l); }`.
-  std::function<void(std::string_view)> log;
+  std::function<void(std::string_view)> log = nullptr;
   // Keep the last `keep_events` events in `events()`. Turning this off (with
   // no `log`) skips formatting events, for benchmarks.
   bool record_events = true;

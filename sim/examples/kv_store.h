@@ -61,7 +61,7 @@ struct KvOptions {
   double crash_probability = 0.15;
   Duration chaos_duration = std::chrono::seconds(3);
   // Receives the world's events (pass sim.Log in a SIM_TEST).
-  std::function<void(std::string_view)> log;
+  std::function<void(std::string_view)> log = nullptr;
 };
 
 // KvResult
