@@ -169,7 +169,9 @@ class TestScheduler final : public Scheduler {
   void OnTaskFinished(internal::TaskHeader& task) override;
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override;
-  bool IsThreadConfined() const override { return true; }
+  // Thread-confined unless `allow_parking` admits wakes from real threads:
+  // then task state changes must be atomic read-modify-writes.
+  bool IsThreadConfined() const override { return !options_.allow_parking; }
   uint32_t RandomDelayYields(uint32_t max_yields) override;
 
   // -- Driving the simulation --
@@ -340,8 +342,9 @@ class TestScheduler final : public Scheduler {
     if (!options_.randomize_order) task->enqueue_seq = enqueue_counter_++;
     queue.push_back(task);
   }
+  void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
+  void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
-  void RequeueSlow(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   bool FailurePending() const {
     return failed_ || inbox_pending_.load(std::memory_order_relaxed);

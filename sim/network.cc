@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "scheduler/time.h"
 #include "scheduler/waker.h"
 #include "sim/host.h"
 #include "sim/internal/world_core.h"
@@ -162,7 +163,7 @@ bool Endpoint::RecvAwaiter::await_ready() {
   if (state_ == nullptr || !state_->open || state_->core == nullptr) return true;
   if (state_->has_waiter) return true;  // a second receiver: an error in await_resume
   const Instant now = state_->core->scheduler.Now();
-  if (timeout_.has_value()) deadline_ = now + std::max(*timeout_, Duration::zero());
+  if (timeout_.has_value()) deadline_ = DeadlineAfter(now, std::max(*timeout_, Duration::zero()));
   if (!state_->heap.empty() && state_->heap.front().due <= now) return true;
   return deadline_ <= now;
 }
@@ -491,7 +492,7 @@ absl::Status Network::SendFrom(EndpointState& from, const Address& to, std::stri
   const Instant now = core_.scheduler.Now();
   const bool duplicate = options.duplicate > 0 && rng.NextDouble() < options.duplicate;
   const bool reorder = options.reorder > 0 && rng.NextDouble() < options.reorder;
-  Instant due = now + DrawLatency(rng, options);
+  Instant due = DeadlineAfter(now, DrawLatency(rng, options));
   if (!reorder) {
     due = std::max(due, link.last_due);
     link.last_due = due;
@@ -505,7 +506,7 @@ absl::Status Network::SendFrom(EndpointState& from, const Address& to, std::stri
     if (target.has_waiter) target.Arm(when);
   };
   if (duplicate && link.in_flight + 1 < options.queue_limit) {
-    const Instant copy_due = now + DrawLatency(rng, options);
+    const Instant copy_due = DeadlineAfter(now, DrawLatency(rng, options));
     if (core_.verbose()) {
       core_.Event("net.duplicated", id,
                   absl::StrCat("net: #", id, " ", from.address.ToString(), " -> ",

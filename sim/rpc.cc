@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "scheduler/time.h"
 #include "scheduler/waker.h"
 #include "sim/world.h"
 
@@ -220,7 +221,7 @@ Co<absl::StatusOr<std::string>> CallImpl(std::shared_ptr<RpcState> state, Addres
     uint64_t id;
     ~Unregister() { state.pending.erase(id); }
   } unregister{*state, id};
-  const Instant deadline = CurrentScheduler()->Now() + timeout;
+  const Instant deadline = DeadlineAfter(CurrentScheduler()->Now(), timeout);
   co_await ReplyAwaiter(pending, deadline);
   if (pending.result.has_value()) co_return std::move(*pending.result);
   co_return absl::DeadlineExceededError(absl::StrCat("RPC '", method, "' to ", to.ToString(),

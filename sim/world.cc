@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "scheduler/time.h"
 #include "sim/internal/buggify_registry.h"
 #include "sim/internal/world_core.h"
 
@@ -54,8 +55,9 @@ absl::Status FaultPlan::Validate() const {
   if (tick <= Duration::zero()) {
     return absl::InvalidArgumentError("FaultPlan::tick must be positive (the nemesis period)");
   }
-  if (chaos_duration < Duration::zero()) {
-    return absl::InvalidArgumentError("FaultPlan::chaos_duration is negative");
+  if (chaos_duration < Duration::zero() || chaos_duration > std::chrono::hours(24 * 365)) {
+    return absl::InvalidArgumentError(
+        "FaultPlan::chaos_duration must be between 0 and a year of virtual time");
   }
   return absl::OkStatus();
 }
@@ -191,7 +193,7 @@ void World::OnHostCrashed(Host& host) { (void)host; }
 
 Co<void> World::Nemesis(FaultPlan plan) {
   Rng& rng = core_->nemesis_rng;
-  const Instant end = scheduler_.Now() + plan.chaos_duration;
+  const Instant end = DeadlineAfter(scheduler_.Now(), plan.chaos_duration);
   auto chance = [&rng](double p) { return p > 0 && rng.NextDouble() < p; };
   auto named = [this](const std::vector<std::string>& names) {
     std::vector<Host*> out;
@@ -203,7 +205,7 @@ Co<void> World::Nemesis(FaultPlan plan) {
   };
   const std::vector<Host*> splittable = named(plan.partition_hosts);
   const std::vector<Host*> crashable = named(plan.crash_hosts);
-  while (scheduler_.Now() + plan.tick <= end) {
+  while (DeadlineAfter(scheduler_.Now(), plan.tick) <= end) {
     co_await Sleep(plan.tick);
     if (splittable.size() >= 2 && chance(plan.partition_probability)) {
       // A random split: shuffle (Fisher-Yates on our Rng), cut at 1..n-1.
