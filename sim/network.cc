@@ -108,7 +108,10 @@ Network::~Network() {
     for (auto& [port, state] : entry.ports) open.push_back(state);
     std::sort(open.begin(), open.end(),
               [](const auto& a, const auto& b) { return a->address.port < b->address.port; });
-    for (auto& state : open) Unbind(*state);
+    for (auto& state : open) {
+      Unbind(*state);
+      state->core = nullptr;
+    }
   }
 }
 

@@ -127,7 +127,8 @@ class World {
   // Applies `plan`, runs its chaos phase (the nemesis), then `StopFaults()`
   // and `CheckLiveness(liveness)`. InvalidArgument for a bad plan; the
   // scheduler's failure if the run fails (a deadlock, a detached task's
-  // exception); "liveness violated" if the check fails.
+  // exception); "liveness violated" if the check fails. Call it from plain
+  // code (a test body): it drives the scheduler as `BlockOn` does.
   absl::Status RunFaultPlan(const FaultPlan& plan, const LivenessCheck& liveness);
 
   // StopFaults()

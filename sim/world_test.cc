@@ -173,6 +173,19 @@ TEST(BuggifyTest, OffWorldAndStopFaultsNeverFire) {
   EXPECT_TRUE(absl::IsInvalidArgument(world.ConfigureBuggify(true, 2.0, 0.5)));
 }
 
+TEST(BuggifyTest, FiringsAreWorldEventsInTheLog) {
+  TestScheduler scheduler({.seed = 6});
+  std::vector<std::string> lines;
+  World world(scheduler, {.log = [&](std::string_view line) { lines.emplace_back(line); },
+                          .buggify_enable_probability = 1.0,
+                          .buggify_fire_probability = 1.0});
+  EXPECT_TRUE(SIMSCHED_BUGGIFY("disk.slow_path"));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "t=+0s buggify: 'disk.slow_path' fired");
+  EXPECT_EQ(world.Counters()["buggify.fired"], 1u);
+  EXPECT_THAT(world.Report(), HasSubstr("disk.slow_path: fired 1 of 1"));
+}
+
 // --- Fault plans and liveness ---
 
 // A client that calls "echo" until `target` calls succeeded, retrying on
