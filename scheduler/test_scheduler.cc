@@ -401,8 +401,15 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   if (options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
   const LaneId previous_lane = current_lane_;
   current_lane_ = lane;
+  const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   if (task->PollOnce() == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
+  if (poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
+}
+
+void TestScheduler::ChargePollCost(TaskId task) {
+  const Duration cost = poll_cost_model_->PollCost(task);
+  if (cost > Duration::zero()) AdvanceTimeTo(DeadlineAfter(now_, cost));
 }
 
 [[gnu::always_inline]] inline bool TestScheduler::StepInline() {

@@ -127,6 +127,20 @@ struct TraceEntry {
   friend bool operator==(const TraceEntry& a, const TraceEntry& b);
 };
 
+// PollCostModel
+//
+// Makes work take virtual time: after each poll the TestScheduler asks the
+// installed model what the poll cost and moves virtual time forward by that
+// much (firing the timers that came due). The simulated world's CPU model
+// (sim/world.h) implements it; none is installed by default.
+class PollCostModel {
+ public:
+  virtual ~PollCostModel() = default;
+  // The virtual time the poll of `task` that just ended took (zero or
+  // negative: none).
+  virtual Duration PollCost(TaskId task) = 0;
+};
+
 // TestScheduler
 //
 // See the file comment. Confined to the thread that made it.
@@ -263,6 +277,13 @@ class TestScheduler final : public Scheduler {
   std::string_view LaneName(LaneId lane) const;
   size_t LaneCount() const { return lanes_.size(); }
 
+  // SetPollCostModel()
+  //
+  // Installs `model` (not owned; null removes it). With none installed (the
+  // default) polls take no virtual time and cost nothing extra.
+  void SetPollCostModel(PollCostModel* model) { poll_cost_model_ = model; }
+  PollCostModel* poll_cost_model() const { return poll_cost_model_; }
+
   // -- Inspection --
 
   // rng()
@@ -356,6 +377,7 @@ class TestScheduler final : public Scheduler {
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
   void RunPicked(internal::TaskHeader* task, LaneId lane);
+  void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
   void FireDueTimers();
   void AdvanceTimeTo(Instant when);
@@ -397,6 +419,7 @@ class TestScheduler final : public Scheduler {
   absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
 
   internal::TimerQueue timers_;
+  PollCostModel* poll_cost_model_ = nullptr;
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever
   // timers are started or fire (a cancelled one may linger here harmlessly).
   Instant next_timer_deadline_ = Instant::max();
