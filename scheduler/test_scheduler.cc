@@ -35,6 +35,14 @@ constexpr uint64_t kUserStreamSalt = 0x5eed5eed5eed5eedULL;
 // thread. Compared for equality only, never used to decide an order.
 thread_local char thread_marker;
 
+// A status with `status`'s code and payloads (its Outcome) and a new message.
+absl::Status WithMessage(const absl::Status& status, const std::string& message) {
+  absl::Status out(status.code(), message);
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
 std::string CallerStack() {
   void* frames[12];
   const int depth = absl::GetStackTrace(frames, 12, /*skip_count=*/2);
@@ -401,10 +409,12 @@ bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
 uint64_t TestScheduler::TraceHash() const { return SplitMix64(trace_state_ ^ steps_); }
 
 absl::Status TestScheduler::BudgetFailure(std::string_view operation) const {
-  return absl::ResourceExhaustedError(absl::StrCat(
-      std::string(operation), " exceeded the step budget of ", options_.max_steps,
-      " steps: a livelock, or a test that needs a larger TestSchedulerOptions::max_steps.\n",
-      RunSummary(), "\n", DescribeLiveTasks()));
+  return WithOutcome(
+      absl::ResourceExhaustedError(absl::StrCat(
+          std::string(operation), " exceeded the step budget of ", options_.max_steps,
+          " steps: a livelock, or a test that needs a larger TestSchedulerOptions::max_steps.\n",
+          RunSummary(), "\n", DescribeLiveTasks())),
+      Outcome::kStepBudgetExhausted);
 }
 
 absl::Status TestScheduler::CheckCanRun(std::string_view operation) const {
@@ -468,9 +478,65 @@ absl::Status TestScheduler::Run() {
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
     if (StepInline()) continue;
-    if (timers_.live() == 0) return PendingFailure();
-    AdvanceToNextTimer();
+    if (timers_.live() > 0) {
+      AdvanceToNextTimer();
+      continue;
+    }
+    if (absl::Status status = PendingFailure(); !status.ok()) return status;
+    if (StuckTaskCount() == 0) return absl::OkStatus();
+    if (options_.allow_parking) {
+      // A real thread may still wake one of them.
+      if (parker_->Park(options_.park_timeout)) continue;
+      if (inbox_pending_.load(std::memory_order_acquire)) continue;
+    }
+    return DeadlockFailure("Run()");
   }
+}
+
+void TestScheduler::AllowIdle(TaskId task) { idle_allowed_.insert(task.value); }
+
+bool TestScheduler::IdleAllowed(const TaskHeader& task) const {
+  return options_.allow_idle_tasks ||
+         (!idle_allowed_.empty() && idle_allowed_.contains(task.metadata.id.value));
+}
+
+size_t TestScheduler::StuckTaskCount() const {
+  if (options_.allow_idle_tasks) return 0;
+  size_t stuck = 0;
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    if (!IdleAllowed(*task)) ++stuck;
+  }
+  return stuck;
+}
+
+absl::Status TestScheduler::CheckNoStuckTasks() const {
+  if (!background_.empty() || lane_queued_ > 0 || !deprioritized_.empty() ||
+      timers_.live() > 0 || StuckTaskCount() == 0) {
+    return absl::OkStatus();
+  }
+  return DeadlockFailure("the simulation");
+}
+
+absl::Status TestScheduler::DeadlockFailure(std::string_view operation) const {
+  return WithOutcome(
+      absl::FailedPreconditionError(absl::StrCat(
+          "deadlock: ", std::string(operation), " ended with ", StuckTaskCount(),
+          " task(s) suspended that nothing can wake: no task is runnable and no timer is "
+          "pending. (A server parked on purpose is allowed with "
+          "SimTestOptions/TestSchedulerOptions::allow_idle_tasks or "
+          "TestScheduler::AllowIdle(task).)\n",
+          RunSummary(), "\n", DescribeWaitFor())),
+      Outcome::kDeadlock);
+}
+
+void TestScheduler::Fail(std::string_view message, SourceLocation location) {
+  const TaskHeader* task = internal::current_task;
+  RecordFailure(WithOutcome(
+      absl::AbortedError(absl::StrCat(
+          "the test failed the run: ", std::string(message), " (Fail() called at ",
+          FormatLocation(location),
+          task != nullptr ? absl::StrCat(" in ", task->metadata.DebugString()) : "", ")")),
+      Outcome::kTestFailure));
 }
 
 absl::Status TestScheduler::BlockOnTask(TaskHeader& task) {
@@ -502,15 +568,15 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       budget.max_steps.has_value() ? steps_ + *budget.max_steps : UINT64_MAX;
   const Instant time_limit =
       budget.max_time.has_value() ? now_ + *budget.max_time : Instant::max();
-  auto budget_spent = [&]() -> absl::Status {
-    return absl::DeadlineExceededError(absl::StrCat(
+  auto budget_spent = [&](Outcome outcome) -> absl::Status {
+    return WithOutcome(absl::DeadlineExceededError(absl::StrCat(
         "BlockOn(", task.metadata.DebugString(), ") used up its budget (",
         budget.max_steps.has_value() ? absl::StrCat(*budget.max_steps, " steps") : "",
         budget.max_steps.has_value() && budget.max_time.has_value() ? ", " : "",
         budget.max_time.has_value() ? FormatDuration(*budget.max_time) : "",
         ") before the task finished; the task is still running and was not cancelled: call "
         "BlockOn again to continue.\n",
-        RunSummary()));
+        RunSummary())), outcome);
   };
 
   if (budgeted && !task.finished()) {
@@ -527,7 +593,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
     if (BudgetExhausted()) [[unlikely]] {
       return BudgetFailure(absl::StrCat("BlockOn(", task.metadata.DebugString(), ")"));
     }
-    if (steps_ >= step_limit) return budget_spent();
+    if (steps_ >= step_limit) return budget_spent(Outcome::kStepBudgetExhausted);
     if (StepInline()) continue;
     if (timers_.live() > 0 && next_timer_deadline_ <= time_limit) {
       AdvanceToNextTimer();
@@ -537,14 +603,14 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       AdvanceTimeTo(time_limit);
       if (Step()) continue;
       if (task.finished()) return absl::OkStatus();
-      return budget_spent();
+      return budget_spent(Outcome::kTimeBudgetExhausted);
     }
     if (options_.allow_parking) {
       // Work may still arrive from a real thread.
       if (parker_->Park(options_.park_timeout)) continue;
       if (inbox_pending_.load(std::memory_order_acquire)) continue;
     }
-    return absl::FailedPreconditionError(absl::StrCat(
+    return WithOutcome(absl::FailedPreconditionError(absl::StrCat(
         "deadlock: BlockOn(", task.metadata.DebugString(),
         ") can never finish: no task is runnable and no timer is pending",
         options_.allow_parking
@@ -555,7 +621,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
             ? absl::StrCat(" (lane ", blocked_lane, " \"", lanes_[blocked_lane].name,
                            "\" is blocked in this BlockOn)")
             : "",
-        ".\n", RunSummary(), "\n", DescribeLiveTasks()));
+        ".\n", RunSummary(), "\n", DescribeWaitFor())), Outcome::kDeadlock);
   }
 }
 
@@ -604,10 +670,10 @@ void TestScheduler::RecordFailure(absl::Status status) {
   ++failure_count_;
   if (!failed_) {
     failed_ = true;
-    failure_ = absl::Status(status.code(), absl::StrCat(status.message(), "\n", RunSummary()));
+    failure_ = WithMessage(status, absl::StrCat(status.message(), "\n", RunSummary()));
   } else if (failure_count_ == 2) {
-    failure_ = absl::Status(failure_.code(),
-                            absl::StrCat(failure_.message(), "\n(and later failures of this run)"));
+    failure_ = WithMessage(failure_,
+                           absl::StrCat(failure_.message(), "\n(and later failures of this run)"));
   }
 }
 
@@ -646,6 +712,12 @@ std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
   } else if (!site.what.empty()) {
     absl::StrAppend(&out, ": waiting on ", std::string(site.what), " at ",
                     FormatLocation(site.where));
+    // Only while suspended: the target lives as long as the wait does.
+    if (site.target != nullptr) {
+      if (std::string blocker = site.target->DescribeBlocker(); !blocker.empty()) {
+        absl::StrAppend(&out, "; it is ", blocker);
+      }
+    }
   } else {
     absl::StrAppend(&out,
                     ": suspended at an awaitable that does not record its wait site "
@@ -664,6 +736,61 @@ std::string TestScheduler::DescribeLiveTasks() const {
   std::string out = absl::StrCat("live tasks (", live_by_id_.size(), "):");
   for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
     absl::StrAppend(&out, "\n  ", DescribeHeader(*task));
+  }
+  return out;
+}
+
+std::string TestScheduler::DescribeWaitFor() const {
+  // Who a suspended task waits for, if one task is known to be in its way.
+  auto blocking_task = [](const TaskHeader& task) -> TaskId {
+    if ((task.state() & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return TaskId{};
+    const WaitSite site = task.wait_site();
+    if (site.awaited_task.value != 0) return site.awaited_task;
+    return site.target != nullptr ? site.target->BlockingTask() : TaskId{};
+  };
+  std::string stuck, idle;
+  size_t stuck_count = 0, idle_count = 0;
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    const bool allowed = IdleAllowed(*task);
+    absl::StrAppend(allowed ? &idle : &stuck, "\n  ", DescribeHeader(*task));
+    ++(allowed ? idle_count : stuck_count);
+  }
+  std::string out = absl::StrCat("stuck tasks (", stuck_count, "):", stuck);
+  // Wait-for cycles, each reported once, from its lowest task id (the list
+  // is in id order, so the walk and the report are deterministic).
+  absl::flat_hash_set<uint64_t> reported;
+  for (TaskHeader* start = live_head_; start != nullptr; start = start->live_next) {
+    if (reported.contains(start->metadata.id.value)) continue;
+    std::vector<const TaskHeader*> path;
+    const TaskHeader* at = start;
+    while (at != nullptr && path.size() <= live_by_id_.size()) {
+      path.push_back(at);
+      const TaskId next = blocking_task(*at);
+      if (next.value == 0) break;
+      auto it = live_by_id_.find(next.value);
+      at = it == live_by_id_.end() ? nullptr : it->second;
+      if (at == start) {
+        std::string cycle = absl::StrCat("\nwait-for cycle: task ", start->metadata.id.value);
+        for (const TaskHeader* t : path) {
+          const WaitSite site = t->wait_site();
+          const TaskId holder = blocking_task(*t);
+          if (site.awaited_task.value != 0) {
+            absl::StrAppend(&cycle, " -> awaits task ", holder.value);
+          } else {
+            absl::StrAppend(&cycle, " -> ", std::string(site.what), " at ",
+                            FormatLocation(site.where), ", held by task ", holder.value);
+          }
+          reported.insert(t->metadata.id.value);
+        }
+        absl::StrAppend(&out, cycle);
+        break;
+      }
+      if (at != nullptr && at->metadata.id < start->metadata.id) break;  // seen from there
+    }
+  }
+  if (idle_count > 0) {
+    absl::StrAppend(&out, "\nidle by design (allow_idle_tasks / AllowIdle) (", idle_count,
+                    "):", idle);
   }
   return out;
 }

@@ -19,9 +19,15 @@
 // in `Run()` and `BlockOn()`, by jumping to the earliest timer when nothing
 // is runnable. Timers fire in (deadline, start order).
 //
-// Failures come back as `absl::Status`, never as an abort or a hang:
-//   * a deadlock (`BlockOn` on a task that can never finish) names every live
-//     task with its spawn site and where it is suspended;
+// Failures come back as `absl::Status`, never as an abort or a hang, and the
+// kind of failure is a payload (`IsDeadlock(status)`, scheduler/outcome.h):
+//   * a deadlock (`BlockOn` on a task that can never finish, or `Run()`
+//     ending with tasks still suspended while nothing is runnable and no
+//     timer is pending) is a wait-for report: every stuck task with its spawn
+//     site, the `co_await` it is suspended at, what it waits on and, where the
+//     primitive knows, who holds it ("Mutex 'a' held by task 2"), plus any
+//     wait-for cycle. Servers parked on purpose opt out with
+//     `allow_idle_tasks` or `AllowIdle(task)`;
 //   * exceeding the step budget reports the same way (a livelock);
 //   * an exception escaping a detached task fails the run with its message
 //     and the task's spawn site;
@@ -57,6 +63,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/outcome.h"
 #include "scheduler/internal/timer_queue.h"
 #include "scheduler/scheduler.h"
 #include "sim/random.h"
@@ -84,6 +91,11 @@ struct TestSchedulerOptions {
   // Keep a full `TraceEntry` per step (the trace hash is always kept). Costs
   // memory and time; any seed can be re-run with it on.
   bool record_trace = false;
+  // Whether `Run()` may end with live tasks suspended while nothing can wake
+  // them (servers parked on purpose). Off by default: such tasks are a
+  // deadlock and `Run()` fails with a wait-for report. `AllowIdle(task)` opts
+  // out one task at a time.
+  bool allow_idle_tasks = false;
 };
 
 // LaneId
@@ -175,8 +187,33 @@ class TestScheduler final : public Scheduler {
   // Run()
   //
   // Steps, advancing virtual time to the next timer whenever nothing is
-  // runnable, until no work and no timers remain.
+  // runnable, until no work and no timers remain. If live tasks are left
+  // then (suspended, and nothing can ever wake them), that is a deadlock:
+  // returns FailedPrecondition with `IsDeadlock()` and a wait-for report,
+  // unless every one of them is allowed to idle (`allow_idle_tasks`,
+  // `AllowIdle`).
   absl::Status Run();
+
+  // AllowIdle()
+  //
+  // Marks a task that may stay suspended when `Run()` ends (a server loop
+  // parked on its queue, say). Reports still list it, as idle by design.
+  void AllowIdle(TaskId task);
+
+  // CheckNoStuckTasks()
+  //
+  // The check `Run()` ends with: OK unless nothing is runnable, no timer is
+  // pending and live tasks not allowed to idle remain (then the deadlock
+  // report). The SIM_TEST harness uses it after bodies that drive the
+  // scheduler themselves.
+  absl::Status CheckNoStuckTasks() const;
+
+  // Fail()
+  //
+  // Fails the run with `message`, from anywhere (a task, a callback, the test
+  // body): `Run()`/`BlockOn()` stop and return Aborted with
+  // `IsTestFailure()`, naming the task that called it. No exception needed.
+  void Fail(std::string_view message, SourceLocation location = SourceLocation::current());
 
   // AdvanceClock()
   //
@@ -293,9 +330,18 @@ class TestScheduler final : public Scheduler {
   // DescribeTask() / DescribeLiveTasks()
   //
   // One line per task: id, label, session, spawn site and what it is doing
-  // ("queued to run", "waiting on Sleep at foo.cc:12", "waiting for task 4").
+  // ("queued to run", "waiting on Sleep at foo.cc:12", "waiting for task 4",
+  // "waiting on Mutex 'a'::Lock at foo.cc:9; it is held by task 2").
   std::string DescribeTask(TaskId id) const;
   std::string DescribeLiveTasks() const;
+
+  // DescribeWaitFor()
+  //
+  // The wait-for report of a deadlock: the stuck tasks (those not allowed to
+  // idle), each with what it waits on and who holds it; any cycle among them
+  // ("task 1 -> Mutex 'a' held by task 2 -> Mutex 'b' held by task 1"); then
+  // the tasks idle by design.
+  std::string DescribeWaitFor() const;
 
   // RunSummary()
   //
@@ -341,6 +387,10 @@ class TestScheduler final : public Scheduler {
   absl::Status PendingFailure();
   void RecordFailure(absl::Status status);
   std::string DescribeHeader(const internal::TaskHeader& task) const;
+  bool IdleAllowed(const internal::TaskHeader& task) const;
+  // Live tasks not allowed to idle; zero when the run may end.
+  size_t StuckTaskCount() const;
+  absl::Status DeadlockFailure(std::string_view operation) const;
   void DrainQueuesForShutdown();
 
   TestSchedulerOptions options_;
@@ -368,6 +418,8 @@ class TestScheduler final : public Scheduler {
   internal::TaskHeader* live_head_ = nullptr;
   internal::TaskHeader* live_tail_ = nullptr;
   absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
+  // Ids given to AllowIdle (looked up, never iterated).
+  absl::flat_hash_set<uint64_t> idle_allowed_;
 
   internal::TimerQueue timers_;
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever

@@ -107,7 +107,8 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
     auto scheduler = TestScheduler::Create({.seed = seed,
                                             .randomize_order = options.randomize_order,
                                             .max_steps = options.max_steps,
-                                            .record_trace = record_trace});
+                                            .record_trace = record_trace,
+                                            .allow_idle_tasks = options.allow_idle_tasks});
     context.set_scheduler(scheduler.get());
     {
       Sim sim(scheduler);
@@ -126,6 +127,12 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
         }
       } else if (absl::Status status = scheduler->status(); !status.ok()) {
         context.Add({true, "", 0, std::string(status.message()), ""});
+      } else if (!context.fatal()) {
+        // The body drove the scheduler itself; tasks it left suspended with
+        // nothing to wake them are still a deadlock.
+        if (absl::Status stuck = scheduler->CheckNoStuckTasks(); !stuck.ok()) {
+          context.Add({true, "", 0, std::string(stuck.message()), ""});
+        }
       }
       run.log = sim.log();
     }
