@@ -102,6 +102,7 @@ std::string Match(const std::string& text, const std::string& pattern) {
 const char kBank[] = "testing/examples/bank_sim_test";
 const char kProbe[] = "testing/internal/sweep_probe_sim_test";
 const char kNondeterministic[] = "testing/internal/nondeterministic_sim_test";
+const char kCrash[] = "testing/internal/crash_sim_test";
 
 TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   const std::string out = TempDir("planted_all");
@@ -261,6 +262,44 @@ TEST(HarnessIntegrationTest, TimeBudgetStopsTheSweepAndSaysHowFarItGot) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("the time budget (SIMSCHED_TIME_BUDGET) ran out after"));
   EXPECT_THAT(r.output, HasSubstr("the next would have been"));
+}
+
+// A crash inside a seed names the seed: the report comes from the signal
+// handler, before the process dies (as it did before: still a failure).
+TEST(HarnessIntegrationTest, ASegfaultInsideASeedPrintsTheSeedAndItsReplayCommands) {
+  Result r = RunCommand("", Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("simsched: CRASH: SIGSEGV (segmentation fault) in "
+                                  "CrashTest.SegfaultOnSeed3 on seed 3 (strategy random) at step "));
+  EXPECT_THAT(r.output, HasSubstr(", virtual time +0ns"));
+  EXPECT_THAT(r.output, HasSubstr("  bazel test //testing/internal:crash_sim_test "
+                                  "--test_filter=CrashTest.SegfaultOnSeed3 "
+                                  "--test_env=SIMSCHED_SEED=3 --test_output=all"));
+  EXPECT_THAT(r.output, HasSubstr("  SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test "
+                                  "--gtest_filter=CrashTest.SegfaultOnSeed3"));
+  // The step is the one the crash happened in: after the task's three yields.
+  const std::string step = Match(r.output, "on seed 3 \\(strategy random\\) at step ([0-9]+)");
+  EXPECT_EQ(step, "4") << r.output;
+}
+
+TEST(HarnessIntegrationTest, StdTerminateInsideASeedPrintsTheSeedOnce) {
+  Result r = RunCommand("", Runfile(kCrash) + " --gtest_filter=CrashTest.TerminateOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("simsched: CRASH: std::terminate in CrashTest.TerminateOnSeed3 "
+                                  "on seed 3 (strategy random)"));
+  EXPECT_THAT(r.output, HasSubstr("SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test"));
+  // terminate -> abort -> SIGABRT is reported once, not twice.
+  EXPECT_EQ(r.output.find("simsched: CRASH:"), r.output.rfind("simsched: CRASH:")) << r.output;
+}
+
+TEST(HarnessIntegrationTest, TheCrashingSeedReplayedAloneCrashesTheSameWay) {
+  Result r = RunCommand("SIMSCHED_SEED=3",
+                        Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("on seed 3 (strategy random) at step 4,"));
+  Result other = RunCommand("SIMSCHED_SEED=4",
+                            Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_EQ(other.exit_code, 0) << other.output;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest-spi.h"
+#include "testing/internal/crash_reporter.h"
 #include "testing/regression_seeds.h"
 #include "testing/sweep_config.h"
 
@@ -110,6 +111,8 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
                                             .record_trace = record_trace,
                                             .allow_idle_tasks = options.allow_idle_tasks});
     context.set_scheduler(scheduler.get());
+    sim_test_internal::CrashReporter::BeginSeed(seed, options.randomize_order ? "random" : "fifo",
+                                       scheduler.get());
     {
       Sim sim(scheduler);
       try {
@@ -142,6 +145,7 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
     run.trace = scheduler->trace();
     context.set_scheduler(nullptr);
   }  // the scheduler's shutdown runs frame destructors: still intercepted
+  sim_test_internal::CrashReporter::EndSeed();
   return run;
 }
 
@@ -301,6 +305,9 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   if (bazel_target.empty()) {
     if (const char* target = std::getenv("TEST_TARGET")) bazel_target = target;
   }
+  // A crash inside a seed names the seed (sim_test_main installs these too).
+  sim_test_internal::InstallCrashHandlers();
+  sim_test_internal::CrashReporter::BeginTest(test_name, bazel_target, BinaryPath(bazel_target));
 
   // Regression seeds first (shard 0 only, so shards together run each seed
   // once), unless one seed is being replayed.
