@@ -2,10 +2,12 @@
 // would, with environment variables and shards, and checks what they print
 // and what they write to the undeclared-outputs directory.
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -300,6 +302,25 @@ TEST(HarnessIntegrationTest, TheCrashingSeedReplayedAloneCrashesTheSameWay) {
   Result other = RunCommand("SIMSCHED_SEED=4",
                             Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
   EXPECT_EQ(other.exit_code, 0) << other.output;
+}
+
+// Seeds are generated, not stored: the largest iteration count costs no
+// memory up front, and the time budget stops the sweep close to its value.
+// (Bounds on the sweep as a whole, not a measurement of the code's speed.)
+TEST(HarnessIntegrationTest, MaximalIterationsWithATimeBudgetEndInTimeAndInConstantMemory) {
+  const auto start = std::chrono::steady_clock::now();
+  Result r = RunCommand("SIMSCHED_ITERATIONS=18446744073709551615 SIMSCHED_TIME_BUDGET=2s",
+                        Runfile(kProbe));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  struct rusage usage = {};
+  ASSERT_EQ(getrusage(RUSAGE_CHILDREN, &usage), 0);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("the time budget (SIMSCHED_TIME_BUDGET) ran out after"));
+  EXPECT_THAT(r.output, HasSubstr(" of 18446744073709551615 seeds"));
+  EXPECT_LT(seconds, 3.0) << r.output;
+  // ru_maxrss is in KiB: the largest child this test process has waited for.
+  EXPECT_LT(usage.ru_maxrss, 100 * 1024) << "peak RSS " << usage.ru_maxrss << " KiB";
 }
 
 }  // namespace

@@ -325,55 +325,78 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       regression.insert(regression.end(), from_file->begin(), from_file->end());
     }
   }
-  const std::vector<uint64_t> sweep = SweepSeeds(config);
+  // Seeds are generated one at a time, never stored: constant memory for any
+  // SIMSCHED_ITERATIONS (the summary file lists at most kListedSeeds).
+  const uint64_t sweep_count = SweepSeedCount(config);
+  const uint64_t total = sweep_count > UINT64_MAX - regression.size()
+                             ? UINT64_MAX
+                             : regression.size() + sweep_count;
+  constexpr size_t kListedSeeds = 10000;
 
   const auto wall_start = std::chrono::steady_clock::now();  // for the time budget only
-  std::vector<uint64_t> ran;
-  std::vector<uint64_t> failed;
-  std::vector<uint64_t> hashes;
+  uint64_t ran = 0;
+  uint64_t ran_regression = 0;
+  uint64_t failed_count = 0;
+  uint64_t last_seed = 0;
+  std::vector<uint64_t> listed_seeds;
+  std::vector<uint64_t> listed_hashes;
+  std::vector<uint64_t> listed_failed;
   std::string budget_note;
-  const size_t total = regression.size() + sweep.size();
-  for (size_t i = 0; i < total; ++i) {
+  for (uint64_t i = 0; i < total; ++i) {
     const bool is_regression = i < regression.size();
-    const uint64_t seed = is_regression ? regression[i] : sweep[i - regression.size()];
-    if (config.time_budget.has_value() && !ran.empty() &&
+    const uint64_t seed =
+        is_regression ? regression[i] : SweepSeedAt(config, i - regression.size());
+    if (config.time_budget.has_value() && ran > 0 &&
         std::chrono::steady_clock::now() - wall_start >= *config.time_budget) {
       budget_note = absl::StrCat("simsched: ", test_name, ": the time budget (SIMSCHED_TIME_BUDGET) ran out after ",
-                                 ran.size(), " of ", total, " seeds; the last seed run was ",
-                                 ran.back(), ", the next would have been ", seed);
+                                 ran, " of ", total, " seeds; the last seed run was ",
+                                 last_seed, ", the next would have been ", seed);
       break;
     }
     SeedRun run = RunSeed(body, seed, options, /*record_trace=*/config.check_determinism, 0);
-    ran.push_back(seed);
-    hashes.push_back(run.trace_hash);
+    ++ran;
+    if (is_regression) ++ran_regression;
+    last_seed = seed;
+    if (listed_seeds.size() < kListedSeeds) {
+      listed_seeds.push_back(seed);
+      listed_hashes.push_back(run.trace_hash);
+    }
+    auto note_failed = [&] {
+      ++failed_count;
+      if (listed_failed.size() < kListedSeeds) listed_failed.push_back(seed);
+    };
     const std::string origin =
         is_regression ? std::string("a regression seed")
                       : config.single_seed.has_value()
                             ? std::string("replaying SIMSCHED_SEED")
-                            : absl::StrCat("sweep seed ", seed - config.start_seed + 1, " of ",
-                                           config.iterations);
+                            : absl::StrCat("run ", seed - config.start_seed + 1, " of ",
+                                           config.iterations, " in the sweep");
     const ReplayCommands replay = Replay(test_name, bazel_target, seed);
 
     if (config.check_determinism) {
       // Perturb the heap by a seed-dependent amount for the second run.
       SeedRun second = RunSeed(body, seed, options, /*record_trace=*/true, 64 * (1 + seed % 97));
       if (std::optional<std::string> difference = CompareRuns(run, second)) {
-        failed.push_back(seed);
+        note_failed();
         fail(absl::StrCat("simsched: ", test_name, " is not deterministic on seed ", seed,
                           " (SIMSCHED_CHECK_DETERMINISM ran it twice, shifting the heap "
                           "between runs): ",
                           *difference,
                           "\n  A decision depends on something outside the seed: the wall "
                           "clock, pointer values, hash-set order, a real thread, or state "
-                          "left over between seeds.\nreplay this seed:\n  ",
-                          replay.binary, " (with SIMSCHED_CHECK_DETERMINISM=1)"));
+                          "left over between seeds.\nreplay this seed (with the check on):\n",
+                          replay.bazel.empty()
+                              ? ""
+                              : absl::StrCat("  ", replay.bazel,
+                                             " --test_env=SIMSCHED_CHECK_DETERMINISM=1\n"),
+                          "  SIMSCHED_CHECK_DETERMINISM=1 ", replay.binary));
         if (!config.collect_all) break;
         continue;
       }
     }
     if (!run.failed()) continue;
 
-    failed.push_back(seed);
+    note_failed();
     // Passing seeds run without a trace (it costs time); replay this one with
     // the trace on for the report. Same seed, same schedule.
     SeedRun traced = RunSeed(body, seed, options, /*record_trace=*/true, 0);
@@ -400,25 +423,38 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
-  if (options.print_summary) std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
-              "%.0f seeds/s\n",
-              test_name, ran.size(), std::min(regression.size(), ran.size()), failed.size(),
-              static_cast<unsigned long long>(config.shard_index),
-              static_cast<unsigned long long>(config.total_shards),
-              seconds > 0 ? static_cast<double>(ran.size()) / seconds : 0.0);
-  std::string seeds_json, hashes_json, failed_json;
-  for (size_t i = 0; i < ran.size(); ++i) {
-    absl::StrAppend(&seeds_json, i ? ", " : "", ran[i]);
-    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", hashes[i]), "\"");
+  // A replayed seed runs on one shard; the others have nothing to say.
+  const bool idle_replay_shard = config.single_seed.has_value() && ran == 0;
+  if (options.print_summary && !idle_replay_shard) {
+    std::printf("simsched: %s: %llu seeds run (%llu regression), %llu failed, shard %llu of %llu, "
+                "%.0f seeds/s%s\n",
+                test_name, static_cast<unsigned long long>(ran),
+                static_cast<unsigned long long>(ran_regression),
+                static_cast<unsigned long long>(failed_count),
+                static_cast<unsigned long long>(config.shard_index),
+                static_cast<unsigned long long>(config.total_shards),
+                seconds > 0 ? static_cast<double>(ran) / seconds : 0.0,
+                config.check_determinism
+                    ? absl::StrCat("; determinism checked (each seed run twice) on ", ran,
+                                   " seeds")
+                          .c_str()
+                    : "");
   }
-  for (size_t i = 0; i < failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", failed[i]);
+  std::string seeds_json, hashes_json, failed_json;
+  for (size_t i = 0; i < listed_seeds.size(); ++i) {
+    absl::StrAppend(&seeds_json, i ? ", " : "", listed_seeds[i]);
+    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", listed_hashes[i]), "\"");
+  }
+  for (size_t i = 0; i < listed_failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", listed_failed[i]);
   AppendToUndeclaredOutput(
       "simsched_summary.jsonl",
       absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"shard_index\": ",
                    config.shard_index, ", \"total_shards\": ", config.total_shards,
-                   ", \"regression_seeds\": ", regression.size(), ", \"seeds\": [", seeds_json,
+                   ", \"regression_seeds\": ", regression.size(), ", \"seeds_run\": ", ran,
+                   ", \"seeds\": [", seeds_json,
                    "], \"trace_hashes\": [", hashes_json, "], \"failed_seeds\": [", failed_json,
-                   "], \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
+                   "], \"seeds_listed_up_to\": ", kListedSeeds,
+                   ", \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
                    "}"));
 }
 
