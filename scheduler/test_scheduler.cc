@@ -64,14 +64,43 @@ std::string TraceEntry::DebugString() const {
   std::string out = absl::StrCat("step ", step, " t=", FormatDuration(time), " task ", task.value);
   if (label.has_value()) absl::StrAppend(&out, " \"", std::string(label->name()), "\"");
   if (lane.has_value()) absl::StrAppend(&out, " [lane ", *lane, "]");
-  absl::StrAppend(&out, " spawned at ", FormatLocation(spawn_location));
+  if (internal) absl::StrAppend(&out, " [internal]");
+  if (cause == WakeCause::kSpawned) {
+    absl::StrAppend(&out, " started (spawned at ", FormatLocation(spawn_location),
+                    woken_by.value != 0 ? absl::StrCat(" by task ", woken_by.value)
+                                        : std::string(" from outside any task"),
+                    ")");
+    return out;
+  }
+  if (resumed_after_task.value != 0) {
+    absl::StrAppend(&out, " resumed after task ", resumed_after_task.value, " finished");
+  } else if (!resumed_what.empty()) {
+    absl::StrAppend(&out, " resumed after ", resumed_what, " at ", FormatLocation(resumed_at));
+  } else if (cause == WakeCause::kItself) {
+    absl::StrAppend(&out, " resumed after yielding");
+  } else {
+    absl::StrAppend(&out, " resumed (its awaitable records no wait site)");
+  }
+  switch (cause) {
+    case WakeCause::kTask: absl::StrAppend(&out, ", woken by task ", woken_by.value); break;
+    case WakeCause::kTimer: absl::StrAppend(&out, ", woken by a timer"); break;
+    case WakeCause::kOutsideTask: absl::StrAppend(&out, ", woken from outside any task"); break;
+    case WakeCause::kForeignThread: absl::StrAppend(&out, ", woken from another thread"); break;
+    case WakeCause::kItself:
+    case WakeCause::kSpawned:
+    case WakeCause::kUnknown: break;
+  }
+  absl::StrAppend(&out, " (task spawned at ", FormatLocation(spawn_location), ")");
   return out;
 }
 
 bool operator==(const TraceEntry& a, const TraceEntry& b) {
   return a.step == b.step && a.time == b.time && a.task == b.task && a.label == b.label &&
          a.lane == b.lane && a.spawn_location.line() == b.spawn_location.line() &&
-         std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name();
+         std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name() &&
+         a.resumed_what == b.resumed_what && a.resumed_at.line() == b.resumed_at.line() &&
+         a.resumed_after_task == b.resumed_after_task && a.cause == b.cause &&
+         a.woken_by == b.woken_by && a.internal == b.internal;
 }
 
 TestScheduler::TestScheduler(TestSchedulerOptions options)
@@ -141,6 +170,7 @@ void TestScheduler::Schedule(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   Enqueue(background_, std::move(runnable));
 }
 
@@ -148,6 +178,7 @@ void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(label)) {
     Enqueue(deprioritized_, std::move(runnable));
   } else {
@@ -159,6 +190,7 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   LaneId lane = runnable.header()->lane;
   if (lane >= lanes_.size()) {
     RecordFailure(absl::InvalidArgumentError(absl::StrCat(
@@ -175,6 +207,9 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
+  if (options_.record_trace) [[unlikely]] {
+    wake_notes_.try_emplace(task->metadata.id.value, WakeNote{WakeCause::kItself, TaskId{}});
+  }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     EnqueueHeader(background_, task);
   } else {
@@ -226,7 +261,9 @@ void TestScheduler::DrainInbox() {
     arrived.swap(inbox_);
   }
   // Foreign work enters the schedule in arrival order, like any wake.
+  const WakeCause previous = std::exchange(waking_from_, WakeCause::kForeignThread);
   for (TaskHeader* task : arrived) task->ScheduleSelf();
+  waking_from_ = previous;
 }
 
 void TestScheduler::Deprioritize(TaskLabel label) { deprioritized_labels_.insert(label); }
@@ -270,7 +307,9 @@ void TestScheduler::FireDueTimers() {
   std::vector<Waker> due;
   timers_.PopDue(now_, due);
   // In (deadline, start order): the order in which the tasks become queued.
+  const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
   for (const Waker& waker : due) waker.Wake();
+  waking_from_ = previous;
   next_timer_deadline_ = timers_.NextDeadline();
 }
 
@@ -349,11 +388,50 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
   SIMSCHED_CHECK(false, "PickNext lost its candidate");
 }
 
-void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
-  trace_.push_back(TraceEntry{steps_, Elapsed(), task.metadata.id, task.metadata.label,
-                              task.metadata.spawn_location,
-                              lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane)});
+void TestScheduler::NoteWake(const TaskHeader& task) {
+  WakeNote note{waking_from_, TaskId{}};
+  if (note.cause == WakeCause::kUnknown) {
+    const TaskHeader* waker = internal::current_task;
+    const TaskId awaited = task.wait_site().awaited_task;
+    if (waker == nullptr && awaited.value != 0) {
+      // A join: the awaited task wakes its joiner as its last poll ends,
+      // after it stopped being the current task.
+      note = WakeNote{WakeCause::kTask, awaited};
+    } else if (waker == nullptr) {
+      note.cause = WakeCause::kOutsideTask;
+    } else if (waker == &task) {
+      note.cause = WakeCause::kItself;
+    } else {
+      note = WakeNote{WakeCause::kTask, waker->metadata.id};
+    }
+  }
+  wake_notes_.try_emplace(task.metadata.id.value, note);
 }
+
+void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
+  TraceEntry entry;
+  entry.step = steps_;
+  entry.time = Elapsed();
+  entry.task = task.metadata.id;
+  entry.label = task.metadata.label;
+  entry.spawn_location = task.metadata.spawn_location;
+  entry.lane = lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane);
+  // The wait site is still the one the task suspended at: it changes only
+  // when this step polls the task.
+  const WaitSite site = task.wait_site();
+  entry.resumed_what = std::string(site.what);
+  entry.resumed_at = site.where;
+  entry.resumed_after_task = site.awaited_task;
+  if (auto it = wake_notes_.find(task.metadata.id.value); it != wake_notes_.end()) {
+    entry.cause = it->second.cause;
+    entry.woken_by = it->second.by;
+    wake_notes_.erase(it);
+  }
+  entry.internal = IsInternal(task.metadata.id);
+  trace_.push_back(std::move(entry));
+}
+
+void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value); }
 
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
   ++steps_;
@@ -641,6 +719,12 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
   }
   live_tail_ = &task;
   live_by_id_.emplace(task.metadata.id.value, &task);
+  if (options_.record_trace) [[unlikely]] {
+    const TaskHeader* parent = internal::current_task;
+    wake_notes_.insert_or_assign(
+        task.metadata.id.value,
+        WakeNote{WakeCause::kSpawned, parent != nullptr ? parent->metadata.id : TaskId{}});
+  }
 }
 
 void TestScheduler::OnTaskFinished(TaskHeader& task) {

@@ -114,9 +114,22 @@ struct BlockOnBudget {
   std::optional<Duration> max_time = std::nullopt;
 };
 
+// WakeCause
+//
+// Why a task was queued for the step that ran it (recorded with the trace).
+enum class WakeCause : uint8_t {
+  kUnknown,
+  kSpawned,        // its first step; `woken_by` is the spawning task, if any
+  kTask,           // woken by another task (`woken_by`): an unlock, a send, a join
+  kItself,         // it re-queued itself (Yield, SimulateRandomDelay)
+  kTimer,          // a timer fired (Sleep, a timeout)
+  kOutsideTask,    // woken from the test body or other code outside any task
+  kForeignThread,  // woken from another OS thread (allow_parking)
+};
+
 // TraceEntry
 //
-// One scheduling decision.
+// One scheduling decision: which task ran, where it resumed, what woke it.
 struct TraceEntry {
   uint64_t step = 0;
   Duration time{};  // virtual time since the epoch
@@ -125,8 +138,20 @@ struct TraceEntry {
   SourceLocation spawn_location;
   // The lane the step ran on; empty for background work.
   std::optional<LaneId> lane;
+  // Where the task resumed: the `co_await` it had been suspended at and what
+  // it waited on ("Mutex 'a'::Lock"), when the awaitable recorded it
+  // (DescribeWait); for a join, the task it awaited.
+  std::string resumed_what;
+  SourceLocation resumed_at;
+  TaskId resumed_after_task;
+  WakeCause cause = WakeCause::kUnknown;
+  TaskId woken_by;  // for kTask and kSpawned (zero: spawned from outside)
+  // A framework task (a session grace-period timer); hidden from reports
+  // unless SIMSCHED_LOG=full.
+  bool internal = false;
 
-  // "step 12 t=+5ms task 3 "io" [lane 1] spawned at foo.cc:20 (Fn)"
+  // "step 12 t=+5ms task 3 "io" [lane 1] resumed after Mutex 'a'::Lock at
+  //  foo.cc:20 (Fn), woken by task 2"
   std::string DebugString() const;
   friend bool operator==(const TraceEntry& a, const TraceEntry& b);
 };
@@ -207,6 +232,15 @@ class TestScheduler final : public Scheduler {
   // report). The SIM_TEST harness uses it after bodies that drive the
   // scheduler themselves.
   absl::Status CheckNoStuckTasks() const;
+
+  // MarkInternal()
+  //
+  // Marks a framework task (the session layer's grace-period timers): its
+  // trace entries say so and failure reports hide them by default.
+  void MarkInternal(TaskId task);
+  bool IsInternal(TaskId task) const {
+    return !internal_ids_.empty() && internal_ids_.contains(task.value);
+  }
 
   // Fail()
   //
@@ -368,6 +402,9 @@ class TestScheduler final : public Scheduler {
   void Requeue(internal::TaskHeader* task);
   void RequeueSlow(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
+  // With record_trace: notes why `task` is being queued (first note wins
+  // until the task runs).
+  void NoteWake(const internal::TaskHeader& task);
   bool FailurePending() const {
     return failed_ || inbox_pending_.load(std::memory_order_relaxed);
   }
@@ -418,8 +455,17 @@ class TestScheduler final : public Scheduler {
   internal::TaskHeader* live_head_ = nullptr;
   internal::TaskHeader* live_tail_ = nullptr;
   absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
-  // Ids given to AllowIdle (looked up, never iterated).
+  // Ids given to AllowIdle and MarkInternal (looked up, never iterated).
   absl::flat_hash_set<uint64_t> idle_allowed_;
+  absl::flat_hash_set<uint64_t> internal_ids_;
+  // With record_trace only: why each queued task was queued, by id (looked
+  // up, never iterated), and what is waking tasks right now.
+  struct WakeNote {
+    WakeCause cause;
+    TaskId by;
+  };
+  absl::flat_hash_map<uint64_t, WakeNote> wake_notes_;
+  WakeCause waking_from_ = WakeCause::kUnknown;
 
   internal::TimerQueue timers_;
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever

@@ -30,6 +30,7 @@ struct CapturedFailure {
   int line = 0;
   std::string message;
   std::string task;  // the task it happened in, if any
+  TaskId task_id;
 };
 
 // Everything one run of one seed produced.
@@ -71,6 +72,7 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
     failure.message = result.message();
     if (const internal::TaskHeader* task = internal::current_task) {
       failure.task = task->metadata.DebugString();
+      failure.task_id = task->metadata.id;
     }
     Add(std::move(failure));
   }
@@ -119,22 +121,22 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
         body(sim);
       } catch (const std::exception& e) {
         context.Add({true, "", 0, absl::StrCat("uncaught exception from the test body: ", e.what()),
-                     ""});
+                     "", {}});
       } catch (...) {
         context.Add({true, "", 0, "uncaught exception (not a std::exception) from the test body",
-                     ""});
+                     "", {}});
       }
       if (!context.fatal() && options.run_after_body) {
         if (absl::Status status = scheduler->Run(); !status.ok()) {
-          context.Add({true, "", 0, std::string(status.message()), ""});
+          context.Add({true, "", 0, std::string(status.message()), "", {}});
         }
       } else if (absl::Status status = scheduler->status(); !status.ok()) {
-        context.Add({true, "", 0, std::string(status.message()), ""});
+        context.Add({true, "", 0, std::string(status.message()), "", {}});
       } else if (!context.fatal()) {
         // The body drove the scheduler itself; tasks it left suspended with
         // nothing to wake them are still a deadlock.
         if (absl::Status stuck = scheduler->CheckNoStuckTasks(); !stuck.ok()) {
-          context.Add({true, "", 0, std::string(stuck.message()), ""});
+          context.Add({true, "", 0, std::string(stuck.message()), "", {}});
         }
       }
       run.log = sim.log();
@@ -206,6 +208,65 @@ ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint
   return commands;
 }
 
+// The trace part of a failure report. In full: every step. Otherwise the
+// story around the failure: the steps just before and after the first
+// failure, the failing task's own last steps, and the tail of the run;
+// framework-internal steps (session grace timers) are left out.
+void AppendTrace(std::string& out, const SeedRun& run, const std::vector<TraceEntry>& trace,
+                 bool full_log) {
+  if (full_log) {
+    absl::StrAppend(&out, "  trace (all ", trace.size(), " steps):\n");
+    for (const TraceEntry& entry : trace) absl::StrAppend(&out, "    ", entry.DebugString(), "\n");
+    return;
+  }
+  std::vector<const TraceEntry*> visible;
+  for (const TraceEntry& entry : trace) {
+    if (!entry.internal) visible.push_back(&entry);
+  }
+  const size_t hidden = trace.size() - visible.size();
+  auto print = [&](const char* title, const std::vector<const TraceEntry*>& entries) {
+    absl::StrAppend(&out, "  ", title, ":\n");
+    for (const TraceEntry* entry : entries) absl::StrAppend(&out, "    ", entry->DebugString(), "\n");
+  };
+  const uint64_t failure_step = run.first_failure_step;
+  const bool failed_mid_run = !run.failures.empty() && failure_step > 0 && failure_step < run.steps;
+  if (failed_mid_run) {
+    std::vector<const TraceEntry*> around;
+    for (const TraceEntry* entry : visible) {
+      if (entry->step + 5 >= failure_step && entry->step <= failure_step + 5) around.push_back(entry);
+    }
+    print(absl::StrCat("steps around the failure (step ", failure_step, ")").c_str(), around);
+  }
+  TaskId failing_task;
+  for (const CapturedFailure& failure : run.failures) {
+    if (failure.task_id.value != 0) {
+      failing_task = failure.task_id;
+      break;
+    }
+  }
+  if (failing_task.value != 0) {
+    std::vector<const TraceEntry*> own;
+    for (const TraceEntry* entry : visible) {
+      if (entry->task == failing_task) own.push_back(entry);
+    }
+    if (own.size() > 10) own.erase(own.begin(), own.end() - 10);
+    print(absl::StrCat("last ", own.size(), " steps of task ", failing_task.value,
+                       " (the task the first failure happened in)")
+              .c_str(),
+          own);
+  }
+  const size_t shown = std::min<size_t>(visible.size(), 20);
+  std::vector<const TraceEntry*> tail(visible.end() - shown, visible.end());
+  print(absl::StrCat("trace (", shown < visible.size() ? "last " : "all ", shown, " of ",
+                     trace.size(), " steps",
+                     hidden > 0 ? absl::StrCat("; ", hidden, " framework-internal steps hidden")
+                                : std::string(),
+                     shown < visible.size() || hidden > 0 ? "; SIMSCHED_LOG=full shows all" : "",
+                     ")")
+            .c_str(),
+        tail);
+}
+
 std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const SeedRun& traced,
                                std::string_view origin, const SweepConfig& config,
                                const ReplayCommands& replay) {
@@ -233,17 +294,7 @@ std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const 
     absl::StrAppend(&out, "  log:\n");
     for (const std::string& line : run.log) absl::StrAppend(&out, "    ", line, "\n");
   }
-  if (!traced.trace.empty()) {
-    const size_t shown = config.full_log ? traced.trace.size()
-                                         : std::min<size_t>(traced.trace.size(), 20);
-    const bool truncated = shown < traced.trace.size();
-    absl::StrAppend(&out, "  trace (", truncated ? "last " : "all ", shown, " of ",
-                    traced.trace.size(), " steps", truncated ? "; SIMSCHED_LOG=full shows all" : "",
-                    "):\n");
-    for (size_t i = traced.trace.size() - shown; i < traced.trace.size(); ++i) {
-      absl::StrAppend(&out, "    ", traced.trace[i].DebugString(), "\n");
-    }
-  }
+  if (!traced.trace.empty()) AppendTrace(out, run, traced.trace, config.full_log);
   if (traced.trace_hash != run.trace_hash) {
     absl::StrAppend(&out, "  WARNING: re-running the seed to record its trace gave trace hash ",
                     absl::StrFormat("0x%016x", traced.trace_hash),
