@@ -115,6 +115,11 @@ TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   ASSERT_FALSE(failed.empty()) << r.output;
   EXPECT_GT(std::stoi(failed), 0);
   EXPECT_LT(std::stoi(failed), 300) << "the bug must depend on the schedule";
+  // The trace tells the story: where each task resumed and what woke it.
+  EXPECT_THAT(r.output, ::testing::ContainsRegex(
+                            "resumed after Sleep at testing/examples/bank.cc:[0-9]+ \\(FraudCheck\\), "
+                            "woken by a timer"));
+  EXPECT_THAT(r.output, HasSubstr("started (spawned at testing/examples/bank.cc:"));
   // One machine-readable line per failing seed, each well formed.
   std::vector<std::string> lines = Lines(ReadFile(out + "/simsched_failures.jsonl"));
   EXPECT_EQ(lines.size(), static_cast<size_t>(std::stoi(failed)));
