@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include "scheduler/source_location.h"
 #include <stdexcept>
 #include <type_traits>
@@ -56,15 +57,13 @@
 #include "scheduler/runnable.h"
 #include "scheduler/task.h"
 #include "scheduler/task_metadata.h"
+#include "scheduler/time.h"
 #include "scheduler/waker.h"
 
 namespace simsched {
 
 // Time. Production schedulers read `std::chrono::steady_clock`; the
 // TestScheduler's virtual clock uses the same types, starting at `Instant{}`.
-using Clock = std::chrono::steady_clock;
-using Instant = Clock::time_point;
-using Duration = std::chrono::nanoseconds;
 
 // FormatDuration()
 //
@@ -156,7 +155,8 @@ class Scheduler {
   // StartTimer()
   //
   // Wakes `waker` at `deadline` (at once if the deadline has passed). Timers
-  // with equal deadlines fire in the order they were started.
+  // with equal deadlines fire in the order they were started. A deadline of
+  // `kEndOfTime` (scheduler/time.h) never fires: forever means forever.
   virtual TimerId StartTimer(Instant deadline, Waker waker) = 0;
 
   // CancelTimer()
@@ -198,6 +198,18 @@ class Scheduler {
   // last); production schedulers ignore it (the default); decorators forward
   // it to the scheduler they wrap.
   virtual void Deprioritize(TaskLabel label) { (void)label; }
+
+  // AddSimulatedLane()
+  //
+  // Adds a simulated main thread (a lane) named `name` and returns its id,
+  // for `ForegroundExecutor::ForNewLane`. The TestScheduler does; production
+  // schedulers have one main thread and return nothing (the default);
+  // decorators forward it to the scheduler they wrap, so lanes are explored
+  // through them too.
+  virtual std::optional<uint32_t> AddSimulatedLane(std::string_view name) {
+    (void)name;
+    return std::nullopt;
+  }
 
   // How many times `SimulateRandomDelay(max_yields)` should yield: a
   // seed-chosen number in [0, max_yields] under the TestScheduler, zero on
@@ -401,7 +413,7 @@ class SleepAwaiter {
     internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
     Scheduler& scheduler = *task.scheduler();
     const Instant now = scheduler.Now();
-    if (duration_.has_value()) deadline_ = now + *duration_;
+    if (duration_.has_value()) deadline_ = DeadlineAfter(now, *duration_);
     return deadline_ <= now;
   }
   void await_suspend(std::coroutine_handle<>) {

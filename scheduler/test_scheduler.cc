@@ -179,11 +179,7 @@ void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
     return ScheduleFromForeignThread(std::move(runnable));
   }
   if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
-  if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(label)) {
-    Enqueue(deprioritized_, std::move(runnable));
-  } else {
-    Enqueue(background_, std::move(runnable));
-  }
+  EnqueueLabeled(runnable.ReleaseHeader(), label);
 }
 
 void TestScheduler::ScheduleForeground(Runnable runnable) {
@@ -191,16 +187,24 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
     return ScheduleFromForeignThread(std::move(runnable));
   }
   if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
-  LaneId lane = runnable.header()->lane;
-  if (lane >= lanes_.size()) {
+  TaskHeader* task = runnable.ReleaseHeader();
+  if (task->lane >= lanes_.size()) {
     RecordFailure(absl::InvalidArgumentError(absl::StrCat(
-        runnable.metadata().DebugString(), " was spawned onto lane ", lane,
+        task->metadata.DebugString(), " was spawned onto lane ", task->lane,
         ", which this TestScheduler does not have (it has ", lanes_.size(),
         "); make lanes with AddLane() or ForegroundExecutor::ForNewLane()")));
-    lane = 0;
-    runnable.header()->lane = 0;
+    task->lane = 0;
   }
-  Enqueue(lanes_[lane].queue, std::move(runnable));
+  EnqueueOnLane(task);
+}
+
+void TestScheduler::EnqueueLabeled(TaskHeader* task, const TaskLabel& label) {
+  const bool low = !deprioritized_labels_.empty() && deprioritized_labels_.contains(label);
+  EnqueueHeader(low ? deprioritized_ : background_, task);
+}
+
+void TestScheduler::EnqueueOnLane(TaskHeader* task) {
+  EnqueueHeader(lanes_[task->lane].queue, task);
   ++lane_queued_;
 }
 
@@ -212,22 +216,11 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
   }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     EnqueueHeader(background_, task);
+  } else if (task->kind() == internal::ScheduleKind::kLabeled) {
+    EnqueueLabeled(task, *task->metadata.label);
   } else {
-    RequeueSlow(task);
+    EnqueueOnLane(task);
   }
-}
-
-void TestScheduler::RequeueSlow(TaskHeader* task) {
-  if (task->kind() == internal::ScheduleKind::kLabeled) {
-    if (!deprioritized_labels_.empty() && deprioritized_labels_.contains(*task->metadata.label)) {
-      EnqueueHeader(deprioritized_, task);
-    } else {
-      EnqueueHeader(background_, task);
-    }
-    return;
-  }
-  EnqueueHeader(lanes_[task->lane].queue, task);
-  ++lane_queued_;
 }
 
 void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
@@ -333,7 +326,15 @@ void TestScheduler::AdvanceClock(Duration duration) {
         "ns): virtual time only moves forward; pass a non-negative duration")));
     return;
   }
-  AdvanceTimeTo(now_ + duration);
+  const Instant target = DeadlineAfter(now_, duration);
+  if (target == kEndOfTime) {
+    RecordFailure(absl::InvalidArgumentError(absl::StrCat(
+        "AdvanceClock(", duration.count(), "ns) at virtual time ", FormatDuration(Elapsed()),
+        " would reach the end of time (Instant::max()), where nothing can happen; advance by "
+        "a duration that fits (Duration::max() means forever, not a step of the clock)")));
+    return;
+  }
+  AdvanceTimeTo(target);
 }
 
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
@@ -642,10 +643,11 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
   } lane_block(this, blocked_lane);
 
   const bool budgeted = budget.max_steps.has_value() || budget.max_time.has_value();
-  const uint64_t step_limit =
-      budget.max_steps.has_value() ? steps_ + *budget.max_steps : UINT64_MAX;
+  const uint64_t step_limit = budget.max_steps.has_value()
+                                  ? internal::SaturatingAdd(steps_, *budget.max_steps)
+                                  : UINT64_MAX;
   const Instant time_limit =
-      budget.max_time.has_value() ? now_ + *budget.max_time : Instant::max();
+      budget.max_time.has_value() ? DeadlineAfter(now_, *budget.max_time) : kEndOfTime;
   auto budget_spent = [&](Outcome outcome) -> absl::Status {
     return WithOutcome(absl::DeadlineExceededError(absl::StrCat(
         "BlockOn(", task.metadata.DebugString(), ") used up its budget (",
@@ -677,7 +679,8 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       AdvanceToNextTimer();
       continue;
     }
-    if (budget.max_time.has_value()) {
+    if (time_limit != kEndOfTime) {
+      // A finite time budget: nothing happens before it runs out.
       AdvanceTimeTo(time_limit);
       if (Step()) continue;
       if (task.finished()) return absl::OkStatus();

@@ -192,7 +192,9 @@ class TestScheduler final : public Scheduler {
   void OnTaskFinished(internal::TaskHeader& task) override;
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override;
-  bool IsThreadConfined() const override { return true; }
+  // Thread-confined unless `allow_parking` admits wakes from real threads:
+  // then task state changes must be atomic read-modify-writes.
+  bool IsThreadConfined() const override { return !options_.allow_parking; }
   uint32_t RandomDelayYields(uint32_t max_yields) override;
 
   // -- Driving the simulation --
@@ -307,6 +309,9 @@ class TestScheduler final : public Scheduler {
   // `ForegroundExecutor::ForNewLane`) run FIFO within it, interleaved with
   // other lanes and background work by the seed.
   LaneId AddLane(std::string_view name);
+  std::optional<uint32_t> AddSimulatedLane(std::string_view name) override {
+    return AddLane(name);
+  }
 
   // CurrentLane()
   //
@@ -399,8 +404,9 @@ class TestScheduler final : public Scheduler {
     if (!options_.randomize_order) task->enqueue_seq = enqueue_counter_++;
     queue.push_back(task);
   }
+  void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
+  void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
-  void RequeueSlow(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   // With record_trace: notes why `task` is being queued (first note wins
   // until the task runs).

@@ -90,8 +90,19 @@ TEST(BadBodyTest, SimFailFromATaskFailsTheSeedWithTheMessage) {
   EXPECT_THAT(failures[0], HasSubstr("the test failed the run: invariant broken on purpose"));
 }
 
-// (The repro's sixth case, a detached task sleeping until Instant::max, hangs
-// Run() until the lead's Instant::max fix lands on main; see the report.)
+TEST(BadBodyTest, DetachedTaskSleepingUntilTheEndOfTimeIsADeadlockNotAHang) {
+  std::vector<std::string> failures = RunBody(
+      "BadBody.SleepForever",
+      [](Sim& sim) {
+        Spawn(sim.scheduler(), []() -> Co<void> {
+          co_await SleepUntil(Instant::max());
+        }()).Detach();
+      },
+      {.iterations = 1});
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("deadlock: Run() ended with 1 task(s)"));
+  EXPECT_THAT(failures[0], HasSubstr("waiting on Sleep at testing/bad_body_sim_test.cc"));
+}
 
 }  // namespace
 }  // namespace simsched::testing
