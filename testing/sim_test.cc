@@ -1,5 +1,6 @@
 #include "testing/sim_test.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -371,7 +372,20 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     }
     if (seeds_file.empty()) seeds_file = seeds_file_macro;
     if (!seeds_file.empty()) {
-      absl::StatusOr<std::vector<uint64_t>> from_file = LoadRegressionSeeds(seeds_file, test_name);
+      std::vector<std::string> known_tests;
+      const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+      for (int s = 0; s < unit.total_test_suite_count(); ++s) {
+        const ::testing::TestSuite& suite = *unit.GetTestSuite(s);
+        for (int t = 0; t < suite.total_test_count(); ++t) {
+          known_tests.push_back(absl::StrCat(suite.name(), ".", suite.GetTestInfo(t)->name()));
+        }
+      }
+      // (RunSimTest may be called for a name gtest does not know.)
+      if (std::find(known_tests.begin(), known_tests.end(), test_name) == known_tests.end()) {
+        known_tests.push_back(test_name);
+      }
+      absl::StatusOr<std::vector<uint64_t>> from_file =
+          LoadRegressionSeeds(seeds_file, test_name, known_tests);
       if (!from_file.ok()) return fail(absl::StrCat("simsched: ", from_file.status().message()));
       regression.insert(regression.end(), from_file->begin(), from_file->end());
     }

@@ -173,6 +173,33 @@ TEST(RunSimTestTest, MalformedRegressionSeedFileIsAClearError) {
   EXPECT_THAT(failures[0], HasSubstr(path + ":2:"));
 }
 
+TEST(RunSimTestTest, RegressionSeedFileNamingAnUnknownTestIsAnErrorListingTheKnownOnes) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/typo.seeds";
+  std::ofstream(path) << "Direct.Typo 1\nDirect.Tpyo 2\n";
+  int runs = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Typo", [&](Sim&) { ++runs; },
+               SimTestOptions{.iterations = 3, .regression_seeds_file = path}, "", "",
+               SourceLocation::current());
+  });
+  EXPECT_EQ(runs, 0);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr(path + ":2: no test named \"Direct.Tpyo\" in this binary"));
+  EXPECT_THAT(failures[0], HasSubstr("RunSimTestTest.RegressionSeedsRunFirst"));
+  EXPECT_THAT(failures[0], HasSubstr("Direct.Typo"));
+}
+
+TEST(RunSimTestTest, DirectoryGivenAsTheRegressionSeedFileIsAnError) {
+  const std::string path = std::getenv("TEST_TMPDIR");
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Dir", [&](Sim&) {},
+               SimTestOptions{.iterations = 1, .regression_seeds_file = path}, "", "",
+               SourceLocation::current());
+  });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("is a directory"));
+}
+
 TEST(RunSimTestTest, UncaughtExceptionFromTheBodyFailsTheSeed) {
   std::vector<std::string> failures = CaptureFailures([] {
     RunSimTest("Direct.Throws", [](Sim&) { throw std::runtime_error("kaput"); },
