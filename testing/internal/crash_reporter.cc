@@ -10,6 +10,10 @@
 
 #include "scheduler/test_scheduler.h"
 
+#if defined(SIMSCHED_ASAN) || defined(SIMSCHED_TSAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace simsched::sim_test_internal {
 namespace {
 
@@ -116,6 +120,10 @@ void InstallCrashHandlers() {
     sigaction(kSignals[i], &action, &previous_actions[i]);
   }
   previous_terminate = std::set_terminate(OnTerminate);
+#if defined(SIMSCHED_ASAN) || defined(SIMSCHED_TSAN)
+  // A sanitizer that finds an error exits without a signal: report then.
+  __sanitizer_set_death_callback([] { CrashReporter::Report("a sanitizer error (report above)"); });
+#endif
 }
 
 void CrashReporter::BeginTest(std::string_view test_name, std::string_view bazel_target,

@@ -2,6 +2,7 @@
 // few steps: run by //testing:harness_integration_test to check that the
 // crash names its seed and prints the replay commands.
 
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 
@@ -10,14 +11,15 @@
 
 namespace {
 
-// The compiler must not see through the null store.
-int* volatile null_pointer = nullptr;
+// An unmapped, non-null address: a real segfault in every build (UBSan
+// would intercept a null store before it faults and exit on its own).
+int* volatile bad_pointer = reinterpret_cast<int*>(uintptr_t{64});
 
 simsched::Co<void> CrashAfterAFewSteps(uint64_t seed, bool segfault) {
   for (int i = 0; i < 3; ++i) co_await simsched::Yield();
   if (seed != 3) co_return;
   if (segfault) {
-    *null_pointer = 42;
+    *bad_pointer = 42;
   } else {
     std::terminate();
   }
