@@ -416,9 +416,16 @@ std::vector<Task<void>> SpawnRunners(const std::shared_ptr<State>& state,
   return runners;
 }
 
+// Cancels a runner and, if another thread is polling it, waits until it is
+// gone: its input may borrow from the frame that awaits the combinator,
+// which goes on (and may end) as soon as the combinator returns.
+inline void CancelRunner(Task<void>& runner) {
+  if (runner) runner.state()->CancelAndJoin();
+}
+
 template <typename Runners>
 void CancelAll(Runners& runners) {
-  for (Task<void>& runner : runners) runner.Cancel();
+  for (Task<void>& runner : runners) CancelRunner(runner);
 }
 
 template <typename... Inputs>
@@ -637,7 +644,7 @@ Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> W
     co_await internal::CombinatorWait(*state, "WithTimeout", location, deadline);
   }
   if (!state->satisfied()) {
-    runner.Cancel();
+    internal::CancelRunner(runner);
     co_return internal::TimeoutError(timeout, location);
   }
   if (std::exception_ptr error = state->error()) std::rethrow_exception(error);

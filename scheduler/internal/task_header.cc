@@ -1,5 +1,6 @@
 #include "scheduler/internal/task_header.h"
 
+#include <thread>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -10,6 +11,13 @@
 namespace simsched::internal {
 
 thread_local constinit TaskHeader* current_task = nullptr;
+
+namespace {
+// Per thread: how deeply frame destructions nest right now (see
+// DestroyCoroutineFrame at the end of this file).
+thread_local constinit int destroy_depth = 0;
+bool InsideFrameDestruction() { return destroy_depth > 0; }
+}  // namespace
 
 void TaskHeader::WakeSlow(uint32_t seq) {
   uint64_t s = state();
@@ -78,19 +86,49 @@ void TaskHeader::Complete() {
 }
 
 void TaskHeader::Cancel() {
+  // From a task (structured code whose child may borrow its locals) or from
+  // a frame's destruction: join. From plain code outside any task: defer.
+  CancelImpl(/*join=*/current_task != nullptr || InsideFrameDestruction());
+}
+
+void TaskHeader::CancelAndJoin() { CancelImpl(/*join=*/true); }
+
+void TaskHeader::CancelImpl(bool join) {
   uint64_t s = state();
   for (;;) {
-    if ((s & (kCompleted | kCancelled)) != 0) return;
+    if ((s & kCompleted) != 0) return;
     if ((s & kRunning) != 0) {
-      // Deferred: the poller destroys the frame when the poll ends.
-      if (CasState(s, s | kCancelled)) return;
-      continue;
+      // Being polled: the poller destroys the frame when the poll ends
+      // (already marked if an earlier Cancel got here first).
+      if ((s & kCancelled) == 0 && !CasState(s, s | kCancelled)) continue;
+      // Joining (a task or a frame's destruction cancelling a task it owns)
+      // while another thread polls it: wait until its frames are gone, so
+      // that, as when a call stack unwinds, nothing the owner goes on to
+      // free (its earlier locals) is still in use by the child. Plain code
+      // outside any task does not wait (the poll may be waiting for it); nor
+      // can a task cancelled from inside its own poll wait for itself.
+      if (join && !confined_ && current_task != this) WaitForPollToEnd();
+      return;
     }
+    if ((s & kCancelled) != 0) return;  // cancelled, and its frames are gone
     if (CasState(s, s | kCancelled)) break;
   }
   // A queued Runnable (if any) keeps the header alive and becomes a no-op.
   DestroyFrame();
   Finish();
+}
+
+void TaskHeader::WaitForPollToEnd() {
+  TaskHeader* const waiter = current_task;
+  if (waiter != nullptr) waiter->joining_.store(this, std::memory_order_seq_cst);
+  while ((state_.load(std::memory_order_seq_cst) & kRunning) != 0) {
+    // Two tasks cancelling each other at once (peers holding each other's
+    // handles) would wait for each other forever: whoever sees the other
+    // waiting for it stops waiting, so at least one poll goes on and ends.
+    if (waiter != nullptr && joining_.load(std::memory_order_seq_cst) == waiter) break;
+    std::this_thread::yield();  // rare, and short: the rest of one poll
+  }
+  if (waiter != nullptr) waiter->joining_.store(nullptr, std::memory_order_seq_cst);
 }
 
 void TaskHeader::Detach() {
@@ -175,9 +213,8 @@ struct DestroyJob {
 
 using DeferredJobs = absl::InlinedVector<DestroyJob, 4>;
 
-// Per thread: how deeply destructions nest right now, and the jobs deferred
-// past kMaxNestedDestroyDepth (run by the outermost destruction).
-thread_local constinit int destroy_depth = 0;
+// Per thread: the jobs deferred past kMaxNestedDestroyDepth (run by the
+// outermost destruction).
 thread_local constinit DeferredJobs* deferred_jobs = nullptr;
 
 void RunJob(const DestroyJob& job) noexcept {

@@ -164,8 +164,19 @@ class TaskHeader {
   // Cancel()
   //
   // Cancels the task: destroys its frame at once if it is not being polled,
-  // else when the current poll ends. No-op on a finished task.
+  // else the poller destroys it when the poll ends. When another thread is
+  // polling it and the cancellation comes from a task or from the
+  // destruction of a frame (an owner whose state the task may borrow), waits
+  // for that poll to end; plain code outside any task does not wait. No-op
+  // on a finished task.
   void Cancel();
+
+  // CancelAndJoin()
+  //
+  // Cancel() for the owner of a task that may be running on another thread
+  // and borrowing the owner's state: also waits for a poll under way on
+  // another thread to end (combinators cancel their runners this way).
+  void CancelAndJoin();
 
   // Detach()
   //
@@ -255,6 +266,8 @@ class TaskHeader {
   void Complete();
   void DestroyFrame();
   void Finish();
+  void CancelImpl(bool join);
+  void WaitForPollToEnd();
 
   // Data, hottest first: a poll touches the first cache line or two. (The
   // access sections alternate so that the layout follows use, not access.)
@@ -295,6 +308,9 @@ class TaskHeader {
 
  private:
   TaskHeader* joiner_ = nullptr;  // holds a reference
+  // The task this one's poll is waiting for (CancelImpl's join), to break a
+  // cycle of two tasks cancelling each other.
+  std::atomic<TaskHeader*> joining_{nullptr};
   uint32_t joiner_seq_ = 0;
   uint32_t wait_seq_ = 0;
   WaitSite wait_site_;
