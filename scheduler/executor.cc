@@ -6,11 +6,10 @@ namespace simsched {
 
 ForegroundExecutor ForegroundExecutor::ForNewLane(std::shared_ptr<Scheduler> scheduler,
                                                   std::string_view name) {
-  uint32_t lane = 0;
-  if (auto* test_scheduler = dynamic_cast<TestScheduler*>(scheduler.get())) {
-    lane = test_scheduler->AddLane(name);
-  }
-  return ForegroundExecutor(std::move(scheduler), lane);
+  // A virtual, not a dynamic_cast: decorators (CloudSimulatedScheduler)
+  // forward it, so every simulated client gets its own lane through them.
+  const std::optional<uint32_t> lane = scheduler->AddSimulatedLane(name);
+  return ForegroundExecutor(std::move(scheduler), lane.value_or(0));
 }
 
 }  // namespace simsched

@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include "scheduler/source_location.h"
 #include <stdexcept>
 #include <type_traits>
@@ -201,6 +202,18 @@ class Scheduler {
   // last); production schedulers ignore it (the default); decorators forward
   // it to the scheduler they wrap.
   virtual void Deprioritize(TaskLabel label) { (void)label; }
+
+  // AddSimulatedLane()
+  //
+  // Adds a simulated main thread (a lane) named `name` and returns its id,
+  // for `ForegroundExecutor::ForNewLane`. The TestScheduler does; production
+  // schedulers have one main thread and return nothing (the default);
+  // decorators forward it to the scheduler they wrap, so lanes are explored
+  // through them too.
+  virtual std::optional<uint32_t> AddSimulatedLane(std::string_view name) {
+    (void)name;
+    return std::nullopt;
+  }
 
   // How many times `SimulateRandomDelay(max_yields)` should yield: a
   // seed-chosen number in [0, max_yields] under the TestScheduler, zero on

@@ -36,6 +36,14 @@ constexpr uint64_t kUserStreamSalt = 0x5eed5eed5eed5eedULL;
 // thread. Compared for equality only, never used to decide an order.
 thread_local char thread_marker;
 
+// A status with `status`'s code and payloads (its Outcome) and a new message.
+absl::Status WithMessage(const absl::Status& status, const std::string& message) {
+  absl::Status out(status.code(), message);
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
 std::string CallerStack() {
   void* frames[12];
   const int depth = absl::GetStackTrace(frames, 12, /*skip_count=*/2);
@@ -57,14 +65,43 @@ std::string TraceEntry::DebugString() const {
   std::string out = absl::StrCat("step ", step, " t=", FormatDuration(time), " task ", task.value);
   if (label.has_value()) absl::StrAppend(&out, " \"", std::string(label->name()), "\"");
   if (lane.has_value()) absl::StrAppend(&out, " [lane ", *lane, "]");
-  absl::StrAppend(&out, " spawned at ", FormatLocation(spawn_location));
+  if (internal) absl::StrAppend(&out, " [internal]");
+  if (cause == WakeCause::kSpawned) {
+    absl::StrAppend(&out, " started (spawned at ", FormatLocation(spawn_location),
+                    woken_by.value != 0 ? absl::StrCat(" by task ", woken_by.value)
+                                        : std::string(" from outside any task"),
+                    ")");
+    return out;
+  }
+  if (resumed_after_task.value != 0) {
+    absl::StrAppend(&out, " resumed after task ", resumed_after_task.value, " finished");
+  } else if (!resumed_what.empty()) {
+    absl::StrAppend(&out, " resumed after ", resumed_what, " at ", FormatLocation(resumed_at));
+  } else if (cause == WakeCause::kItself) {
+    absl::StrAppend(&out, " resumed after yielding");
+  } else {
+    absl::StrAppend(&out, " resumed (its awaitable records no wait site)");
+  }
+  switch (cause) {
+    case WakeCause::kTask: absl::StrAppend(&out, ", woken by task ", woken_by.value); break;
+    case WakeCause::kTimer: absl::StrAppend(&out, ", woken by a timer"); break;
+    case WakeCause::kOutsideTask: absl::StrAppend(&out, ", woken from outside any task"); break;
+    case WakeCause::kForeignThread: absl::StrAppend(&out, ", woken from another thread"); break;
+    case WakeCause::kItself:
+    case WakeCause::kSpawned:
+    case WakeCause::kUnknown: break;
+  }
+  absl::StrAppend(&out, " (task spawned at ", FormatLocation(spawn_location), ")");
   return out;
 }
 
 bool operator==(const TraceEntry& a, const TraceEntry& b) {
   return a.step == b.step && a.time == b.time && a.task == b.task && a.label == b.label &&
          a.lane == b.lane && a.spawn_location.line() == b.spawn_location.line() &&
-         std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name();
+         std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name() &&
+         a.resumed_what == b.resumed_what && a.resumed_at.line() == b.resumed_at.line() &&
+         a.resumed_after_task == b.resumed_after_task && a.cause == b.cause &&
+         a.woken_by == b.woken_by && a.internal == b.internal;
 }
 
 TestScheduler::TestScheduler(TestSchedulerOptions options)
@@ -133,6 +170,7 @@ void TestScheduler::Schedule(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   Enqueue(background_, std::move(runnable));
 }
 
@@ -140,6 +178,7 @@ void TestScheduler::ScheduleLabeled(Runnable runnable, TaskLabel label) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   EnqueueLabeled(runnable.ReleaseHeader(), label);
 }
 
@@ -147,6 +186,7 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
   }
+  if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   TaskHeader* task = runnable.ReleaseHeader();
   if (task->lane >= lanes_.size()) {
     RecordFailure(absl::InvalidArgumentError(absl::StrCat(
@@ -171,6 +211,9 @@ void TestScheduler::EnqueueOnLane(TaskHeader* task) {
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
+  if (options_.record_trace) [[unlikely]] {
+    wake_notes_.try_emplace(task->metadata.id.value, WakeNote{WakeCause::kItself, TaskId{}});
+  }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     EnqueueHeader(background_, task);
   } else if (task->kind() == internal::ScheduleKind::kLabeled) {
@@ -211,7 +254,9 @@ void TestScheduler::DrainInbox() {
     arrived.swap(inbox_);
   }
   // Foreign work enters the schedule in arrival order, like any wake.
+  const WakeCause previous = std::exchange(waking_from_, WakeCause::kForeignThread);
   for (TaskHeader* task : arrived) task->ScheduleSelf();
+  waking_from_ = previous;
 }
 
 void TestScheduler::Deprioritize(TaskLabel label) { deprioritized_labels_.insert(label); }
@@ -255,7 +300,9 @@ void TestScheduler::FireDueTimers() {
   std::vector<Waker> due;
   timers_.PopDue(now_, due);
   // In (deadline, start order): the order in which the tasks become queued.
+  const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
   for (const Waker& waker : due) waker.Wake();
+  waking_from_ = previous;
   next_timer_deadline_ = timers_.NextDeadline();
 }
 
@@ -388,11 +435,50 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
   SIMSCHED_CHECK(false, "PickNext lost its candidate");
 }
 
-void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
-  trace_.push_back(TraceEntry{steps_, Elapsed(), task.metadata.id, task.metadata.label,
-                              task.metadata.spawn_location,
-                              lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane)});
+void TestScheduler::NoteWake(const TaskHeader& task) {
+  WakeNote note{waking_from_, TaskId{}};
+  if (note.cause == WakeCause::kUnknown) {
+    const TaskHeader* waker = internal::current_task;
+    const TaskId awaited = task.wait_site().awaited_task;
+    if (waker == nullptr && awaited.value != 0) {
+      // A join: the awaited task wakes its joiner as its last poll ends,
+      // after it stopped being the current task.
+      note = WakeNote{WakeCause::kTask, awaited};
+    } else if (waker == nullptr) {
+      note.cause = WakeCause::kOutsideTask;
+    } else if (waker == &task) {
+      note.cause = WakeCause::kItself;
+    } else {
+      note = WakeNote{WakeCause::kTask, waker->metadata.id};
+    }
+  }
+  wake_notes_.try_emplace(task.metadata.id.value, note);
 }
+
+void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
+  TraceEntry entry;
+  entry.step = steps_;
+  entry.time = Elapsed();
+  entry.task = task.metadata.id;
+  entry.label = task.metadata.label;
+  entry.spawn_location = task.metadata.spawn_location;
+  entry.lane = lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane);
+  // The wait site is still the one the task suspended at: it changes only
+  // when this step polls the task.
+  const WaitSite site = task.wait_site();
+  entry.resumed_what = std::string(site.what);
+  entry.resumed_at = site.where;
+  entry.resumed_after_task = site.awaited_task;
+  if (auto it = wake_notes_.find(task.metadata.id.value); it != wake_notes_.end()) {
+    entry.cause = it->second.cause;
+    entry.woken_by = it->second.by;
+    wake_notes_.erase(it);
+  }
+  entry.internal = IsInternal(task.metadata.id);
+  trace_.push_back(std::move(entry));
+}
+
+void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value); }
 
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
   ++steps_;
@@ -455,10 +541,12 @@ bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
 uint64_t TestScheduler::TraceHash() const { return SplitMix64(trace_state_ ^ steps_); }
 
 absl::Status TestScheduler::BudgetFailure(std::string_view operation) const {
-  return absl::ResourceExhaustedError(absl::StrCat(
-      std::string(operation), " exceeded the step budget of ", options_.max_steps,
-      " steps: a livelock, or a test that needs a larger TestSchedulerOptions::max_steps.\n",
-      RunSummary(), "\n", DescribeLiveTasks()));
+  return WithOutcome(
+      absl::ResourceExhaustedError(absl::StrCat(
+          std::string(operation), " exceeded the step budget of ", options_.max_steps,
+          " steps: a livelock, or a test that needs a larger TestSchedulerOptions::max_steps.\n",
+          RunSummary(), "\n", DescribeLiveTasks())),
+      Outcome::kStepBudgetExhausted);
 }
 
 absl::Status TestScheduler::CheckCanRun(std::string_view operation) const {
@@ -522,9 +610,65 @@ absl::Status TestScheduler::Run() {
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
     if (StepInline()) continue;
-    if (timers_.live() == 0) return PendingFailure();
-    AdvanceToNextTimer();
+    if (timers_.live() > 0) {
+      AdvanceToNextTimer();
+      continue;
+    }
+    if (absl::Status status = PendingFailure(); !status.ok()) return status;
+    if (StuckTaskCount() == 0) return absl::OkStatus();
+    if (options_.allow_parking) {
+      // A real thread may still wake one of them.
+      if (parker_->Park(options_.park_timeout)) continue;
+      if (inbox_pending_.load(std::memory_order_acquire)) continue;
+    }
+    return DeadlockFailure("Run()");
   }
+}
+
+void TestScheduler::AllowIdle(TaskId task) { idle_allowed_.insert(task.value); }
+
+bool TestScheduler::IdleAllowed(const TaskHeader& task) const {
+  return options_.allow_idle_tasks ||
+         (!idle_allowed_.empty() && idle_allowed_.contains(task.metadata.id.value));
+}
+
+size_t TestScheduler::StuckTaskCount() const {
+  if (options_.allow_idle_tasks) return 0;
+  size_t stuck = 0;
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    if (!IdleAllowed(*task)) ++stuck;
+  }
+  return stuck;
+}
+
+absl::Status TestScheduler::CheckNoStuckTasks() const {
+  if (!background_.empty() || lane_queued_ > 0 || !deprioritized_.empty() ||
+      timers_.live() > 0 || StuckTaskCount() == 0) {
+    return absl::OkStatus();
+  }
+  return DeadlockFailure("the simulation");
+}
+
+absl::Status TestScheduler::DeadlockFailure(std::string_view operation) const {
+  return WithOutcome(
+      absl::FailedPreconditionError(absl::StrCat(
+          "deadlock: ", std::string(operation), " ended with ", StuckTaskCount(),
+          " task(s) suspended that nothing can wake: no task is runnable and no timer is "
+          "pending. (A server parked on purpose is allowed with "
+          "SimTestOptions/TestSchedulerOptions::allow_idle_tasks or "
+          "TestScheduler::AllowIdle(task).)\n",
+          RunSummary(), "\n", DescribeWaitFor())),
+      Outcome::kDeadlock);
+}
+
+void TestScheduler::Fail(std::string_view message, SourceLocation location) {
+  const TaskHeader* task = internal::current_task;
+  RecordFailure(WithOutcome(
+      absl::AbortedError(absl::StrCat(
+          "the test failed the run: ", std::string(message), " (Fail() called at ",
+          FormatLocation(location),
+          task != nullptr ? absl::StrCat(" in ", task->metadata.DebugString()) : "", ")")),
+      Outcome::kTestFailure));
 }
 
 absl::Status TestScheduler::BlockOnTask(TaskHeader& task) {
@@ -557,15 +701,15 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
                                   : UINT64_MAX;
   const Instant time_limit =
       budget.max_time.has_value() ? DeadlineAfter(now_, *budget.max_time) : kEndOfTime;
-  auto budget_spent = [&]() -> absl::Status {
-    return absl::DeadlineExceededError(absl::StrCat(
+  auto budget_spent = [&](Outcome outcome) -> absl::Status {
+    return WithOutcome(absl::DeadlineExceededError(absl::StrCat(
         "BlockOn(", task.metadata.DebugString(), ") used up its budget (",
         budget.max_steps.has_value() ? absl::StrCat(*budget.max_steps, " steps") : "",
         budget.max_steps.has_value() && budget.max_time.has_value() ? ", " : "",
         budget.max_time.has_value() ? FormatDuration(*budget.max_time) : "",
         ") before the task finished; the task is still running and was not cancelled: call "
         "BlockOn again to continue.\n",
-        RunSummary()));
+        RunSummary())), outcome);
   };
 
   if (budgeted && !task.finished()) {
@@ -582,7 +726,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
     if (BudgetExhausted()) [[unlikely]] {
       return BudgetFailure(absl::StrCat("BlockOn(", task.metadata.DebugString(), ")"));
     }
-    if (steps_ >= step_limit) return budget_spent();
+    if (steps_ >= step_limit) return budget_spent(Outcome::kStepBudgetExhausted);
     if (StepInline()) continue;
     if (timers_.live() > 0 && next_timer_deadline_ <= time_limit) {
       AdvanceToNextTimer();
@@ -593,14 +737,14 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       AdvanceTimeTo(time_limit);
       if (Step()) continue;
       if (task.finished()) return absl::OkStatus();
-      return budget_spent();
+      return budget_spent(Outcome::kTimeBudgetExhausted);
     }
     if (options_.allow_parking) {
       // Work may still arrive from a real thread.
       if (parker_->Park(options_.park_timeout)) continue;
       if (inbox_pending_.load(std::memory_order_acquire)) continue;
     }
-    return absl::FailedPreconditionError(absl::StrCat(
+    return WithOutcome(absl::FailedPreconditionError(absl::StrCat(
         "deadlock: BlockOn(", task.metadata.DebugString(),
         ") can never finish: no task is runnable and no timer is pending",
         options_.allow_parking
@@ -611,7 +755,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
             ? absl::StrCat(" (lane ", blocked_lane, " \"", lanes_[blocked_lane].name,
                            "\" is blocked in this BlockOn)")
             : "",
-        ".\n", RunSummary(), "\n", DescribeLiveTasks()));
+        ".\n", RunSummary(), "\n", DescribeWaitFor())), Outcome::kDeadlock);
   }
 }
 
@@ -631,6 +775,12 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
   }
   live_tail_ = &task;
   live_by_id_.emplace(task.metadata.id.value, &task);
+  if (options_.record_trace) [[unlikely]] {
+    const TaskHeader* parent = internal::current_task;
+    wake_notes_.insert_or_assign(
+        task.metadata.id.value,
+        WakeNote{WakeCause::kSpawned, parent != nullptr ? parent->metadata.id : TaskId{}});
+  }
 }
 
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
@@ -660,10 +810,10 @@ void TestScheduler::RecordFailure(absl::Status status) {
   ++failure_count_;
   if (!failed_) {
     failed_ = true;
-    failure_ = absl::Status(status.code(), absl::StrCat(status.message(), "\n", RunSummary()));
+    failure_ = WithMessage(status, absl::StrCat(status.message(), "\n", RunSummary()));
   } else if (failure_count_ == 2) {
-    failure_ = absl::Status(failure_.code(),
-                            absl::StrCat(failure_.message(), "\n(and later failures of this run)"));
+    failure_ = WithMessage(failure_,
+                           absl::StrCat(failure_.message(), "\n(and later failures of this run)"));
   }
 }
 
@@ -702,6 +852,12 @@ std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
   } else if (!site.what.empty()) {
     absl::StrAppend(&out, ": waiting on ", std::string(site.what), " at ",
                     FormatLocation(site.where));
+    // Only while suspended: the target lives as long as the wait does.
+    if (site.target != nullptr) {
+      if (std::string blocker = site.target->DescribeBlocker(); !blocker.empty()) {
+        absl::StrAppend(&out, "; it is ", blocker);
+      }
+    }
   } else {
     absl::StrAppend(&out,
                     ": suspended at an awaitable that does not record its wait site "
@@ -720,6 +876,61 @@ std::string TestScheduler::DescribeLiveTasks() const {
   std::string out = absl::StrCat("live tasks (", live_by_id_.size(), "):");
   for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
     absl::StrAppend(&out, "\n  ", DescribeHeader(*task));
+  }
+  return out;
+}
+
+std::string TestScheduler::DescribeWaitFor() const {
+  // Who a suspended task waits for, if one task is known to be in its way.
+  auto blocking_task = [](const TaskHeader& task) -> TaskId {
+    if ((task.state() & (TaskHeader::kRunning | TaskHeader::kScheduled)) != 0) return TaskId{};
+    const WaitSite site = task.wait_site();
+    if (site.awaited_task.value != 0) return site.awaited_task;
+    return site.target != nullptr ? site.target->BlockingTask() : TaskId{};
+  };
+  std::string stuck, idle;
+  size_t stuck_count = 0, idle_count = 0;
+  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
+    const bool allowed = IdleAllowed(*task);
+    absl::StrAppend(allowed ? &idle : &stuck, "\n  ", DescribeHeader(*task));
+    ++(allowed ? idle_count : stuck_count);
+  }
+  std::string out = absl::StrCat("stuck tasks (", stuck_count, "):", stuck);
+  // Wait-for cycles, each reported once, from its lowest task id (the list
+  // is in id order, so the walk and the report are deterministic).
+  absl::flat_hash_set<uint64_t> reported;
+  for (TaskHeader* start = live_head_; start != nullptr; start = start->live_next) {
+    if (reported.contains(start->metadata.id.value)) continue;
+    std::vector<const TaskHeader*> path;
+    const TaskHeader* at = start;
+    while (at != nullptr && path.size() <= live_by_id_.size()) {
+      path.push_back(at);
+      const TaskId next = blocking_task(*at);
+      if (next.value == 0) break;
+      auto it = live_by_id_.find(next.value);
+      at = it == live_by_id_.end() ? nullptr : it->second;
+      if (at == start) {
+        std::string cycle = absl::StrCat("\nwait-for cycle: task ", start->metadata.id.value);
+        for (const TaskHeader* t : path) {
+          const WaitSite site = t->wait_site();
+          const TaskId holder = blocking_task(*t);
+          if (site.awaited_task.value != 0) {
+            absl::StrAppend(&cycle, " -> awaits task ", holder.value);
+          } else {
+            absl::StrAppend(&cycle, " -> ", std::string(site.what), " at ",
+                            FormatLocation(site.where), ", held by task ", holder.value);
+          }
+          reported.insert(t->metadata.id.value);
+        }
+        absl::StrAppend(&out, cycle);
+        break;
+      }
+      if (at != nullptr && at->metadata.id < start->metadata.id) break;  // seen from there
+    }
+  }
+  if (idle_count > 0) {
+    absl::StrAppend(&out, "\nidle by design (allow_idle_tasks / AllowIdle) (", idle_count,
+                    "):", idle);
   }
   return out;
 }

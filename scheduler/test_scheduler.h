@@ -19,9 +19,15 @@
 // in `Run()` and `BlockOn()`, by jumping to the earliest timer when nothing
 // is runnable. Timers fire in (deadline, start order).
 //
-// Failures come back as `absl::Status`, never as an abort or a hang:
-//   * a deadlock (`BlockOn` on a task that can never finish) names every live
-//     task with its spawn site and where it is suspended;
+// Failures come back as `absl::Status`, never as an abort or a hang, and the
+// kind of failure is a payload (`IsDeadlock(status)`, scheduler/outcome.h):
+//   * a deadlock (`BlockOn` on a task that can never finish, or `Run()`
+//     ending with tasks still suspended while nothing is runnable and no
+//     timer is pending) is a wait-for report: every stuck task with its spawn
+//     site, the `co_await` it is suspended at, what it waits on and, where the
+//     primitive knows, who holds it ("Mutex 'a' held by task 2"), plus any
+//     wait-for cycle. Servers parked on purpose opt out with
+//     `allow_idle_tasks` or `AllowIdle(task)`;
 //   * exceeding the step budget reports the same way (a livelock);
 //   * an exception escaping a detached task fails the run with its message
 //     and the task's spawn site;
@@ -58,6 +64,7 @@
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
 #include "scheduler/internal/schedule_strategy.h"
+#include "scheduler/outcome.h"
 #include "scheduler/internal/timer_queue.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/strategy.h"
@@ -92,6 +99,11 @@ struct TestSchedulerOptions {
   // Keep a full `TraceEntry` per step (the trace hash is always kept). Costs
   // memory and time; any seed can be re-run with it on.
   bool record_trace = false;
+  // Whether `Run()` may end with live tasks suspended while nothing can wake
+  // them (servers parked on purpose). Off by default: such tasks are a
+  // deadlock and `Run()` fails with a wait-for report. `AllowIdle(task)` opts
+  // out one task at a time.
+  bool allow_idle_tasks = false;
 };
 
 // LaneId
@@ -110,9 +122,22 @@ struct BlockOnBudget {
   std::optional<Duration> max_time = std::nullopt;
 };
 
+// WakeCause
+//
+// Why a task was queued for the step that ran it (recorded with the trace).
+enum class WakeCause : uint8_t {
+  kUnknown,
+  kSpawned,        // its first step; `woken_by` is the spawning task, if any
+  kTask,           // woken by another task (`woken_by`): an unlock, a send, a join
+  kItself,         // it re-queued itself (Yield, SimulateRandomDelay)
+  kTimer,          // a timer fired (Sleep, a timeout)
+  kOutsideTask,    // woken from the test body or other code outside any task
+  kForeignThread,  // woken from another OS thread (allow_parking)
+};
+
 // TraceEntry
 //
-// One scheduling decision.
+// One scheduling decision: which task ran, where it resumed, what woke it.
 struct TraceEntry {
   uint64_t step = 0;
   Duration time{};  // virtual time since the epoch
@@ -121,8 +146,20 @@ struct TraceEntry {
   SourceLocation spawn_location;
   // The lane the step ran on; empty for background work.
   std::optional<LaneId> lane;
+  // Where the task resumed: the `co_await` it had been suspended at and what
+  // it waited on ("Mutex 'a'::Lock"), when the awaitable recorded it
+  // (DescribeWait); for a join, the task it awaited.
+  std::string resumed_what;
+  SourceLocation resumed_at;
+  TaskId resumed_after_task;
+  WakeCause cause = WakeCause::kUnknown;
+  TaskId woken_by;  // for kTask and kSpawned (zero: spawned from outside)
+  // A framework task (a session grace-period timer); hidden from reports
+  // unless SIMSCHED_LOG=full.
+  bool internal = false;
 
-  // "step 12 t=+5ms task 3 "io" [lane 1] spawned at foo.cc:20 (Fn)"
+  // "step 12 t=+5ms task 3 "io" [lane 1] resumed after Mutex 'a'::Lock at
+  //  foo.cc:20 (Fn), woken by task 2"
   std::string DebugString() const;
   friend bool operator==(const TraceEntry& a, const TraceEntry& b);
 };
@@ -202,8 +239,46 @@ class TestScheduler final : public Scheduler {
   // Run()
   //
   // Steps, advancing virtual time to the next timer whenever nothing is
-  // runnable, until no work and no timers remain.
+  // runnable, until no work and no timers remain. If live tasks are left
+  // then (suspended, and nothing can ever wake them), that is a deadlock:
+  // returns FailedPrecondition with `IsDeadlock()` and a wait-for report,
+  // unless every one of them is allowed to idle (`allow_idle_tasks`,
+  // `AllowIdle`).
   absl::Status Run();
+
+  // AllowIdle()
+  //
+  // Marks a task that may stay suspended when `Run()` ends (a server loop
+  // parked on its queue, say). Reports still list it, as idle by design.
+  void AllowIdle(TaskId task);
+
+  // CheckNoStuckTasks()
+  //
+  // The check `Run()` ends with: OK unless nothing is runnable, no timer is
+  // pending and live tasks not allowed to idle remain (then the deadlock
+  // report). The SIM_TEST harness uses it after bodies that drive the
+  // scheduler themselves.
+  absl::Status CheckNoStuckTasks() const;
+
+  // MarkInternal()
+  //
+  // Marks a framework task (the session layer's grace-period timers): its
+  // trace entries say so and failure reports hide them by default.
+  void MarkInternal(TaskId task);
+  bool IsInternal(TaskId task) const {
+    return !internal_ids_.empty() && internal_ids_.contains(task.value);
+  }
+
+  // Fail()
+  //
+  // Fails the run with `message`, from anywhere (a task, a callback, the test
+  // body): `Run()`/`BlockOn()` stop and return Aborted with
+  // `IsTestFailure()`, naming the task that called it. No exception needed.
+  void Fail(std::string_view message, SourceLocation location = SourceLocation::current());
+  // Fails the run with `status` as given (the harness does this when a
+  // SIMSCHED_ALWAYS property is violated); Run/BlockOn return it, with the
+  // run summary added, at their next step.
+  void Fail(absl::Status status) { RecordFailure(std::move(status)); }
 
   // AdvanceClock()
   //
@@ -263,6 +338,9 @@ class TestScheduler final : public Scheduler {
   // `ForegroundExecutor::ForNewLane`) run FIFO within it, interleaved with
   // other lanes and background work by the seed.
   LaneId AddLane(std::string_view name);
+  std::optional<uint32_t> AddSimulatedLane(std::string_view name) override {
+    return AddLane(name);
+  }
 
   // CurrentLane()
   //
@@ -320,12 +398,6 @@ class TestScheduler final : public Scheduler {
   // failures are counted in its message.
   absl::Status status() const;
 
-  // Fail()
-  //
-  // Fails the run from outside the scheduler (the harness does this when a
-  // SIMSCHED_ALWAYS property is violated): Run, RunUntilParked and BlockOn
-  // return `status` (with the run summary added) at their next step.
-  void Fail(absl::Status status) { RecordFailure(std::move(status)); }
 
   // LiveTaskCount() / LiveTasks()
   //
@@ -336,9 +408,18 @@ class TestScheduler final : public Scheduler {
   // DescribeTask() / DescribeLiveTasks()
   //
   // One line per task: id, label, session, spawn site and what it is doing
-  // ("queued to run", "waiting on Sleep at foo.cc:12", "waiting for task 4").
+  // ("queued to run", "waiting on Sleep at foo.cc:12", "waiting for task 4",
+  // "waiting on Mutex 'a'::Lock at foo.cc:9; it is held by task 2").
   std::string DescribeTask(TaskId id) const;
   std::string DescribeLiveTasks() const;
+
+  // DescribeWaitFor()
+  //
+  // The wait-for report of a deadlock: the stuck tasks (those not allowed to
+  // idle), each with what it waits on and who holds it; any cycle among them
+  // ("task 1 -> Mutex 'a' held by task 2 -> Mutex 'b' held by task 1"); then
+  // the tasks idle by design.
+  std::string DescribeWaitFor() const;
 
   // RunSummary()
   //
@@ -368,6 +449,9 @@ class TestScheduler final : public Scheduler {
   void EnqueueOnLane(internal::TaskHeader* task);
   void Requeue(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
+  // With record_trace: notes why `task` is being queued (first note wins
+  // until the task runs).
+  void NoteWake(const internal::TaskHeader& task);
   bool FailurePending() const {
     return failed_ || inbox_pending_.load(std::memory_order_relaxed);
   }
@@ -390,6 +474,10 @@ class TestScheduler final : public Scheduler {
   void RecordFailure(absl::Status status);
   std::string DescribeHeader(const internal::TaskHeader& task) const;
   void TakeQueuedForShutdown(std::vector<internal::TaskHeader*>& queued);
+  bool IdleAllowed(const internal::TaskHeader& task) const;
+  // Live tasks not allowed to idle; zero when the run may end.
+  size_t StuckTaskCount() const;
+  absl::Status DeadlockFailure(std::string_view operation) const;
 
   TestSchedulerOptions options_;
   Rng rng_;
@@ -417,6 +505,17 @@ class TestScheduler final : public Scheduler {
   internal::TaskHeader* live_head_ = nullptr;
   internal::TaskHeader* live_tail_ = nullptr;
   absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
+  // Ids given to AllowIdle and MarkInternal (looked up, never iterated).
+  absl::flat_hash_set<uint64_t> idle_allowed_;
+  absl::flat_hash_set<uint64_t> internal_ids_;
+  // With record_trace only: why each queued task was queued, by id (looked
+  // up, never iterated), and what is waking tasks right now.
+  struct WakeNote {
+    WakeCause cause;
+    TaskId by;
+  };
+  absl::flat_hash_map<uint64_t, WakeNote> wake_notes_;
+  WakeCause waking_from_ = WakeCause::kUnknown;
 
   internal::TimerQueue timers_;
   PollCostModel* poll_cost_model_ = nullptr;

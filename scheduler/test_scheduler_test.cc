@@ -299,7 +299,8 @@ TEST(TestSchedulerTest, DeadlockReportNamesEveryLiveTaskWithSpawnAndWaitSites) {
   const std::string message(status.message());
   EXPECT_THAT(message, HasSubstr("deadlock"));
   EXPECT_THAT(message, HasSubstr("seed 7"));
-  EXPECT_THAT(message, HasSubstr("live tasks (2)"));
+  EXPECT_TRUE(IsDeadlock(status));
+  EXPECT_THAT(message, HasSubstr("stuck tasks (2)"));
   EXPECT_THAT(message, ContainsRegex("task 1 \"stuck-inner\" spawned at .*test_scheduler_test.cc:[0-9]+"));
   EXPECT_THAT(message, ContainsRegex("waiting on Forever \\(a test awaitable\\) at .*test_scheduler_test.cc:[0-9]+"));
   EXPECT_THAT(message, ContainsRegex("task 2 spawned at .*test_scheduler_test.cc:[0-9]+.*waiting for task 1 to finish"));
@@ -332,6 +333,7 @@ TEST(TestSchedulerTest, StepBudgetTurnsALivelockIntoAReport) {
   absl::Status status = s.Run();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   const std::string message(status.message());
+  EXPECT_TRUE(IsStepBudgetExhausted(status));
   EXPECT_THAT(message, HasSubstr("step budget of 1000"));
   EXPECT_THAT(message, HasSubstr("seed 3"));
   EXPECT_THAT(message, HasSubstr("live tasks (2)"));

@@ -25,6 +25,7 @@
 //   * `simsched::Waker`
 //   * `simsched::CurrentWaker()`
 //   * `simsched::DescribeWait()`
+//   * `simsched::WaitTarget`
 //   * `simsched::InTask()`
 //
 // Example: an awaitable over a callback API (see docs/writing-awaitables.md).
@@ -47,6 +48,7 @@
 #define SIMSCHED_SCHEDULER_WAKER_H_
 
 #include "scheduler/source_location.h"
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -135,6 +137,36 @@ inline void DescribeWait(std::string_view what,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
     task->SetWaitSite(WaitSite{what, where, {}});
+  }
+}
+
+// WaitTarget
+//
+// Implemented by a primitive that can say who is in the way of a waiter, for
+// the TestScheduler's wait-for report: a Mutex names the task holding it, a
+// Channel says it is empty and open with nobody sending. Pass it to
+// `DescribeWait(what, target, where)`; it must stay alive while the task
+// waits (primitives keep their shared state alive through the awaiter).
+class WaitTarget {
+ public:
+  // The task holding what the waiter needs, or TaskId{} when none or unknown.
+  // Used to follow wait-for chains ("task 1 -> Mutex 'a' -> task 2").
+  virtual TaskId BlockingTask() const { return TaskId{}; }
+  // A phrase for reports: "held by task 4", "empty and open; no task is
+  // sending and nobody closed it". Empty when there is nothing to add.
+  virtual std::string DescribeBlocker() const = 0;
+
+ protected:
+  ~WaitTarget() = default;
+};
+
+// DescribeWait() with a WaitTarget
+//
+// As above, and reports can ask `target` who holds what the task waits on.
+inline void DescribeWait(std::string_view what, const WaitTarget* target,
+                         SourceLocation where = SourceLocation::current()) {
+  if (internal::TaskHeader* task = internal::current_task) {
+    task->SetWaitSite(WaitSite{what, where, {}, target});
   }
 }
 

@@ -98,6 +98,10 @@ bool CloudSimulatedScheduler::IsThreadConfined() const { return inner_->IsThread
 
 void CloudSimulatedScheduler::Deprioritize(TaskLabel label) { inner_->Deprioritize(label); }
 
+std::optional<uint32_t> CloudSimulatedScheduler::AddSimulatedLane(std::string_view name) {
+  return inner_->AddSimulatedLane(name);
+}
+
 uint32_t CloudSimulatedScheduler::RandomDelayYields(uint32_t max_yields) {
   return inner_->RandomDelayYields(max_yields);
 }

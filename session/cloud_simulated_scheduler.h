@@ -164,6 +164,7 @@ class CloudSimulatedScheduler final : public Scheduler {
   bool IsThreadConfined() const override;
   uint32_t RandomDelayYields(uint32_t max_yields) override;
   void Deprioritize(TaskLabel label) override;
+  std::optional<uint32_t> AddSimulatedLane(std::string_view name) override;
 
  private:
   const std::shared_ptr<Scheduler> inner_;

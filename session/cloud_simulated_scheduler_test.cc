@@ -808,5 +808,30 @@ TEST(CloudSimulatedSchedulerTest, DeprioritizeReachesTheTestSchedulerThroughTheD
   EXPECT_EQ(order.back(), 'd');
 }
 
+// Issue 12: ForNewLane through the decorator used to add no lane and hand
+// back lane 0, so every simulated client shared one main thread.
+TEST(CloudSimulatedSchedulerTest, ForNewLaneAddsARealLaneThroughTheDecorator) {
+  auto test = TestScheduler::Create({.seed = 5});
+  auto cloud = CloudSimulatedScheduler::Create(test);
+  ForegroundExecutor alice = ForegroundExecutor::ForNewLane(cloud, "alice");
+  ForegroundExecutor bob = ForegroundExecutor::ForNewLane(cloud, "bob");
+  EXPECT_EQ(alice.lane(), 1u);
+  EXPECT_EQ(bob.lane(), 2u);
+  EXPECT_EQ(test->LaneCount(), 3u);
+  EXPECT_EQ(test->LaneName(bob.lane()), "bob");
+  // Work spawned on each lane runs on that lane.
+  std::vector<std::optional<LaneId>> lanes;
+  for (const ForegroundExecutor& client : {alice, bob}) {
+    client.Spawn([&]() -> Co<void> {
+      lanes.push_back(test->CurrentLane());
+      co_return;
+    }).Detach();
+  }
+  ASSERT_TRUE(test->Run().ok());
+  ASSERT_EQ(lanes.size(), 2u);
+  EXPECT_NE(lanes[0], lanes[1]);
+  EXPECT_TRUE(lanes[0].has_value() && *lanes[0] != 0);
+}
+
 }  // namespace
 }  // namespace simsched

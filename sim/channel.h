@@ -291,7 +291,7 @@ class Channel {
         } else if (!state_->closed) {
           if (!InTask()) internal::ThrowNotInTask("Channel::Recv()", "use TryRecv");
           waker_ = CurrentWaker();
-          DescribeWait(state_->recv_what, location_);
+          DescribeWait(state_->recv_what, state_.get(), location_);
           state_->receivers.PushBack(this);
           phase_ = Phase::kWaiting;
           suspended_ = true;
@@ -365,7 +365,7 @@ class Channel {
         } else {
           if (!InTask()) internal::ThrowNotInTask("Channel::Send()", "use TrySend");
           waker_ = CurrentWaker();
-          DescribeWait(state_->send_what, location_);
+          DescribeWait(state_->send_what, state_.get(), location_);
           state_->senders.PushBack(this);
           phase_ = Phase::kWaiting;
           suspended_ = true;
@@ -404,8 +404,9 @@ class Channel {
 
  private:
   // Everything the channel and its awaiters share. Awaiters hold a reference,
-  // so a suspended or just-woken awaiter never outlives it.
-  struct State {
+  // so a suspended or just-woken awaiter never outlives it. As a WaitTarget
+  // it tells deadlock reports why nobody can get past it.
+  struct State final : WaitTarget {
     State(size_t capacity_in, std::string_view name_in)
         : capacity(ValidCapacity(capacity_in)),
           name(name_in),
@@ -463,13 +464,25 @@ class Channel {
       return value;
     }
 
+    std::string DescribeBlocker() const override {
+      std::lock_guard<std::mutex> lock(mu);
+      if (closed) return "closed";
+      if (buffer.empty()) {
+        return "empty and open: no task is sending and nobody closed it (a forgotten Close()?)";
+      }
+      if (buffer.size() >= capacity) {
+        return absl::StrCat("full (", buffer.size(), " values): no task is receiving");
+      }
+      return "";
+    }
+
     const size_t capacity;
     const std::string name;
     const std::string description;  // "Channel<int> 'jobs'"
     const std::string recv_what;    // DescribeWait strings
     const std::string send_what;
 
-    std::mutex mu;
+    mutable std::mutex mu;
     std::deque<T> buffer;
     bool closed = false;
     internal::WaitQueue receivers;  // of RecvAwaiter; non-empty only while buffer is empty

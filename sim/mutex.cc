@@ -5,12 +5,15 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/not_in_task.h"
 
 namespace simsched {
 
-struct Mutex::State {
+// The WaitTarget lets deadlock reports name the holder.
+struct Mutex::State final : WaitTarget {
   explicit State(std::string_view name_in)
       : name(name_in),
         lock_what(name_in.empty() ? std::string("Mutex::Lock")
@@ -19,8 +22,21 @@ struct Mutex::State {
   const std::string name;
   const std::string lock_what;  // the DescribeWait string
 
-  std::mutex mu;
+  TaskId BlockingTask() const override {
+    std::lock_guard<std::mutex> lock(mu);
+    return locked ? holder : TaskId{};
+  }
+  std::string DescribeBlocker() const override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!locked) return "free";
+    if (holder.value == 0) return "held by code outside any simsched task (a TryLock)";
+    return absl::StrCat("held by task ", holder.value);
+  }
+
+  mutable std::mutex mu;
   bool locked = false;
+  // The task that holds (or was handed) the lock; TaskId{} outside a task.
+  TaskId holder;
   // Of LockAwaiter, oldest first. Non-empty only while locked: an unlock
   // with waiters hands the lock over instead of freeing it.
   internal::WaitQueue waiters;
@@ -40,6 +56,7 @@ std::optional<MutexGuard> Mutex::TryLock() {
   std::lock_guard<std::mutex> lock(state_->mu);
   if (state_->locked) return std::nullopt;
   state_->locked = true;
+  state_->holder = InTask() ? internal::current_task->metadata.id : TaskId{};
   return MutexGuard(state_);
 }
 
@@ -60,9 +77,11 @@ Waker Mutex::ReleaseLocked(State& state) {
   if (internal::WaitNode* node = state.waiters.PopFront()) {
     auto* next = static_cast<LockAwaiter*>(node);
     next->phase_ = LockAwaiter::Phase::kGranted;  // the lock stays held, by it
+    state.holder = next->waker_.task_id();
     return std::move(next->waker_);
   }
   state.locked = false;
+  state.holder = TaskId{};
   return Waker();
 }
 
@@ -97,11 +116,12 @@ bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<>) {
   std::lock_guard<std::mutex> lock(state_->mu);
   if (!state_->locked) {
     state_->locked = true;
+    state_->holder = InTask() ? internal::current_task->metadata.id : TaskId{};
     return false;
   }
   if (!InTask()) internal::ThrowNotInTask("Mutex::Lock()", "use TryLock");
   waker_ = CurrentWaker();
-  DescribeWait(state_->lock_what, location_);
+  DescribeWait(state_->lock_what, state_.get(), location_);
   state_->waiters.PushBack(this);
   phase_ = Phase::kWaiting;
   suspended_ = true;

@@ -2,10 +2,12 @@
 // would, with environment variables and shards, and checks what they print
 // and what they write to the undeclared-outputs directory.
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -102,6 +104,7 @@ std::string Match(const std::string& text, const std::string& pattern) {
 const char kBank[] = "testing/examples/bank_sim_test";
 const char kProbe[] = "testing/internal/sweep_probe_sim_test";
 const char kNondeterministic[] = "testing/internal/nondeterministic_sim_test";
+const char kCrash[] = "testing/internal/crash_sim_test";
 
 TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   const std::string out = TempDir("planted_all");
@@ -112,6 +115,11 @@ TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   ASSERT_FALSE(failed.empty()) << r.output;
   EXPECT_GT(std::stoi(failed), 0);
   EXPECT_LT(std::stoi(failed), 300) << "the bug must depend on the schedule";
+  // The trace tells the story: where each task resumed and what woke it.
+  EXPECT_THAT(r.output, ::testing::ContainsRegex(
+                            "resumed after Sleep at testing/examples/bank.cc:[0-9]+ \\(FraudCheck\\), "
+                            "woken by a timer"));
+  EXPECT_THAT(r.output, HasSubstr("started (spawned at testing/examples/bank.cc:"));
   // One machine-readable line per failing seed, each well formed.
   std::vector<std::string> lines = Lines(ReadFile(out + "/simsched_failures.jsonl"));
   EXPECT_EQ(lines.size(), static_cast<size_t>(std::stoi(failed)));
@@ -261,6 +269,102 @@ TEST(HarnessIntegrationTest, TimeBudgetStopsTheSweepAndSaysHowFarItGot) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("the time budget (SIMSCHED_TIME_BUDGET) ran out after"));
   EXPECT_THAT(r.output, HasSubstr("the next would have been"));
+}
+
+// A crash inside a seed names the seed: the report comes from the signal
+// handler, before the process dies (as it did before: still a failure).
+TEST(HarnessIntegrationTest, ASegfaultInsideASeedPrintsTheSeedAndItsReplayCommands) {
+  Result r = RunCommand("", Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("simsched: CRASH: SIGSEGV (segmentation fault) in "
+                                  "CrashTest.SegfaultOnSeed3 on seed 3 (strategy random) at step "));
+  EXPECT_THAT(r.output, HasSubstr(", virtual time +0ns"));
+  EXPECT_THAT(r.output, HasSubstr("  bazel test //testing/internal:crash_sim_test "
+                                  "--test_filter=CrashTest.SegfaultOnSeed3 "
+                                  "--test_env=SIMSCHED_SEED=3 --test_output=all"));
+  EXPECT_THAT(r.output, HasSubstr("  SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test "
+                                  "--gtest_filter=CrashTest.SegfaultOnSeed3"));
+  // The step is the one the crash happened in: after the task's three yields.
+  const std::string step = Match(r.output, "on seed 3 \\(strategy random\\) at step ([0-9]+)");
+  EXPECT_EQ(step, "4") << r.output;
+}
+
+TEST(HarnessIntegrationTest, StdTerminateInsideASeedPrintsTheSeedOnce) {
+  Result r = RunCommand("", Runfile(kCrash) + " --gtest_filter=CrashTest.TerminateOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("simsched: CRASH: std::terminate in CrashTest.TerminateOnSeed3 "
+                                  "on seed 3 (strategy random)"));
+  EXPECT_THAT(r.output, HasSubstr("SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test"));
+  // terminate -> abort -> SIGABRT is reported once, not twice.
+  EXPECT_EQ(r.output.find("simsched: CRASH:"), r.output.rfind("simsched: CRASH:")) << r.output;
+}
+
+TEST(HarnessIntegrationTest, TheCrashingSeedReplayedAloneCrashesTheSameWay) {
+  Result r = RunCommand("SIMSCHED_SEED=3",
+                        Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("on seed 3 (strategy random) at step 4,"));
+  Result other = RunCommand("SIMSCHED_SEED=4",
+                            Runfile(kCrash) + " --gtest_filter=CrashTest.SegfaultOnSeed3");
+  EXPECT_EQ(other.exit_code, 0) << other.output;
+}
+
+// Seeds are generated, not stored: the largest iteration count costs no
+// memory up front, and the time budget stops the sweep close to its value.
+// (Bounds on the sweep as a whole, not a measurement of the code's speed.)
+TEST(HarnessIntegrationTest, MaximalIterationsWithATimeBudgetEndInTimeAndInConstantMemory) {
+  // Measured from a fresh child process, whose only waited-for child is the
+  // sweep: RUSAGE_CHILDREN then reports the sweep's own peak RSS, not that
+  // of some earlier, bigger child of this test (a sanitizer crash report).
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    Result r = RunCommand("SIMSCHED_ITERATIONS=18446744073709551615 SIMSCHED_TIME_BUDGET=2s",
+                          Runfile(kProbe));
+    struct rusage usage = {};
+    getrusage(RUSAGE_CHILDREN, &usage);
+    const std::string report = absl::StrCat(r.exit_code, "\n", usage.ru_maxrss, "\n", r.output);
+    size_t written = 0;
+    while (written < report.size()) {
+      const ssize_t n = write(fds[1], report.data() + written, report.size() - written);
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) report.append(buffer, static_cast<size_t>(n));
+  close(fds[0]);
+  waitpid(pid, nullptr, 0);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::stringstream lines(report);
+  std::string exit_code, max_rss_kib;
+  std::getline(lines, exit_code);
+  std::getline(lines, max_rss_kib);
+  const std::string output = report;
+  EXPECT_EQ(exit_code, "0") << output;
+  EXPECT_THAT(output, HasSubstr("the time budget (SIMSCHED_TIME_BUDGET) ran out after"));
+  EXPECT_THAT(output, HasSubstr(" of 18446744073709551615 seeds"));
+  EXPECT_LT(seconds, 3.0) << output;
+  // ru_maxrss is in KiB. Sanitizers add a constant of their own: ASan keeps
+  // up to 256 MB of freed memory in quarantine, TSan its shadow memory.
+#if defined(SIMSCHED_ASAN)
+  constexpr long kBoundKib = (100 + 256) * 1024;
+#elif defined(SIMSCHED_TSAN)
+  constexpr long kBoundKib = 1024 * 1024;
+#else
+  constexpr long kBoundKib = 100 * 1024;
+#endif
+  ASSERT_FALSE(max_rss_kib.empty()) << output;
+  EXPECT_LT(std::stol(max_rss_kib), kBoundKib) << "peak RSS " << max_rss_kib << " KiB";
 }
 
 }  // namespace

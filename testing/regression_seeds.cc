@@ -10,6 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "testing/sweep_config.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_join.h"
+
 namespace simsched::testing {
 namespace {
 
@@ -80,10 +86,20 @@ absl::StatusOr<std::vector<uint64_t>> ParseRegressionSeeds(std::string_view cont
   return seeds;
 }
 
-absl::StatusOr<std::vector<uint64_t>> LoadRegressionSeeds(const std::string& path,
-                                                          std::string_view test_name) {
+absl::StatusOr<std::vector<uint64_t>> LoadRegressionSeeds(
+    const std::string& path, std::string_view test_name,
+    const std::vector<std::string>& known_tests) {
   std::string contents;
   std::string found = path;
+  for (const std::string& candidate : {path, absl::StrCat(RunfilesRoot(), "/", path)}) {
+    struct stat info;
+    if (!path.empty() && stat(candidate.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "regression seed file \"", path, "\" is a directory; give the path of a seed file "
+          "(for example <target>.seeds) in SIMSCHED_REGRESSION_SEEDS or "
+          "SimTestOptions::regression_seeds_file"));
+    }
+  }
   if (!ReadFile(found, contents)) {
     found = absl::StrCat(RunfilesRoot(), "/", path);
     if (path.empty() || path[0] == '/' || !ReadFile(found, contents)) {
@@ -93,7 +109,28 @@ absl::StatusOr<std::vector<uint64_t>> LoadRegressionSeeds(const std::string& pat
           "list it in the test's data, or fix SIMSCHED_REGRESSION_SEEDS"));
     }
   }
-  return ParseRegressionSeeds(contents, path, test_name);
+  absl::StatusOr<std::vector<uint64_t>> seeds = ParseRegressionSeeds(contents, path, test_name);
+  if (!seeds.ok() || known_tests.empty()) return seeds;
+  // Every name in the file must be a test of this binary: a typo would
+  // otherwise silently run no regression seed at all.
+  std::string_view rest = contents;
+  int line_number = 0;
+  while (!rest.empty()) {
+    ++line_number;
+    const size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (const size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    line = Trim(line);
+    if (line.empty()) continue;
+    const std::string_view name = line.substr(0, line.find_first_of(" \t"));
+    if (std::find(known_tests.begin(), known_tests.end(), name) == known_tests.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line_number, ": no test named \"", std::string(name),
+          "\" in this binary; its tests are: ", absl::StrJoin(known_tests, ", ")));
+    }
+  }
+  return seeds;
 }
 
 }  // namespace simsched::testing

@@ -46,8 +46,13 @@ absl::StatusOr<std::vector<uint64_t>> ParseRegressionSeeds(std::string_view cont
 //
 // Reads `path` (absolute, relative to the working directory, or relative to
 // the test's Bazel runfiles) and parses it. NotFound if no such file exists.
-absl::StatusOr<std::vector<uint64_t>> LoadRegressionSeeds(const std::string& path,
-                                                          std::string_view test_name);
+//
+// With `known_tests` (every "Suite.Name" in the test binary), a line naming
+// a test that is not among them (a typo) is an error listing the known
+// tests. A directory given as `path` is an error too.
+absl::StatusOr<std::vector<uint64_t>> LoadRegressionSeeds(
+    const std::string& path, std::string_view test_name,
+    const std::vector<std::string>& known_tests = {});
 
 }  // namespace simsched::testing
 

@@ -1,5 +1,6 @@
 #include "testing/sim_test.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "scheduler/strategy.h"
 #include "sim/properties.h"
 #include "testing/internal/property_tally.h"
+#include "testing/internal/crash_reporter.h"
 #include "testing/regression_seeds.h"
 #include "testing/sweep_config.h"
 
@@ -34,6 +36,7 @@ struct CapturedFailure {
   int line = 0;
   std::string message;
   std::string task;  // the task it happened in, if any
+  TaskId task_id;
 };
 
 // Everything one run of one seed produced.
@@ -85,6 +88,7 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
     failure.message = result.message();
     if (const internal::TaskHeader* task = internal::current_task) {
       failure.task = task->metadata.DebugString();
+      failure.task_id = task->metadata.id;
     }
     Add(std::move(failure));
   }
@@ -137,19 +141,21 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
                                             .randomize_order = options.randomize_order,
                                             .strategy = strategy,
                                             .max_steps = options.max_steps,
-                                            .record_trace = record_trace});
+                                            .record_trace = record_trace,
+                                            .allow_idle_tasks = options.allow_idle_tasks});
     context.set_scheduler(scheduler.get());
     running = scheduler.get();
+    sim_test_internal::CrashReporter::BeginSeed(seed, strategy.c_str(), scheduler.get());
     {
       Sim sim(scheduler);
       try {
         body(sim);
       } catch (const std::exception& e) {
         context.Add({true, "", 0, absl::StrCat("uncaught exception from the test body: ", e.what()),
-                     ""});
+                     "", {}});
       } catch (...) {
         context.Add({true, "", 0, "uncaught exception (not a std::exception) from the test body",
-                     ""});
+                     "", {}});
       }
       // A run stopped by a violated property was reported by the recorder.
       auto stopped_by_property = [](const absl::Status& status) {
@@ -158,11 +164,17 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
       if (!context.fatal() && options.run_after_body) {
         if (absl::Status status = scheduler->Run();
             !status.ok() && !stopped_by_property(status)) {
-          context.Add({true, "", 0, std::string(status.message()), ""});
+          context.Add({true, "", 0, std::string(status.message()), "", {}});
         }
       } else if (absl::Status status = scheduler->status();
                  !status.ok() && !stopped_by_property(status)) {
-        context.Add({true, "", 0, std::string(status.message()), ""});
+        context.Add({true, "", 0, std::string(status.message()), "", {}});
+      } else if (!context.fatal() && status.ok()) {
+        // The body drove the scheduler itself; tasks it left suspended with
+        // nothing to wake them are still a deadlock.
+        if (absl::Status stuck = scheduler->CheckNoStuckTasks(); !stuck.ok()) {
+          context.Add({true, "", 0, std::string(stuck.message()), "", {}});
+        }
       }
       run.log = sim.log();
     }
@@ -174,6 +186,7 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
     running = nullptr;
   }  // the scheduler's shutdown runs frame destructors: still intercepted
   run.properties = recorder.results();
+  sim_test_internal::CrashReporter::EndSeed();
   return run;
 }
 
@@ -236,6 +249,65 @@ ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint
   return commands;
 }
 
+// The trace part of a failure report. In full: every step. Otherwise the
+// story around the failure: the steps just before and after the first
+// failure, the failing task's own last steps, and the tail of the run;
+// framework-internal steps (session grace timers) are left out.
+void AppendTrace(std::string& out, const SeedRun& run, const std::vector<TraceEntry>& trace,
+                 bool full_log) {
+  if (full_log) {
+    absl::StrAppend(&out, "  trace (all ", trace.size(), " steps):\n");
+    for (const TraceEntry& entry : trace) absl::StrAppend(&out, "    ", entry.DebugString(), "\n");
+    return;
+  }
+  std::vector<const TraceEntry*> visible;
+  for (const TraceEntry& entry : trace) {
+    if (!entry.internal) visible.push_back(&entry);
+  }
+  const size_t hidden = trace.size() - visible.size();
+  auto print = [&](const char* title, const std::vector<const TraceEntry*>& entries) {
+    absl::StrAppend(&out, "  ", title, ":\n");
+    for (const TraceEntry* entry : entries) absl::StrAppend(&out, "    ", entry->DebugString(), "\n");
+  };
+  const uint64_t failure_step = run.first_failure_step;
+  const bool failed_mid_run = !run.failures.empty() && failure_step > 0 && failure_step < run.steps;
+  if (failed_mid_run) {
+    std::vector<const TraceEntry*> around;
+    for (const TraceEntry* entry : visible) {
+      if (entry->step + 5 >= failure_step && entry->step <= failure_step + 5) around.push_back(entry);
+    }
+    print(absl::StrCat("steps around the failure (step ", failure_step, ")").c_str(), around);
+  }
+  TaskId failing_task;
+  for (const CapturedFailure& failure : run.failures) {
+    if (failure.task_id.value != 0) {
+      failing_task = failure.task_id;
+      break;
+    }
+  }
+  if (failing_task.value != 0) {
+    std::vector<const TraceEntry*> own;
+    for (const TraceEntry* entry : visible) {
+      if (entry->task == failing_task) own.push_back(entry);
+    }
+    if (own.size() > 10) own.erase(own.begin(), own.end() - 10);
+    print(absl::StrCat("last ", own.size(), " steps of task ", failing_task.value,
+                       " (the task the first failure happened in)")
+              .c_str(),
+          own);
+  }
+  const size_t shown = std::min<size_t>(visible.size(), 20);
+  std::vector<const TraceEntry*> tail(visible.end() - shown, visible.end());
+  print(absl::StrCat("trace (", shown < visible.size() ? "last " : "all ", shown, " of ",
+                     trace.size(), " steps",
+                     hidden > 0 ? absl::StrCat("; ", hidden, " framework-internal steps hidden")
+                                : std::string(),
+                     shown < visible.size() || hidden > 0 ? "; SIMSCHED_LOG=full shows all" : "",
+                     ")")
+            .c_str(),
+        tail);
+}
+
 std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const SeedRun& traced,
                                std::string_view origin, const SweepConfig& config,
                                const ReplayCommands& replay, const std::string& strategy) {
@@ -264,17 +336,7 @@ std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const 
     absl::StrAppend(&out, "  log:\n");
     for (const std::string& line : run.log) absl::StrAppend(&out, "    ", line, "\n");
   }
-  if (!traced.trace.empty()) {
-    const size_t shown = config.full_log ? traced.trace.size()
-                                         : std::min<size_t>(traced.trace.size(), 20);
-    const bool truncated = shown < traced.trace.size();
-    absl::StrAppend(&out, "  trace (", truncated ? "last " : "all ", shown, " of ",
-                    traced.trace.size(), " steps", truncated ? "; SIMSCHED_LOG=full shows all" : "",
-                    "):\n");
-    for (size_t i = traced.trace.size() - shown; i < traced.trace.size(); ++i) {
-      absl::StrAppend(&out, "    ", traced.trace[i].DebugString(), "\n");
-    }
-  }
+  if (!traced.trace.empty()) AppendTrace(out, run, traced.trace, config.full_log);
   if (traced.trace_hash != run.trace_hash) {
     absl::StrAppend(&out, "  WARNING: re-running the seed to record its trace gave trace hash ",
                     absl::StrFormat("0x%016x", traced.trace_hash),
@@ -369,6 +431,9 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   if (bazel_target.empty()) {
     if (const char* target = std::getenv("TEST_TARGET")) bazel_target = target;
   }
+  // A crash inside a seed names the seed (sim_test_main installs these too).
+  sim_test_internal::InstallCrashHandlers();
+  sim_test_internal::CrashReporter::BeginTest(test_name, bazel_target, BinaryPath(bazel_target));
 
   // The strategy: SIMSCHED_STRATEGY, else the test's, else mix (fifo for
   // randomize_order = false). Each seed runs under its resolved form.
@@ -409,41 +474,73 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     }
     if (seeds_file.empty()) seeds_file = seeds_file_macro;
     if (!seeds_file.empty()) {
-      absl::StatusOr<std::vector<uint64_t>> from_file = LoadRegressionSeeds(seeds_file, test_name);
+      std::vector<std::string> known_tests;
+      const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+      for (int s = 0; s < unit.total_test_suite_count(); ++s) {
+        const ::testing::TestSuite& suite = *unit.GetTestSuite(s);
+        for (int t = 0; t < suite.total_test_count(); ++t) {
+          known_tests.push_back(absl::StrCat(suite.name(), ".", suite.GetTestInfo(t)->name()));
+        }
+      }
+      // (RunSimTest may be called for a name gtest does not know.)
+      if (std::find(known_tests.begin(), known_tests.end(), test_name) == known_tests.end()) {
+        known_tests.push_back(test_name);
+      }
+      absl::StatusOr<std::vector<uint64_t>> from_file =
+          LoadRegressionSeeds(seeds_file, test_name, known_tests);
       if (!from_file.ok()) return fail(absl::StrCat("simsched: ", from_file.status().message()));
       regression.insert(regression.end(), from_file->begin(), from_file->end());
     }
   }
-  const std::vector<uint64_t> sweep = SweepSeeds(config);
+  // Seeds are generated one at a time, never stored: constant memory for any
+  // SIMSCHED_ITERATIONS (the summary file lists at most kListedSeeds).
+  const uint64_t sweep_count = SweepSeedCount(config);
+  const uint64_t total = sweep_count > UINT64_MAX - regression.size()
+                             ? UINT64_MAX
+                             : regression.size() + sweep_count;
+  constexpr size_t kListedSeeds = 10000;
 
   const auto wall_start = std::chrono::steady_clock::now();  // for the time budget only
-  std::vector<uint64_t> ran;
-  std::vector<uint64_t> failed;
-  std::vector<uint64_t> hashes;
+  uint64_t ran = 0;
+  uint64_t ran_regression = 0;
+  uint64_t failed_count = 0;
+  uint64_t last_seed = 0;
+  std::vector<uint64_t> listed_seeds;
+  std::vector<uint64_t> listed_hashes;
+  std::vector<uint64_t> listed_failed;
   std::string budget_note;
-  const size_t total = regression.size() + sweep.size();
-  for (size_t i = 0; i < total; ++i) {
+  for (uint64_t i = 0; i < total; ++i) {
     const bool is_regression = i < regression.size();
-    const uint64_t seed = is_regression ? regression[i] : sweep[i - regression.size()];
-    if (config.time_budget.has_value() && !ran.empty() &&
+    const uint64_t seed =
+        is_regression ? regression[i] : SweepSeedAt(config, i - regression.size());
+    if (config.time_budget.has_value() && ran > 0 &&
         std::chrono::steady_clock::now() - wall_start >= *config.time_budget) {
       budget_note = absl::StrCat("simsched: ", test_name, ": the time budget (SIMSCHED_TIME_BUDGET) ran out after ",
-                                 ran.size(), " of ", total, " seeds; the last seed run was ",
-                                 ran.back(), ", the next would have been ", seed);
+                                 ran, " of ", total, " seeds; the last seed run was ",
+                                 last_seed, ", the next would have been ", seed);
       break;
     }
     const std::string strategy = strategy_for(seed);
     SeedRun run =
         RunSeed(body, seed, options, strategy, /*record_trace=*/config.check_determinism, 0);
     properties.AddSeed(seed, run.properties);
-    ran.push_back(seed);
-    hashes.push_back(run.trace_hash);
+    ++ran;
+    if (is_regression) ++ran_regression;
+    last_seed = seed;
+    if (listed_seeds.size() < kListedSeeds) {
+      listed_seeds.push_back(seed);
+      listed_hashes.push_back(run.trace_hash);
+    }
+    auto note_failed = [&] {
+      ++failed_count;
+      if (listed_failed.size() < kListedSeeds) listed_failed.push_back(seed);
+    };
     const std::string origin =
         is_regression ? std::string("a regression seed")
                       : config.single_seed.has_value()
                             ? std::string("replaying SIMSCHED_SEED")
-                            : absl::StrCat("sweep seed ", seed - config.start_seed + 1, " of ",
-                                           config.iterations);
+                            : absl::StrCat("run ", seed - config.start_seed + 1, " of ",
+                                           config.iterations, " in the sweep");
     const ReplayCommands replay = Replay(test_name, bazel_target, seed, strategy);
 
     if (config.check_determinism) {
@@ -451,22 +548,26 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       SeedRun second =
           RunSeed(body, seed, options, strategy, /*record_trace=*/true, 64 * (1 + seed % 97));
       if (std::optional<std::string> difference = CompareRuns(run, second)) {
-        failed.push_back(seed);
+        note_failed();
         fail(absl::StrCat("simsched: ", test_name, " is not deterministic on seed ", seed,
                           " (SIMSCHED_CHECK_DETERMINISM ran it twice, shifting the heap "
                           "between runs): ",
                           *difference,
                           "\n  A decision depends on something outside the seed: the wall "
                           "clock, pointer values, hash-set order, a real thread, or state "
-                          "left over between seeds.\nreplay this seed:\n  ",
-                          replay.binary, " (with SIMSCHED_CHECK_DETERMINISM=1)"));
+                          "left over between seeds.\nreplay this seed (with the check on):\n",
+                          replay.bazel.empty()
+                              ? ""
+                              : absl::StrCat("  ", replay.bazel,
+                                             " --test_env=SIMSCHED_CHECK_DETERMINISM=1\n"),
+                          "  SIMSCHED_CHECK_DETERMINISM=1 ", replay.binary));
         if (!config.collect_all) break;
         continue;
       }
     }
     if (!run.failed()) continue;
 
-    failed.push_back(seed);
+    note_failed();
     // Passing seeds run without a trace (it costs time); replay this one with
     // the trace on for the report. Same seed, same schedule.
     SeedRun traced = RunSeed(body, seed, options, strategy, /*record_trace=*/true, 0);
@@ -493,27 +594,40 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
-  ReportProperties(test_name, properties, options, config, !failed.empty(), fail);
-  if (options.print_summary) std::printf("simsched: %s: %zu seeds run (%zu regression), %zu failed, shard %llu of %llu, "
-              "%.0f seeds/s, strategy %s\n",
-              test_name, ran.size(), std::min(regression.size(), ran.size()), failed.size(),
-              static_cast<unsigned long long>(config.shard_index),
-              static_cast<unsigned long long>(config.total_shards),
-              seconds > 0 ? static_cast<double>(ran.size()) / seconds : 0.0,
-              spec->ToString().c_str());
-  std::string seeds_json, hashes_json, failed_json;
-  for (size_t i = 0; i < ran.size(); ++i) {
-    absl::StrAppend(&seeds_json, i ? ", " : "", ran[i]);
-    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", hashes[i]), "\"");
+  ReportProperties(test_name, properties, options, config, failed_count > 0, fail);
+  // A replayed seed runs on one shard; the others have nothing to say.
+  const bool idle_replay_shard = config.single_seed.has_value() && ran == 0;
+  if (options.print_summary && !idle_replay_shard) {
+    std::printf("simsched: %s: %llu seeds run (%llu regression), %llu failed, shard %llu of %llu, "
+                "%.0f seeds/s, strategy %s%s\n",
+                test_name, static_cast<unsigned long long>(ran),
+                static_cast<unsigned long long>(ran_regression),
+                static_cast<unsigned long long>(failed_count),
+                static_cast<unsigned long long>(config.shard_index),
+                static_cast<unsigned long long>(config.total_shards),
+                seconds > 0 ? static_cast<double>(ran) / seconds : 0.0,
+                spec->ToString().c_str(),
+                config.check_determinism
+                    ? absl::StrCat("; determinism checked (each seed run twice) on ", ran,
+                                   " seeds")
+                          .c_str()
+                    : "");
   }
-  for (size_t i = 0; i < failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", failed[i]);
+  std::string seeds_json, hashes_json, failed_json;
+  for (size_t i = 0; i < listed_seeds.size(); ++i) {
+    absl::StrAppend(&seeds_json, i ? ", " : "", listed_seeds[i]);
+    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", listed_hashes[i]), "\"");
+  }
+  for (size_t i = 0; i < listed_failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", listed_failed[i]);
   AppendToUndeclaredOutput(
       "simsched_summary.jsonl",
       absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"shard_index\": ",
                    config.shard_index, ", \"total_shards\": ", config.total_shards,
-                   ", \"regression_seeds\": ", regression.size(), ", \"seeds\": [", seeds_json,
+                   ", \"regression_seeds\": ", regression.size(), ", \"seeds_run\": ", ran,
+                   ", \"seeds\": [", seeds_json,
                    "], \"trace_hashes\": [", hashes_json, "], \"failed_seeds\": [", failed_json,
-                   "], \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
+                   "], \"seeds_listed_up_to\": ", kListedSeeds,
+                   ", \"time_budget_exhausted\": ", budget_note.empty() ? "false" : "true",
                    ", \"strategy\": \"", spec->ToString(), "\", \"properties\": ",
                    properties.ToJson(), "}"));
 }

@@ -6,7 +6,9 @@
 // `TestScheduler`; EXPECT/ASSERT work as usual, including inside the
 // coroutines the body spawns (use EXPECT_* there: ASSERT_* `return`s, which a
 // coroutine cannot). After the body returns, the scheduler runs until no work
-// and no timers remain, so spawned tasks get to fail too.
+// and no timers remain, so spawned tasks get to fail too; tasks still
+// suspended then (nothing can wake them) fail the seed as a deadlock, with a
+// wait-for report, unless the test allows idle tasks (`.allow_idle_tasks`).
 //
 // Each seed runs under a scheduling strategy (`.strategy`, default "mix":
 // random, PCT and POS chosen per seed; see scheduler/strategy.h).
@@ -74,6 +76,10 @@ struct SimTestOptions {
   std::string regression_seeds_file = "";
   // Run the scheduler to completion after the body returns.
   bool run_after_body = true;
+  // Let tasks stay suspended forever when the seed ends (servers parked on
+  // their queues on purpose). Off: such tasks fail the seed as a deadlock.
+  // `sim.scheduler().AllowIdle(task)` allows one task instead.
+  bool allow_idle_tasks = false;
   // Print the one-line summary ("N seeds run, ...") when the sweep ends.
   bool print_summary = true;
   // Scheduling strategy (scheduler/strategy.h): "random", "fifo", "pct:3",
@@ -107,6 +113,14 @@ class Sim {
   // only if this seed fails.
   void Log(std::string_view message);
   const std::vector<std::string>& log() const { return log_; }
+
+  // Fail()
+  //
+  // Fails this seed with `message`, from the body or any task; the run stops
+  // at once (see TestScheduler::Fail). No exception needed.
+  void Fail(std::string_view message, SourceLocation location = SourceLocation::current()) {
+    scheduler_->Fail(message, location);
+  }
 
  private:
   std::shared_ptr<TestScheduler> scheduler_;

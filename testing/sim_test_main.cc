@@ -5,11 +5,15 @@
 // its share of the seeds. So the shard variables move to SIMSCHED_* names
 // before GoogleTest reads them, and the shard status file Bazel checks for is
 // touched here (it tells Bazel the binary understood sharding).
+//
+// It also installs the crash handlers that make a fatal signal or
+// std::terminate during a seed print the seed and its replay commands.
 
 #include <cstdio>
 #include <cstdlib>
 
 #include "gtest/gtest.h"
+#include "testing/internal/crash_reporter.h"
 
 namespace {
 
@@ -36,6 +40,7 @@ int main(int argc, char** argv) {
   if (const char* status_file = std::getenv("TEST_SHARD_STATUS_FILE")) {
     if (FILE* f = std::fopen(status_file, "a")) std::fclose(f);
   }
+  simsched::sim_test_internal::InstallCrashHandlers();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -14,53 +14,13 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
+#include "testing/internal/capture_failures.h"
 
 namespace simsched::testing {
 namespace {
 
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
-
-// Sets environment variables for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
-    for (const auto& [name, value] : vars) {
-      const char* old = std::getenv(name);
-      saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
-      setenv(name, value, 1);
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [name, old] : saved_) {
-      if (old.has_value()) {
-        setenv(name.c_str(), old->c_str(), 1);
-      } else {
-        unsetenv(name.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-// Runs `f` and returns the messages of the failures it reported.
-std::vector<std::string> CaptureFailures(const std::function<void()>& f) {
-  ::testing::TestPartResultArray results;
-  {
-    ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
-    f();
-  }
-  std::vector<std::string> messages;
-  for (int i = 0; i < results.size(); ++i) {
-    if (results.GetTestPartResult(i).failed()) {
-      messages.push_back(results.GetTestPartResult(i).message());
-    }
-  }
-  return messages;
-}
 
 // --- SIM_TESTs that pass: the everyday form. ---
 
@@ -245,6 +205,33 @@ TEST(RunSimTestTest, MalformedRegressionSeedFileIsAClearError) {
   EXPECT_EQ(runs, 0);
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_THAT(failures[0], HasSubstr(path + ":2:"));
+}
+
+TEST(RunSimTestTest, RegressionSeedFileNamingAnUnknownTestIsAnErrorListingTheKnownOnes) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/typo.seeds";
+  std::ofstream(path) << "Direct.Typo 1\nDirect.Tpyo 2\n";
+  int runs = 0;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Typo", [&](Sim&) { ++runs; },
+               SimTestOptions{.iterations = 3, .regression_seeds_file = path}, "", "",
+               SourceLocation::current());
+  });
+  EXPECT_EQ(runs, 0);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr(path + ":2: no test named \"Direct.Tpyo\" in this binary"));
+  EXPECT_THAT(failures[0], HasSubstr("RunSimTestTest.RegressionSeedsRunFirst"));
+  EXPECT_THAT(failures[0], HasSubstr("Direct.Typo"));
+}
+
+TEST(RunSimTestTest, DirectoryGivenAsTheRegressionSeedFileIsAnError) {
+  const std::string path = std::getenv("TEST_TMPDIR");
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Dir", [&](Sim&) {},
+               SimTestOptions{.iterations = 1, .regression_seeds_file = path}, "", "",
+               SourceLocation::current());
+  });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("is a directory"));
 }
 
 TEST(RunSimTestTest, UncaughtExceptionFromTheBodyFailsTheSeed) {

@@ -163,14 +163,24 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
 
 std::vector<uint64_t> SweepSeeds(const SweepConfig& config) {
   std::vector<uint64_t> seeds;
-  if (config.single_seed.has_value()) {
-    if (config.shard_index == 0) seeds.push_back(*config.single_seed);
-    return seeds;
-  }
-  for (uint64_t i = config.shard_index; i < config.iterations; i += config.total_shards) {
-    seeds.push_back(config.start_seed + i);
-  }
+  const uint64_t count = SweepSeedCount(config);
+  for (uint64_t j = 0; j < count; ++j) seeds.push_back(SweepSeedAt(config, j));
   return seeds;
+}
+
+uint64_t SweepSeedCount(const SweepConfig& config) {
+  if (config.single_seed.has_value()) return config.shard_index == 0 ? 1 : 0;
+  const uint64_t shards = config.total_shards == 0 ? 1 : config.total_shards;
+  if (config.iterations <= config.shard_index) return 0;
+  // Indices shard_index, shard_index + shards, ... below iterations; written
+  // so that nothing overflows at iterations = 2^64-1.
+  return (config.iterations - config.shard_index - 1) / shards + 1;
+}
+
+uint64_t SweepSeedAt(const SweepConfig& config, uint64_t j) {
+  if (config.single_seed.has_value()) return *config.single_seed;
+  const uint64_t shards = config.total_shards == 0 ? 1 : config.total_shards;
+  return config.start_seed + config.shard_index + j * shards;  // wraps mod 2^64
 }
 
 }  // namespace simsched::testing

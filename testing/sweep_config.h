@@ -79,7 +79,17 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
 // `start_seed + i` for i in [0, iterations) with i % total_shards ==
 // shard_index. With `single_seed`, that seed on shard 0 and nothing on the
 // others. (Regression seeds are separate: every shard runs them.)
+// Allocates one word per seed: for small sweeps and tests. The harness
+// generates seeds one at a time with SweepSeedCount/SweepSeedAt instead.
 std::vector<uint64_t> SweepSeeds(const SweepConfig& config);
+
+// SweepSeedCount() / SweepSeedAt()
+//
+// The same seeds, generated: how many this shard runs, and the j-th of them
+// (j < SweepSeedCount). Constant memory for any iteration count, up to
+// 2^64-1; seeds wrap modulo 2^64 past the top.
+uint64_t SweepSeedCount(const SweepConfig& config);
+uint64_t SweepSeedAt(const SweepConfig& config, uint64_t j);
 
 // ParseUint64()
 //

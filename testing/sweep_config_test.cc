@@ -145,6 +145,41 @@ TEST(SweepConfigTest, ParseUint64IsStrict) {
   EXPECT_FALSE(ParseUint64("").has_value());
 }
 
+TEST(SweepSeedsTest, GeneratedSeedsMatchTheListAcrossShards) {
+  for (uint64_t shards : {1, 3, 7}) {
+    for (uint64_t shard = 0; shard < shards; ++shard) {
+      SweepConfig config{.iterations = 20, .start_seed = 5, .shard_index = shard,
+                         .total_shards = shards};
+      std::vector<uint64_t> generated;
+      for (uint64_t j = 0; j < SweepSeedCount(config); ++j) {
+        generated.push_back(SweepSeedAt(config, j));
+      }
+      EXPECT_EQ(generated, SweepSeeds(config)) << "shard " << shard << " of " << shards;
+    }
+  }
+}
+
+TEST(SweepSeedsTest, MaximalIterationCountNeitherOverflowsNorAllocates) {
+  SweepConfig config{.iterations = UINT64_MAX, .shard_index = 2, .total_shards = 3};
+  // Indices 2, 5, ..., below 2^64-1 (= 0 mod 3): (2^64-1)/3 of them.
+  EXPECT_EQ(SweepSeedCount(config), UINT64_MAX / 3);
+  EXPECT_EQ(SweepSeedAt(config, 0), 2u);
+  EXPECT_EQ(SweepSeedAt(config, SweepSeedCount(config) - 1), UINT64_MAX - 1);
+  config.shard_index = 0;
+  config.total_shards = 1;
+  EXPECT_EQ(SweepSeedCount(config), UINT64_MAX);
+  config.start_seed = UINT64_MAX;
+  EXPECT_EQ(SweepSeedAt(config, 1), 0u);  // wraps
+}
+
+TEST(SweepSeedsTest, SingleSeedRunsOnShardZeroOnly) {
+  SweepConfig config{.single_seed = 9, .shard_index = 0, .total_shards = 2};
+  EXPECT_EQ(SweepSeedCount(config), 1u);
+  EXPECT_EQ(SweepSeedAt(config, 0), 9u);
+  config.shard_index = 1;
+  EXPECT_EQ(SweepSeedCount(config), 0u);
+}
+
 }  // namespace
 }  // namespace simsched::testing
 

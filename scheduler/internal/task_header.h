@@ -37,6 +37,7 @@
 namespace simsched {
 
 class Scheduler;
+class WaitTarget;  // scheduler/waker.h
 
 // WaitSite
 //
@@ -48,6 +49,9 @@ struct WaitSite {
   SourceLocation where;
   // Set when the task waits for another task to finish (`co_await task`).
   TaskId awaited_task;
+  // The object waited on, when it can say who holds it (a Mutex, a Channel);
+  // alive while the task is suspended.
+  const WaitTarget* target = nullptr;
 };
 
 namespace internal {
