@@ -88,8 +88,29 @@ step "build simsched and its tests" build \
 run_ctest "$BUILD" "ctest (simsched's own tests)" ctest
 step "install to $PREFIX" install \
   cmake --install "$BUILD"
-step "pkg-config simsched simsched_testing resolves" pkg-config \
-  env PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --exists --print-errors simsched simsched_testing
+# A pkg-config user: compile, link and run a small program with simsched.pc.
+pkg_config_app() {
+  export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+  pkg-config --exists --print-errors simsched simsched_testing || return 1
+  cat > "$WORK/pc_app.cc" <<'CC'
+#include <chrono>
+#include <cstdio>
+#include "scheduler/scheduler.h"
+#include "scheduler/test_scheduler.h"
+simsched::Co<int> Answer() {
+  co_await simsched::Sleep(std::chrono::milliseconds(5));
+  co_return 42;
+}
+int main() {
+  simsched::TestScheduler scheduler({.seed = 7});
+  absl::StatusOr<int> answer = scheduler.BlockOn(Answer());
+  return answer.ok() && *answer == 42 ? 0 : 1;
+}
+CC
+  # shellcheck disable=SC2046  # pkg-config output is meant to be split
+  c++ -o "$WORK/pc_app" "$WORK/pc_app.cc" $(pkg-config --cflags --libs simsched) && "$WORK/pc_app"
+}
+step "a program built with pkg-config's simsched flags runs" pkg-config pkg_config_app
 step "configure examples/cmake-consumer against the installed prefix" consumer-configure \
   cmake -S "$ROOT/examples/cmake-consumer" -B "$CONSUMER" -DCMAKE_PREFIX_PATH="$PREFIX"
 step "build the consumer" consumer-build \
