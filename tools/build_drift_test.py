@@ -159,7 +159,8 @@ def find_drift(root):
         bazel, cmake = {}, {}
         if "BUILD.bazel" in filenames:
             bazel = parse_bazel(os.path.join(dirpath, "BUILD.bazel"), package)
-        if "CMakeLists.txt" in filenames and not package.startswith(CMAKE_ONLY_DIRS):
+        cmake_only = any(package == d or package.startswith(d + "/") for d in CMAKE_ONLY_DIRS)
+        if "CMakeLists.txt" in filenames and not cmake_only:
             cmake, subdirs = parse_cmake(os.path.join(dirpath, "CMakeLists.txt"), package)
             if package == "":
                 top_subdirs = subdirs
