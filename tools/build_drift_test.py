@@ -43,7 +43,7 @@ CMAKE_KEYWORDS = CMAKE_FILE_KEYWORDS | {
 # Directories that are CMake-only by design: the consumer project builds
 # against an installed simsched and has no Bazel twin.
 CMAKE_ONLY_DIRS = ("examples",)
-SKIPPED_DIRS = {".git", "build", "node_modules"}
+SKIPPED_DIRS = {".git", "build", "build-ci", "node_modules"}
 SOURCE_SUFFIXES = (".cc", ".h")
 
 

@@ -8,21 +8,29 @@
 # entries; a step that fails before its tests run counts as one failure).
 # .ci/run calls it after the Bazel suite.
 #
+# Every run starts from an empty build-ci/ in the source tree (ignored by git
+# and Bazel), where the build trees and step logs stay afterwards. Compiles go
+# through ccache with a cache shared between clones, as Bazel's disk cache is
+# (the build directory sits at the same place relative to the sources in
+# every clone, so the cache hits).
+#
 # Usage: tools/cmake_check.sh
-# Environment: SIMSCHED_CMAKE_JOBS (default 2), SIMSCHED_CMAKE_WORKDIR (keep
-# the build trees there instead of a temporary directory, for reruns).
+# Environment: SIMSCHED_CMAKE_JOBS (default 2); SIMSCHED_CCACHE=0 to compile
+# without ccache.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/tools/setup.sh" || exit 1
 JOBS="${SIMSCHED_CMAKE_JOBS:-2}"
-if [ -n "${SIMSCHED_CMAKE_WORKDIR:-}" ]; then
-  WORK="$SIMSCHED_CMAKE_WORKDIR"
-  mkdir -p "$WORK"
-else
-  WORK="$(mktemp -d)"
-  trap 'rm -rf "$WORK"' EXIT
+WORK="$ROOT/build-ci"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+LAUNCHER=()
+if [ "${SIMSCHED_CCACHE:-1}" != 0 ] && command -v ccache >/dev/null 2>&1; then
+  export CCACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/simsched/ccache"
+  export CCACHE_BASEDIR="$ROOT"
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 BUILD="$WORK/build"
 PREFIX="$WORK/prefix"
@@ -78,11 +86,11 @@ run_ctest() {
   fi
 }
 
-echo "cmake: checking the CMake build (work directory $WORK, -j$JOBS)"
+echo "cmake: checking the CMake build in $WORK (-j$JOBS${LAUNCHER[*]:+, ccache})"
 step "both builds list the same sources (tools/build_drift_test.py --check)" drift \
   python3 tools/build_drift_test.py --check "$ROOT"
 step "configure" configure \
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$PREFIX"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$PREFIX" "${LAUNCHER[@]}"
 step "build simsched and its tests" build \
   cmake --build "$BUILD" -j"$JOBS"
 run_ctest "$BUILD" "ctest (simsched's own tests)" ctest
@@ -112,7 +120,8 @@ CC
 }
 step "a program built with pkg-config's simsched flags runs" pkg-config pkg_config_app
 step "configure examples/cmake-consumer against the installed prefix" consumer-configure \
-  cmake -S "$ROOT/examples/cmake-consumer" -B "$CONSUMER" -DCMAKE_PREFIX_PATH="$PREFIX"
+  cmake -S "$ROOT/examples/cmake-consumer" -B "$CONSUMER" -DCMAKE_PREFIX_PATH="$PREFIX" \
+  "${LAUNCHER[@]}"
 step "build the consumer" consumer-build \
   cmake --build "$CONSUMER" -j"$JOBS"
 run_ctest "$CONSUMER" "ctest (the consumer's sim test, 3 shards)" consumer-ctest
