@@ -40,6 +40,13 @@ function(simsched_add_sim_test name)
     message(FATAL_ERROR "simsched_add_sim_test(${name}): SOURCES is required, "
             "e.g. simsched_add_sim_test(${name} SOURCES ${name}.cc)")
   endif()
+  foreach(source IN LISTS arg_SOURCES)
+    if(source MATCHES "^[A-Z_]+$")
+      message(FATAL_ERROR "simsched_add_sim_test(${name}): \"${source}\" in SOURCES looks "
+              "like a misspelled keyword; expected SOURCES, LIBRARIES, SHARDS, SEEDS, "
+              "ENVIRONMENT or MANUAL")
+    endif()
+  endforeach()
   if(NOT DEFINED arg_SHARDS)
     set(arg_SHARDS 3)
   endif()

@@ -205,57 +205,95 @@ def _source_root():
 class BuildDriftTest(unittest.TestCase):
     def test_bazel_and_cmake_build_the_same_sources(self):
         problems = find_drift(_source_root())
-        self.assertEqual(problems, [], "the Bazel and CMake builds differ:\n  " +
-                         "\n  ".join(problems) + "\nMirror the change in the other build file.")
+        if problems:
+            self.fail("the Bazel and CMake builds differ:\n  " + "\n  ".join(problems) +
+                      "\nMirror the change in the other build file (docs/building.md, CMake).")
 
-    def _copy_of_build_files(self):
-        """A copy of the tree's build files (and sources, for glob)."""
+    def _small_tree(self):
+        """A consistent two-package tree in the repository's style."""
         dest = Path(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
         self.addCleanup(shutil.rmtree, dest)
-        for package, dirpath, filenames in _package_dirs(_source_root()):
-            for f in filenames & {"BUILD.bazel", "CMakeLists.txt"}:
-                target = dest / package / f
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(os.path.join(dirpath, f), target)
+        files = {
+            "CMakeLists.txt": "add_subdirectory(scheduler)\nadd_subdirectory(sim)\n",
+            "scheduler/BUILD.bazel": (
+                'cc_library(\n    name = "scheduler",\n'
+                '    srcs = ["scheduler.cc", "task_metadata.cc"],\n'
+                '    hdrs = ["scheduler.h"],\n)\n'
+                '[cc_test(name = name, srcs = [name + ".cc"]) for name in ["task_test"]]\n'),
+            "scheduler/CMakeLists.txt": (
+                "# simsched_cc_library(commented_out SRCS x.cc)\n"
+                "simsched_cc_library(scheduler\n  SRCS scheduler.cc task_metadata.cc\n"
+                "  HDRS scheduler.h\n  DEPS absl::status)\n"
+                "simsched_cc_test(task_test SRCS task_test.cc DEPS GTest::gtest_main)\n"),
+            "sim/BUILD.bazel": (
+                'load("//testing:sim_test.bzl", "sim_test")\n'
+                'package(default_visibility = ["//visibility:public"])\n'
+                'cc_library(\n    name = "sync",\n    srcs = [\n        "mutex.cc",\n'
+                '        "semaphore.cc",\n    ],\n    hdrs = ["mutex.h", "semaphore.h"],\n'
+                '    deps = ["//scheduler"],\n)\n'
+                'sim_test(name = "sync_sim_test", srcs = ["sync_sim_test.cc"], shard_count = 2)\n'),
+            "sim/CMakeLists.txt": (
+                "simsched_cc_library(sync\n  SRCS mutex.cc semaphore.cc\n"
+                "  HDRS mutex.h semaphore.h\n  DEPS simsched::scheduler)\n"
+                "simsched_add_sim_test(sync_sim_test SOURCES sync_sim_test.cc SHARDS 2)\n"),
+        }
+        for name, text in files.items():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_text(text)
+        self.assertEqual(find_drift(dest), [])
         return dest
 
+    @staticmethod
+    def _edit(path, old, new):
+        text = path.read_text()
+        assert old in text, (old, path)
+        path.write_text(text.replace(old, new, 1))
+
     def test_a_source_left_out_of_cmake_is_named(self):
-        tree = self._copy_of_build_files()
-        lists = tree / "scheduler" / "CMakeLists.txt"
-        text = lists.read_text()
-        self.assertIn(" task_metadata.cc", text)
-        lists.write_text(text.replace(" task_metadata.cc", "", 1))
+        tree = self._small_tree()
+        self._edit(tree / "scheduler" / "CMakeLists.txt", " task_metadata.cc", "")
         self.assertEqual(find_drift(tree), [
             "//scheduler:scheduler: task_metadata.cc is in scheduler/BUILD.bazel but not in "
             "scheduler/CMakeLists.txt"])
 
     def test_a_source_left_out_of_bazel_is_named(self):
-        tree = self._copy_of_build_files()
-        build = tree / "sim" / "BUILD.bazel"
-        text = build.read_text()
-        self.assertIn('"semaphore.cc",', text)
-        build.write_text(text.replace('"semaphore.cc",', "", 1))
+        tree = self._small_tree()
+        self._edit(tree / "sim" / "BUILD.bazel", '"semaphore.cc",', "")
         self.assertEqual(find_drift(tree), [
             "//sim:sync: semaphore.cc is in sim/CMakeLists.txt but not in sim/BUILD.bazel"])
 
     def test_a_header_left_out_is_named(self):
-        tree = self._copy_of_build_files()
-        lists = tree / "testing" / "CMakeLists.txt"
-        lists.write_text(lists.read_text().replace("HDRS sweep_config.h", "", 1))
+        tree = self._small_tree()
+        self._edit(tree / "scheduler" / "CMakeLists.txt", "HDRS scheduler.h", "")
         self.assertEqual(find_drift(tree), [
-            "//testing:sweep_config: sweep_config.h is in testing/BUILD.bazel but not in "
-            "testing/CMakeLists.txt"])
+            "//scheduler:scheduler: scheduler.h is in scheduler/BUILD.bazel but not in "
+            "scheduler/CMakeLists.txt"])
 
     def test_a_new_bazel_target_without_a_cmake_twin_is_named(self):
-        tree = self._copy_of_build_files()
+        tree = self._small_tree()
         build = tree / "sim" / "BUILD.bazel"
-        build.write_text(build.read_text() + '\ncc_test(name = "clock_test", srcs = ["clock_test.cc"])\n')
+        build.write_text(build.read_text() + 'cc_test(name = "clock_test", srcs = ["clock_test.cc"])\n')
         self.assertEqual(find_drift(tree), [
             "//sim:clock_test: cc_test in sim/BUILD.bazel is missing from sim/CMakeLists.txt "
             "(add simsched_cc_test(clock_test ...))"])
 
+    def test_a_cmake_target_without_a_bazel_twin_is_named(self):
+        tree = self._small_tree()
+        self._edit(tree / "scheduler" / "BUILD.bazel", '"task_test"', "")
+        self.assertEqual(find_drift(tree), [
+            "//scheduler:task_test: simsched_cc_test(task_test) in scheduler/CMakeLists.txt has no "
+            "cc_test in scheduler/BUILD.bazel (add it, or remove the CMake one)"])
+
+    def test_a_sim_test_registered_as_a_plain_test_is_named(self):
+        tree = self._small_tree()
+        self._edit(tree / "sim" / "CMakeLists.txt", "simsched_add_sim_test(sync_sim_test SOURCES",
+                   "simsched_cc_test(sync_sim_test SRCS")
+        self.assertEqual(find_drift(tree), [
+            "//sim:sync_sim_test: a sim_test in sim/BUILD.bazel but a simsched_cc_test in "
+            "sim/CMakeLists.txt (expected simsched_add_sim_test)"])
+
     def test_a_new_package_without_cmake_is_named(self):
-        tree = self._copy_of_build_files()
+        tree = self._small_tree()
         (tree / "net").mkdir()
         (tree / "net" / "BUILD.bazel").write_text(
             'cc_library(name = "net", srcs = ["net.cc"], hdrs = ["net.h"])\n')
@@ -264,12 +302,11 @@ class BuildDriftTest(unittest.TestCase):
             "create net/CMakeLists.txt mirroring them"])
 
     def test_a_package_the_top_level_does_not_add_is_named(self):
-        tree = self._copy_of_build_files()
-        top = tree / "CMakeLists.txt"
-        top.write_text(top.read_text().replace("add_subdirectory(session/examples)", "", 1))
+        tree = self._small_tree()
+        self._edit(tree / "CMakeLists.txt", "add_subdirectory(sim)", "")
         self.assertEqual(find_drift(tree), [
-            "//session/examples: CMakeLists.txt is not added by the top-level CMakeLists.txt "
-            "(add add_subdirectory(session/examples))"])
+            "//sim: CMakeLists.txt is not added by the top-level CMakeLists.txt "
+            "(add add_subdirectory(sim))"])
 
     def test_cmake_tokenizer_skips_comments_and_reads_multiline_calls(self):
         commands = list(_cmake_commands(

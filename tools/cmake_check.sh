@@ -2,7 +2,8 @@
 # The CMake build, checked end to end as a CMake user would use it:
 #   1. the drift check (both builds list the same sources),
 #   2. configure, build (-j2) and ctest simsched itself,
-#   3. install to a temporary prefix, check simsched.pc with pkg-config,
+#   3. install to build-ci/prefix; build and run a small program with the
+#      flags of the installed simsched.pc,
 #   4. build examples/cmake-consumer against that prefix and ctest it.
 # Prints one line per step and ends with "cmake: N passed, N failed" (CTest
 # entries; a step that fails before its tests run counts as one failure).
