@@ -48,6 +48,24 @@ class Co;
 
 namespace internal {
 
+// CoOwner
+//
+// The part of every `Co<T>` that the task core needs without knowing `T`: the
+// frame it owns. A frame's promise points back at its current owner, so that
+// cancellation can destroy a chain of awaiting frames innermost first and
+// then tell each parent's `Co` that its child is already gone.
+class CoOwner {
+ protected:
+  CoOwner() = default;
+  ~CoOwner() = default;
+
+ private:
+  friend class CoPromiseBase;
+  template <typename T>
+  friend class ::simsched::Co;
+  std::coroutine_handle<> frame_;
+};
+
 class CoPromiseBase {
  public:
   std::suspend_always initial_suspend() noexcept { return {}; }
@@ -56,9 +74,12 @@ class CoPromiseBase {
     bool await_ready() noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
-      std::coroutine_handle<> continuation = self.promise().continuation_;
+      CoPromiseBase& promise = self.promise();
+      std::coroutine_handle<> continuation = promise.continuation_;
       if (!continuation) return std::noop_coroutine();  // a task's root: Poll() finishes it
-      if (TaskHeader* task = current_task) return task->TransferTo(continuation);
+      if (TaskHeader* task = current_task) {
+        return task->TransferTo(continuation, promise.parent_);
+      }
       return continuation;
     }
     void await_resume() noexcept {}
@@ -67,9 +88,43 @@ class CoPromiseBase {
 
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
+  // Called by the awaiting side: `parent` resumes when this frame ends.
+  // `parent_promise` is its promise when the parent is a Co frame too (null
+  // for any other coroutine type), which links the chain cancellation walks.
+  void SetContinuation(std::coroutine_handle<> parent, CoPromiseBase* parent_promise) noexcept {
+    continuation_ = parent;
+    parent_ = parent_promise;
+  }
+
+  // For DestroyAwaitChain: the promise of the frame awaiting this one (null
+  // if it is not a Co frame), and emptying the Co that owns this frame, so
+  // that destroying the parent does not destroy this frame a second time.
+  CoPromiseBase* parent_promise() const noexcept { return parent_; }
+  void Disown() noexcept {
+    if (owner_ != nullptr) owner_->frame_ = nullptr;
+    owner_ = nullptr;
+  }
+
   std::coroutine_handle<> continuation_;
   std::exception_ptr exception_;
+
+ private:
+  template <typename T>
+  friend class ::simsched::Co;
+  CoPromiseBase* parent_ = nullptr;  // the continuation's promise, if it is a Co frame
+  CoOwner* owner_ = nullptr;         // the Co that owns this frame, if any
 };
+
+// Returns the promise of `handle` as a CoPromiseBase if `Promise` is a Co
+// promise, else null.
+template <typename Promise>
+CoPromiseBase* CoPromiseOf(std::coroutine_handle<Promise> handle) noexcept {
+  if constexpr (std::is_base_of_v<CoPromiseBase, Promise>) {
+    return &handle.promise();
+  } else {
+    return nullptr;
+  }
+}
 
 template <typename T>
 class CoPromise final : public CoPromiseBase {
@@ -126,17 +181,17 @@ class CoPromise<void> final : public CoPromiseBase {
 // to a spawn function. Destroying a `Co` that was never started or that is
 // suspended destroys its frame (and, through it, any children it awaits).
 template <typename T>
-class [[nodiscard]] Co {
+class [[nodiscard]] Co : private internal::CoOwner {
  public:
   using promise_type = internal::CoPromise<T>;
   using value_type = T;
 
   Co() = default;
-  Co(Co&& other) noexcept : frame_(std::exchange(other.frame_, nullptr)) {}
+  Co(Co&& other) noexcept { Adopt(other.Take()); }
   Co& operator=(Co&& other) noexcept {
     if (this != &other) {
       Reset();
-      frame_ = std::exchange(other.frame_, nullptr);
+      Adopt(other.Take());
     }
     return *this;
   }
@@ -151,9 +206,13 @@ class [[nodiscard]] Co {
    public:
     explicit Awaiter(std::coroutine_handle<promise_type> child) : child_(child) {}
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
-      child_.promise().continuation_ = parent;
-      if (internal::TaskHeader* task = internal::current_task) return task->TransferTo(child_);
+    template <typename ParentPromise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<ParentPromise> parent) noexcept {
+      promise_type& child = child_.promise();
+      child.SetContinuation(parent, internal::CoPromiseOf(parent));
+      if (internal::TaskHeader* task = internal::current_task) {
+        return task->TransferTo(child_, &child);
+      }
       return child_;
     }
     T await_resume() { return child_.promise().TakeResult(); }
@@ -164,21 +223,32 @@ class [[nodiscard]] Co {
 
   // Awaiting runs the coroutine inline in the awaiting task. Requires a
   // non-empty Co that has not been awaited before.
-  Awaiter operator co_await() && noexcept { return Awaiter(frame_); }
-  Awaiter operator co_await() & noexcept { return Awaiter(frame_); }
+  Awaiter operator co_await() && noexcept { return Awaiter(handle()); }
+  Awaiter operator co_await() & noexcept { return Awaiter(handle()); }
 
   // For spawn functions: gives up ownership of the frame.
-  std::coroutine_handle<promise_type> Release() { return std::exchange(frame_, nullptr); }
+  std::coroutine_handle<promise_type> Release() { return Take(); }
 
  private:
   friend promise_type;
-  explicit Co(std::coroutine_handle<promise_type> frame) : frame_(frame) {}
+  explicit Co(std::coroutine_handle<promise_type> frame) { Adopt(frame); }
 
-  void Reset() {
-    if (frame_) internal::DestroyCoroutineFrame(std::exchange(frame_, nullptr));
+  std::coroutine_handle<promise_type> handle() const {
+    return std::coroutine_handle<promise_type>::from_address(frame_.address());
   }
-
-  std::coroutine_handle<promise_type> frame_;
+  void Adopt(std::coroutine_handle<promise_type> frame) noexcept {
+    frame_ = frame;
+    if (frame) frame.promise().owner_ = this;
+  }
+  std::coroutine_handle<promise_type> Take() noexcept {
+    std::coroutine_handle<promise_type> frame = handle();
+    frame_ = nullptr;
+    if (frame) frame.promise().owner_ = nullptr;
+    return frame;
+  }
+  void Reset() {
+    if (frame_) internal::DestroyCoroutineFrame(Take());
+  }
 };
 
 namespace internal {

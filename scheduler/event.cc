@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "scheduler/scheduler.h"
+
 namespace simsched {
 
 Event::Event(std::string_view name)
@@ -12,40 +14,18 @@ Event::Event(std::string_view name)
 
 Event::~Event() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (Awaiter* a = head_; a != nullptr; a = a->next_) {
-    a->event_ = nullptr;
-    a->linked_.store(false, std::memory_order_release);
+  while (!waiters_.empty()) {
+    auto* awaiter = static_cast<Awaiter*>(waiters_.front());
+    awaiter->event_ = nullptr;  // before the removal, which is the last access
+    waiters_.Remove(awaiter);
   }
-  head_ = tail_ = nullptr;
 }
 
-void Event::Link(Awaiter* awaiter) {
-  awaiter->prev_ = tail_;
-  awaiter->next_ = nullptr;
-  if (tail_ != nullptr) {
-    tail_->next_ = awaiter;
-  } else {
-    head_ = awaiter;
-  }
-  tail_ = awaiter;
-  awaiter->linked_.store(true, std::memory_order_relaxed);
-  ++waiters_;
-}
-
-void Event::Unlink(Awaiter* awaiter) {
-  if (awaiter->prev_ != nullptr) {
-    awaiter->prev_->next_ = awaiter->next_;
-  } else {
-    head_ = awaiter->next_;
-  }
-  if (awaiter->next_ != nullptr) {
-    awaiter->next_->prev_ = awaiter->prev_;
-  } else {
-    tail_ = awaiter->prev_;
-  }
-  awaiter->prev_ = awaiter->next_ = nullptr;
-  awaiter->linked_.store(false, std::memory_order_release);
-  --waiters_;
+Waker Event::ReleaseOldest() {
+  auto* awaiter = static_cast<Awaiter*>(waiters_.front());
+  Waker waker = std::move(awaiter->waker_);
+  waiters_.Remove(awaiter);  // the last access: the awaiter may be freed from here on
+  return waker;
 }
 
 void Event::Set() {
@@ -53,12 +33,8 @@ void Event::Set() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     set_ = true;
-    released.reserve(waiters_);
-    while (head_ != nullptr) {
-      Awaiter* a = head_;
-      Unlink(a);
-      released.push_back(std::move(a->waker_));
-    }
+    released.reserve(waiters_.size());
+    while (!waiters_.empty()) released.push_back(ReleaseOldest());
   }
   // Woken outside the lock: a wake may run scheduler code.
   for (const Waker& waker : released) waker.Wake();
@@ -73,10 +49,8 @@ bool Event::NotifyOne() {
   Waker waker;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (head_ == nullptr) return false;
-    Awaiter* a = head_;
-    Unlink(a);
-    waker = std::move(a->waker_);
+    if (waiters_.empty()) return false;
+    waker = ReleaseOldest();
   }
   waker.Wake();
   return true;
@@ -89,30 +63,26 @@ bool Event::IsSet() const {
 
 size_t Event::WaiterCount() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return waiters_;
+  return waiters_.size();
 }
 
 bool Event::Awaiter::await_suspend(std::coroutine_handle<>) {
-  if (!InTask()) {
-    throw std::logic_error(
-        "simsched: Event::Wait() was awaited outside a simsched task; spawn the coroutine on "
-        "a Scheduler (Spawn, or BlockOn from plain code)");
-  }
+  internal::RequireCurrentTask("Event::Wait()");
   std::lock_guard<std::mutex> lock(event_->mu_);
   if (event_->set_) return false;  // set between await_ready and now
   waker_ = CurrentWaker();
   DescribeWait(event_->description_, location_);
-  event_->Link(this);
+  event_->waiters_.PushBack(this);
   return true;
 }
 
 Event::Awaiter::~Awaiter() {
   // Still linked only if the waiting task was cancelled while waiting. Once
-  // Set/NotifyOne released it, the event may already be destroyed: do not
-  // touch it (a regression test covers this).
-  if (!linked_.load(std::memory_order_acquire)) return;
+  // Set/NotifyOne (or ~Event) removed it, the event may already be destroyed:
+  // do not touch it (regression tests cover both races).
+  if (!linked()) return;
   std::lock_guard<std::mutex> lock(event_->mu_);
-  if (linked_.load(std::memory_order_relaxed)) event_->Unlink(this);
+  if (linked()) event_->waiters_.Remove(this);
 }
 
 }  // namespace simsched

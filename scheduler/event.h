@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 
+#include "scheduler/internal/wait_queue.h"
 #include "scheduler/source_location.h"
 #include "scheduler/waker.h"
 
@@ -82,7 +83,7 @@ class Event {
   // The name given at construction.
   std::string_view name() const { return name_; }
 
-  class Awaiter {
+  class Awaiter : private internal::WaitNode {
    public:
     Awaiter(Event& event, SourceLocation location) : event_(&event), location_(location) {}
     Awaiter(const Awaiter&) = delete;
@@ -98,11 +99,6 @@ class Event {
     Event* event_;  // null once the event is destroyed
     SourceLocation location_;
     Waker waker_;
-    Awaiter* prev_ = nullptr;
-    Awaiter* next_ = nullptr;
-    // Written under the event's lock; read without it by the destructor, which
-    // must not touch an event that released it (it may be gone by then).
-    std::atomic<bool> linked_{false};
   };
 
   // Wait()
@@ -114,16 +110,15 @@ class Event {
   }
 
  private:
-  void Link(Awaiter* awaiter);
-  void Unlink(Awaiter* awaiter);
+  // Takes the oldest waiter's waker and unlinks it (in that order: see
+  // scheduler/internal/wait_queue.h). Requires the lock and a waiter.
+  Waker ReleaseOldest();
 
   const std::string name_;
   const std::string description_;  // "Event 'name'", for wait sites
   mutable std::mutex mu_;
   bool set_ = false;
-  Awaiter* head_ = nullptr;
-  Awaiter* tail_ = nullptr;
-  size_t waiters_ = 0;
+  internal::WaitQueue waiters_;
 };
 
 }  // namespace simsched

@@ -56,15 +56,13 @@
 #include "scheduler/runnable.h"
 #include "scheduler/task.h"
 #include "scheduler/task_metadata.h"
+#include "scheduler/time.h"
 #include "scheduler/waker.h"
 
 namespace simsched {
 
 // Time. Production schedulers read `std::chrono::steady_clock`; the
 // TestScheduler's virtual clock uses the same types, starting at `Instant{}`.
-using Clock = std::chrono::steady_clock;
-using Instant = Clock::time_point;
-using Duration = std::chrono::nanoseconds;
 
 // FormatDuration()
 //
@@ -156,7 +154,8 @@ class Scheduler {
   // StartTimer()
   //
   // Wakes `waker` at `deadline` (at once if the deadline has passed). Timers
-  // with equal deadlines fire in the order they were started.
+  // with equal deadlines fire in the order they were started. A deadline of
+  // `kEndOfTime` (scheduler/time.h) never fires: forever means forever.
   virtual TimerId StartTimer(Instant deadline, Waker waker) = 0;
 
   // CancelTimer()
@@ -401,7 +400,7 @@ class SleepAwaiter {
     internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
     Scheduler& scheduler = *task.scheduler();
     const Instant now = scheduler.Now();
-    if (duration_.has_value()) deadline_ = now + *duration_;
+    if (duration_.has_value()) deadline_ = DeadlineAfter(now, *duration_);
     return deadline_ <= now;
   }
   void await_suspend(std::coroutine_handle<>) {

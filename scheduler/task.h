@@ -67,7 +67,7 @@ class TaskState final : public TaskHeader {
  public:
   TaskState(Scheduler& scheduler, ScheduleKind kind,
             std::coroutine_handle<CoPromise<T>> root, bool confined)
-      : TaskHeader(scheduler, kind, root, confined) {}
+      : TaskHeader(scheduler, kind, root, &root.promise(), confined) {}
 
   // Takes the result of a finished task: the value, or throws its exception,
   // or throws TaskCancelledError.

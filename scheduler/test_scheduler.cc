@@ -279,7 +279,15 @@ void TestScheduler::AdvanceClock(Duration duration) {
         "ns): virtual time only moves forward; pass a non-negative duration")));
     return;
   }
-  AdvanceTimeTo(now_ + duration);
+  const Instant target = DeadlineAfter(now_, duration);
+  if (target == kEndOfTime) {
+    RecordFailure(absl::InvalidArgumentError(absl::StrCat(
+        "AdvanceClock(", duration.count(), "ns) at virtual time ", FormatDuration(Elapsed()),
+        " would reach the end of time (Instant::max()), where nothing can happen; advance by "
+        "a duration that fits (Duration::max() means forever, not a step of the clock)")));
+    return;
+  }
+  AdvanceTimeTo(target);
 }
 
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
@@ -491,10 +499,11 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
   } lane_block(this, blocked_lane);
 
   const bool budgeted = budget.max_steps.has_value() || budget.max_time.has_value();
-  const uint64_t step_limit =
-      budget.max_steps.has_value() ? steps_ + *budget.max_steps : UINT64_MAX;
+  const uint64_t step_limit = budget.max_steps.has_value()
+                                  ? internal::SaturatingAdd(steps_, *budget.max_steps)
+                                  : UINT64_MAX;
   const Instant time_limit =
-      budget.max_time.has_value() ? now_ + *budget.max_time : Instant::max();
+      budget.max_time.has_value() ? DeadlineAfter(now_, *budget.max_time) : kEndOfTime;
   auto budget_spent = [&]() -> absl::Status {
     return absl::DeadlineExceededError(absl::StrCat(
         "BlockOn(", task.metadata.DebugString(), ") used up its budget (",
@@ -526,7 +535,8 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       AdvanceToNextTimer();
       continue;
     }
-    if (budget.max_time.has_value()) {
+    if (time_limit != kEndOfTime) {
+      // A finite time budget: nothing happens before it runs out.
       AdvanceTimeTo(time_limit);
       if (Step()) continue;
       if (task.finished()) return absl::OkStatus();

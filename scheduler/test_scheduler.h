@@ -155,7 +155,9 @@ class TestScheduler final : public Scheduler {
   void OnTaskFinished(internal::TaskHeader& task) override;
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override;
-  bool IsThreadConfined() const override { return true; }
+  // Thread-confined unless `allow_parking` admits wakes from real threads:
+  // then task state changes must be atomic read-modify-writes.
+  bool IsThreadConfined() const override { return !options_.allow_parking; }
   uint32_t RandomDelayYields(uint32_t max_yields) override;
 
   // -- Driving the simulation --

@@ -864,6 +864,7 @@ void ThreadPoolScheduler::TimerMain() {
 
 TimerId ThreadPoolScheduler::StartTimer(Instant deadline, Waker waker) {
   if (!waker || !accepting_.load(std::memory_order_acquire)) return TimerId{};
+  if (deadline == kEndOfTime) return TimerId{};  // never fires (the waker drops here, unlocked)
   if (deadline <= Clock::now()) {
     waker.Wake();
     return TimerId{};  // already fired; cancelling it is a no-op

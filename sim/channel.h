@@ -74,7 +74,7 @@
 #include "scheduler/source_location.h"
 #include "scheduler/task_metadata.h"
 #include "scheduler/waker.h"
-#include "sim/internal/wait_queue.h"
+#include "scheduler/internal/wait_queue.h"
 #include "sim/type_name.h"
 
 namespace simsched {

@@ -621,11 +621,11 @@ Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> W
   }
   Scheduler& scheduler = *CurrentScheduler();
   const Instant now = scheduler.Now();
-  std::optional<Instant> deadline;  // none: a timeout too long to represent
+  std::optional<Instant> deadline;  // none: a timeout that reaches the end of time
   if (timeout <= Duration::zero()) {
     deadline = now;
-  } else if (timeout < Instant::max() - now) {
-    deadline = now + timeout;
+  } else if (const Instant at = DeadlineAfter(now, timeout); at != kEndOfTime) {
+    deadline = at;
   }
   if (deadline.has_value() && *deadline <= now) {
     co_return internal::TimeoutError(timeout, location);  // `input` is cancelled unstarted

@@ -139,6 +139,45 @@ TEST(WhenAllTest, RethrowsTheFirstFailureAndCancelsTheRest) {
   }
 }
 
+// The inputs' frames may use what the awaiting frame lent them: cancelling
+// the awaiting task destroys them before its locals (docs/cancellation.md).
+Co<void> SleepThenTouch(const std::string& lent, std::vector<std::string>* log) {
+  struct Touch {
+    const std::string& lent;
+    std::vector<std::string>* log;
+    ~Touch() { log->push_back("input saw " + lent); }
+  } touch{lent, log};
+  co_await Sleep(seconds(3600));
+}
+
+TEST(WhenAllTest, CancellationDestroysInputsBeforeTheAwaitingFramesLocals) {
+  TestScheduler scheduler({.seed = 1});
+  std::vector<std::string> log;
+  Task<void> task = Spawn(scheduler, [&log]() -> Co<void> {
+    const std::string lent(64, 'w');
+    co_await WhenAll(SleepThenTouch(lent, &log), SleepThenTouch(lent, &log));
+  });
+  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  task = Task<void>();
+  EXPECT_THAT(log, ElementsAre("input saw " + std::string(64, 'w'),
+                               "input saw " + std::string(64, 'w')));
+  EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
+}
+
+TEST(WhenAnyTest, CancellationDestroysInputsBeforeTheAwaitingFramesLocals) {
+  TestScheduler scheduler({.seed = 2});
+  std::vector<std::string> log;
+  Task<void> task = Spawn(scheduler, [&log]() -> Co<void> {
+    const std::string lent(64, 'a');
+    co_await WhenAny(SleepThenTouch(lent, &log), SleepThenTouch(lent, &log));
+  });
+  ASSERT_TRUE(scheduler.RunUntilParked().ok());
+  task = Task<void>();
+  EXPECT_THAT(log, ElementsAre("input saw " + std::string(64, 'a'),
+                               "input saw " + std::string(64, 'a')));
+  EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
+}
+
 TEST(WhenAllTest, CancellingTheAwaitingTaskCancelsEveryInput) {
   TestScheduler s;
   int destroyed = 0;

@@ -49,7 +49,7 @@
 
 #include "scheduler/source_location.h"
 #include "scheduler/waker.h"
-#include "sim/internal/wait_queue.h"
+#include "scheduler/internal/wait_queue.h"
 
 namespace simsched {
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
+#include "scheduler/co.h"
 #include "scheduler/runnable.h"
 #include "scheduler/scheduler.h"
 
@@ -13,7 +14,7 @@ thread_local constinit TaskHeader* current_task = nullptr;
 void TaskHeader::WakeSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {
-    if ((s & (kCompleted | kClosed | kScheduled)) != 0) return;
+    if ((s & (kCompleted | kCancelled | kScheduled)) != 0) return;
     if (static_cast<uint32_t>(s >> kSeqShift) != seq) return;  // stale waker
     if ((s & kRunning) != 0) {
       // Woken during its own poll: Poll() re-queues it when the poll ends.
@@ -53,11 +54,12 @@ TaskHeader::PollResult TaskHeader::PollEnded() {
     return PollResult::kFinished;
   }
   // Cancelled during its own poll: the poll is over, so the task is now
-  // finished (kClosed without kRunning) for anyone who looks.
+  // finished (kCancelled without kRunning) for anyone who looks.
   DestroyFrame();
   uint64_t s = state();
   while (!CasState(s, s & ~(kRunning | kScheduled))) {
   }
+  NotifyPollEnded();
   Finish();
   Release();
   return PollResult::kFinished;
@@ -69,6 +71,7 @@ void TaskHeader::Complete() {
   uint64_t s = state();
   while (!CasState(s, (s & ~(kRunning | kScheduled)) | kCompleted)) {
   }
+  NotifyPollEnded();
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
     scheduler_->OnUnhandledTaskException(metadata, exception_);
@@ -79,17 +82,37 @@ void TaskHeader::Complete() {
 void TaskHeader::Cancel() {
   uint64_t s = state();
   for (;;) {
-    if ((s & (kCompleted | kClosed)) != 0) return;
+    if ((s & (kCompleted | kCancelled)) != 0) return;
     if ((s & kRunning) != 0) {
-      // Deferred: the poller destroys the frame when the poll ends.
-      if (CasState(s, s | kClosed)) return;
-      continue;
+      // Being polled: the poller destroys the frame when the poll ends.
+      if (!CasState(s, s | kCancelled)) continue;
+      // Polled by another thread (a child task on another worker, whose
+      // owner is being destroyed here): wait until its frames are gone, so
+      // that, as when a call stack unwinds, nothing the canceller goes on to
+      // destroy (the owner's locals) is still in use by the child. A task
+      // cancelled from inside its own poll cannot wait for itself.
+      if (!confined_ && current_task != this) WaitForPollToEnd();
+      return;
     }
-    if (CasState(s, s | kClosed)) break;
+    if (CasState(s, s | kCancelled)) break;
   }
   // A queued Runnable (if any) keeps the header alive and becomes a no-op.
   DestroyFrame();
   Finish();
+}
+
+void TaskHeader::WaitForPollToEnd() {
+  uint64_t s = state();
+  while ((s & kRunning) != 0) {
+    state_.wait(s, std::memory_order_acquire);
+    s = state();
+  }
+}
+
+void TaskHeader::NotifyPollEnded() {
+  // Only a cancelled task can have a waiter (see Cancel); the check keeps the
+  // notify off the path of every other completion.
+  if (!confined_ && (state() & kCancelled) != 0) state_.notify_all();
 }
 
 void TaskHeader::Detach() {
@@ -106,13 +129,14 @@ void TaskHeader::Detach() {
 
 void TaskHeader::DestroyFrame() {
   std::coroutine_handle<> root = std::exchange(root_, nullptr);
-  leaf = nullptr;
-  if (root) DestroyCoroutineFrame(root);
+  std::coroutine_handle<> innermost = std::exchange(leaf, nullptr);
+  CoPromiseBase* innermost_promise = std::exchange(leaf_promise_, nullptr);
+  if (root) DestroyAwaitChain(innermost, innermost_promise, root);
 }
 
 void TaskHeader::Finish() {
   // After this the task never touches its scheduler again (every entry point
-  // checks kCompleted/kClosed first), so a header that outlives the scheduler,
+  // checks kCompleted/kCancelled first), so a header that outlives the scheduler,
   // held by a Task or a Waker, stays safe.
   scheduler_->OnTaskFinished(*this);
   LockJoin();
@@ -161,22 +185,76 @@ void TaskHeader::UnlockJoin() {
   join_lock_.store(false, std::memory_order_release);
 }
 
-void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept {
-  using Pending = absl::InlinedVector<std::coroutine_handle<>, 8>;
-  thread_local constinit Pending* pending = nullptr;
-  if (pending != nullptr) {
-    pending->push_back(frame);
+namespace {
+
+// One destruction: an await chain from its innermost frame up to its root
+// (a lone frame is a chain of one).
+struct DestroyJob {
+  std::coroutine_handle<> leaf;
+  CoPromiseBase* leaf_promise;
+  std::coroutine_handle<> root;
+};
+
+using DeferredJobs = absl::InlinedVector<DestroyJob, 4>;
+
+// Per thread: how deeply destructions nest right now, and the jobs deferred
+// past kMaxNestedDestroyDepth (run by the outermost destruction).
+thread_local constinit int destroy_depth = 0;
+thread_local constinit DeferredJobs* deferred_jobs = nullptr;
+
+void RunJob(const DestroyJob& job) noexcept {
+  std::coroutine_handle<> frame = job.leaf;
+  CoPromiseBase* promise = job.leaf_promise;
+  // Walk outward while the links are Co frames; each child's owning Co (in
+  // its parent's frame) is emptied before the child is destroyed, so the
+  // parent's destruction does not reach it again.
+  while (frame != job.root && promise != nullptr) {
+    std::coroutine_handle<> parent = promise->continuation_;
+    CoPromiseBase* parent_promise = promise->parent_promise();
+    if (!parent) break;  // not linked to the root: let the root's destruction reach it
+    promise->Disown();
+    frame.destroy();
+    frame = parent;
+    promise = parent_promise;
+  }
+  // The root, and with it (recursively, through the objects that own them)
+  // any frames the walk could not reach: links of another coroutine type.
+  job.root.destroy();
+}
+
+void RunOrDefer(const DestroyJob& job) noexcept {
+  if (destroy_depth >= kMaxNestedDestroyDepth) {
+    deferred_jobs->push_back(job);
     return;
   }
-  Pending queue;
-  pending = &queue;
-  frame.destroy();
-  while (!queue.empty()) {
-    std::coroutine_handle<> next = queue.back();
-    queue.pop_back();
-    next.destroy();
+  DeferredJobs local;
+  const bool outermost = destroy_depth == 0;
+  if (outermost) deferred_jobs = &local;
+  ++destroy_depth;
+  RunJob(job);
+  --destroy_depth;
+  if (!outermost) return;
+  // Past the depth bound, order among the deferred jobs is last-in first-out:
+  // the most deeply nested ran out of stack budget last.
+  ++destroy_depth;
+  while (!local.empty()) {
+    DestroyJob next = local.back();
+    local.pop_back();
+    RunJob(next);
   }
-  pending = nullptr;
+  --destroy_depth;
+  deferred_jobs = nullptr;
+}
+
+}  // namespace
+
+void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept {
+  RunOrDefer(DestroyJob{frame, nullptr, frame});
+}
+
+void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
+                       std::coroutine_handle<> root) noexcept {
+  RunOrDefer(DestroyJob{leaf ? leaf : root, leaf ? leaf_promise : nullptr, root});
 }
 
 }  // namespace simsched::internal

@@ -53,6 +53,7 @@ struct WaitSite {
 namespace internal {
 
 class TaskHeader;
+class CoPromiseBase;
 // The task being polled on this thread, or null outside any task.
 extern thread_local constinit TaskHeader* current_task;
 
@@ -65,7 +66,7 @@ class TaskHeader {
   static constexpr uint64_t kScheduled = 1;  // a Runnable exists (queued or about to be)
   static constexpr uint64_t kRunning = 2;    // being polled right now
   static constexpr uint64_t kCompleted = 4;  // root coroutine returned or threw
-  static constexpr uint64_t kClosed = 8;     // cancelled; frame gone or going
+  static constexpr uint64_t kCancelled = 8;  // cancelled; frame gone or going
   static constexpr uint64_t kDetached = 16;  // no Task handle will ever read the result
   static constexpr uint64_t kFlagsMask = 0xffffffffULL;
   static constexpr int kSeqShift = 32;
@@ -106,7 +107,7 @@ class TaskHeader {
     // awaitable whose wake comes before it suspends) is only flagged.
     if (confined_) {
       const uint64_t s = state_.load(std::memory_order_relaxed);
-      if ((s & (kCompleted | kClosed | kScheduled | kRunning)) == kRunning &&
+      if ((s & (kCompleted | kCancelled | kScheduled | kRunning)) == kRunning &&
           static_cast<uint32_t>(s >> kSeqShift) == seq) {
         state_.store(s | kScheduled, std::memory_order_relaxed);
         return;
@@ -134,7 +135,7 @@ class TaskHeader {
     // (cancelled, completed) are out of line.
     uint64_t s = state();
     for (;;) {
-      if ((s & kClosed) != 0) [[unlikely]] return PollClosedWhileQueued();
+      if ((s & kCancelled) != 0) [[unlikely]] return PollClosedWhileQueued();
       SIMSCHED_CHECK((s & (kRunning | kCompleted)) == 0, "polled a running or completed task");
       if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
     }
@@ -148,7 +149,7 @@ class TaskHeader {
     if (root_.done()) [[unlikely]] return PollEnded();
     s = state();
     for (;;) {
-      if ((s & kClosed) != 0) [[unlikely]] return PollEnded();
+      if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
       if (CasState(s, s & ~kRunning)) break;
     }
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
@@ -158,8 +159,11 @@ class TaskHeader {
 
   // Cancel()
   //
-  // Cancels the task: destroys its frame at once if it is not being polled,
-  // else when the current poll ends. No-op on a finished task.
+  // Cancels the task: destroys its frame at once if it is not being polled.
+  // If another thread is polling it, waits until that poll ends and the
+  // poller has destroyed the frame; if this thread is (the task cancels
+  // itself), the frame is destroyed when the poll ends. No-op on a finished
+  // task.
   void Cancel();
 
   // Detach()
@@ -179,10 +183,10 @@ class TaskHeader {
   // from another thread mid-poll finishes when that poll ends).
   bool finished() const {
     const uint64_t s = state();
-    return (s & kCompleted) != 0 || (s & (kClosed | kRunning)) == kClosed;
+    return (s & kCompleted) != 0 || (s & (kCancelled | kRunning)) == kCancelled;
   }
   bool completed() const { return (state() & kCompleted) != 0; }
-  bool cancelled() const { return (state() & kClosed) != 0 && !completed(); }
+  bool cancelled() const { return (state() & kCancelled) != 0 && !completed(); }
   bool running() const { return (state() & kRunning) != 0; }
 
   Scheduler* scheduler() const { return scheduler_; }
@@ -211,17 +215,21 @@ class TaskHeader {
   // transfer, because compilers do not always turn symmetric transfer into a
   // tail call (g++ with AddressSanitizer does not), and a deep await chain
   // would then grow the stack. Returns the handle await_suspend must return.
-  std::coroutine_handle<> TransferTo(std::coroutine_handle<> next) {
+  // `next_promise` is next's promise when it is a Co frame (null otherwise):
+  // cancellation walks from the leaf's promise up to destroy innermost first.
+  std::coroutine_handle<> TransferTo(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
     leaf = next;
+    leaf_promise_ = next_promise;
     resume_next_ = next;
     return std::noop_coroutine();
   }
 
  protected:
   TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
-             bool confined)
+             CoPromiseBase* root_promise, bool confined)
       : kind_(kind), confined_(confined), scheduler_(&scheduler), root_(root) {
     leaf = root;
+    leaf_promise_ = root_promise;
   }
   virtual ~TaskHeader() = default;
 
@@ -246,6 +254,8 @@ class TaskHeader {
   void Complete();
   void DestroyFrame();
   void Finish();
+  void WaitForPollToEnd();
+  void NotifyPollEnded();
 
   // Data, hottest first: a poll touches the first cache line or two. (The
   // access sections alternate so that the layout follows use, not access.)
@@ -263,6 +273,11 @@ class TaskHeader {
   // The coroutine to resume on the next poll: the innermost `Co` frame the
   // task is suspended in. Kept current by TransferTo.
   std::coroutine_handle<> leaf;
+
+ private:
+  CoPromiseBase* leaf_promise_ = nullptr;  // leaf's promise (the chain's innermost link)
+
+ public:
 
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
@@ -290,11 +305,28 @@ inline TaskHeader* CurrentTask() { return current_task; }
 
 // DestroyCoroutineFrame()
 //
-// Destroys a coroutine frame without recursing through the chain of frames it
-// owns: a frame destroyed while another destruction is under way on this
-// thread is queued and destroyed by the outermost call. Cancelling a task
-// suspended 100,000 `Co` levels deep therefore uses constant stack.
+// Destroys a coroutine frame (and, through the objects it owns, everything
+// it owns) at once, as a C++ call stack unwinds: a child task or Co owned by
+// the frame is destroyed before the frame's earlier locals. Nested
+// destructions recurse up to a generous depth bound (kMaxNestedDestroyDepth);
+// only past it is a destruction deferred until the outermost one finishes,
+// so no chain of ownership, however deep, can overflow the stack.
 void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept;
+
+// DestroyAwaitChain()
+//
+// Destroys the chain of frames a suspended task is made of, innermost first:
+// `leaf` (whose promise is `leaf_promise`, if it is a Co frame) is destroyed,
+// then the frame that awaits it, and so on up to `root`. Before a frame is
+// destroyed its owning `Co` (in the parent's frame) is emptied, so the
+// parent's destruction does not reach it again. Iterative: a 100,000-deep
+// await chain uses constant stack.
+void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
+                       std::coroutine_handle<> root) noexcept;
+
+// How deep destructions may nest (a frame whose destruction cancels a task
+// whose destruction cancels another...) before they are deferred.
+inline constexpr int kMaxNestedDestroyDepth = 128;
 
 }  // namespace internal
 }  // namespace simsched

@@ -28,8 +28,11 @@ class TimerQueue {
  public:
   // Add()
   //
-  // Starts a timer that will hand out `waker` at `deadline`.
+  // Starts a timer that will hand out `waker` at `deadline`. A deadline at
+  // the end of time is never reached: nothing is kept (the waker is dropped)
+  // and the id returned is one `Cancel` ignores.
   TimerId Add(Instant deadline, Waker waker) {
+    if (deadline == kEndOfTime) return TimerId{};
     uint32_t slot;
     if (!free_slots_.empty()) {
       slot = free_slots_.back();

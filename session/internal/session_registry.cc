@@ -206,7 +206,7 @@ absl::Status SessionRegistry::End(SessionId session) {
     }
     const Moment now = Now();
     state.ended_at = now.time;
-    deadline = now.time + grace_period_;
+    deadline = DeadlineAfter(now.time, grace_period_);
     // A task of the session that calls End() is the one sending the
     // response; it is not a leak for still running while it does.
     TaskId responder;

@@ -1,14 +1,22 @@
-// Internal: the intrusive FIFO of suspended awaiters behind every primitive in
-// sim/ (Channel, Mutex, Semaphore).
+// Internal: the intrusive FIFO of suspended awaiters behind every primitive
+// (Event, and Channel, Mutex and Semaphore in sim/).
 //
 // An awaiter derives from `WaitNode` and lives in the suspended coroutine's
 // frame, so queueing it allocates nothing. The queue does no locking: the
 // primitive that owns it guards it (and every node's fields) with its own
 // mutex. FIFO order is what makes the primitives fair and deterministic.
+//
+// The one rule for releasing a waiter: take everything you need from the node
+// (its waker, a handed value) BEFORE removing it. `Remove` ends with a
+// release-store of the node's `linked` flag, and that is the queue's last
+// access to the node: an awaiter destroyed on another thread (its task
+// cancelled there) may check `linked()` without the primitive's lock and, on
+// seeing false, let its frame be freed at once. See docs/cancellation.md.
 
-#ifndef SIMSCHED_SIM_INTERNAL_WAIT_QUEUE_H_
-#define SIMSCHED_SIM_INTERNAL_WAIT_QUEUE_H_
+#ifndef SIMSCHED_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
+#define SIMSCHED_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
 
+#include <atomic>
 #include <cstddef>
 
 #include "scheduler/internal/check.h"
@@ -24,14 +32,15 @@ class WaitNode {
   WaitNode(const WaitNode&) = delete;
   WaitNode& operator=(const WaitNode&) = delete;
 
-  // Whether the node is in a queue right now.
-  bool linked() const { return linked_; }
+  // Whether the node is in a queue right now. Once this reads false the queue
+  // will not touch the node again.
+  bool linked() const { return linked_.load(std::memory_order_acquire); }
 
  private:
   friend class WaitQueue;
   WaitNode* prev_ = nullptr;
   WaitNode* next_ = nullptr;
-  bool linked_ = false;
+  std::atomic<bool> linked_{false};
 };
 
 // WaitQueue
@@ -49,7 +58,7 @@ class WaitQueue {
   WaitNode* front() const { return head_; }
 
   void PushBack(WaitNode* node) {
-    SIMSCHED_CHECK(!node->linked_, "a waiter was queued twice");
+    SIMSCHED_CHECK(!node->linked_.load(std::memory_order_relaxed), "a waiter was queued twice");
     node->prev_ = tail_;
     node->next_ = nullptr;
     if (tail_ != nullptr) {
@@ -58,12 +67,13 @@ class WaitQueue {
       head_ = node;
     }
     tail_ = node;
-    node->linked_ = true;
+    node->linked_.store(true, std::memory_order_relaxed);
     ++size_;
   }
 
   void Remove(WaitNode* node) {
-    SIMSCHED_CHECK(node->linked_, "removed a waiter that is not queued");
+    SIMSCHED_CHECK(node->linked_.load(std::memory_order_relaxed),
+                   "removed a waiter that is not queued");
     if (node->prev_ != nullptr) {
       node->prev_->next_ = node->next_;
     } else {
@@ -74,12 +84,14 @@ class WaitQueue {
     } else {
       tail_ = node->prev_;
     }
-    node->prev_ = node->next_ = nullptr;
-    node->linked_ = false;
     --size_;
+    node->prev_ = node->next_ = nullptr;
+    node->linked_.store(false, std::memory_order_release);  // the last access: see above
   }
 
   // Removes and returns the oldest node, or null if the queue is empty.
+  // Only for primitives whose awaiters always take the lock to leave (the
+  // returned node is touched after its removal).
   WaitNode* PopFront() {
     WaitNode* node = head_;
     if (node != nullptr) Remove(node);
@@ -94,4 +106,4 @@ class WaitQueue {
 
 }  // namespace simsched::internal
 
-#endif  // SIMSCHED_SIM_INTERNAL_WAIT_QUEUE_H_
+#endif  // SIMSCHED_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
