@@ -100,7 +100,9 @@ function(simsched_cc_test name)
   endif()
   add_test(NAME ${name} COMMAND ${name})
   _simsched_bazel_test_environment(${name} environment)
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${environment}")
+  # Bazel's timeout for a "medium" test: a hang fails in minutes, not in
+  # CTest's default 25.
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${environment}" TIMEOUT 300)
 endfunction()
 
 # For simsched's own sim tests, after simsched_add_sim_test(<name> ...): the
