@@ -20,6 +20,8 @@ namespace simsched::testing {
 namespace {
 
 using ::testing::ContainsRegex;
+using test_internal::CaptureFailures;
+using test_internal::ScopedEnv;
 using ::testing::HasSubstr;
 
 // --- SIM_TESTs that pass: the everyday form. ---

@@ -6,12 +6,14 @@
 set -euo pipefail
 
 # Build: Bazel 4 (WORKSPACE mode) plus the two rule sets it would otherwise
-# download; compilers; pkg-config (the WORKSPACE maps libraries through it).
+# download; compilers; pkg-config (the WORKSPACE maps libraries through it);
+# CMake, make and ccache for the CMake build (tools/cmake_check.sh); python3 for
+# //tools:build_drift_test.
 # Libraries: GoogleTest/GoogleMock, Abseil, spdlog (+ fmt), Google Benchmark,
 # and Boost headers (Asio, for the thread-pool comparison benchmark).
 PACKAGES=(
   bazel-bootstrap bazel-rules-java bazel-platforms
-  g++ clang pkg-config
+  g++ clang pkg-config cmake make ccache python3
   libgtest-dev libgmock-dev libabsl-dev libspdlog-dev libfmt-dev
   libbenchmark-dev libboost-dev
 )
