@@ -133,7 +133,9 @@ TEST(StrategyTest, EveryStrategyIsAFunctionOfTheSeed) {
       EXPECT_EQ(a, b) << strategy << " seed " << seed;
       hashes.insert(a);
     }
-    if (std::string(strategy) != "fifo") EXPECT_GT(hashes.size(), 5u) << strategy;
+    if (std::string(strategy) != "fifo") {
+      EXPECT_GT(hashes.size(), 5u) << strategy;
+    }
   }
 }
 

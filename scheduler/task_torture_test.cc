@@ -55,7 +55,11 @@ RunOutcome RunPlan(const TorturePlan& plan) {
   std::vector<Task<void>> roots;
   RunOutcome outcome;
   {
-    auto scheduler = std::make_unique<TestScheduler>(TestSchedulerOptions{.seed = plan.seed});
+    auto scheduler = std::make_unique<TestScheduler>(
+        // Generated programs leave tasks parked on purpose (sleeping forever,
+        // sending to a channel nobody drains): lifecycle is checked here,
+        // not deadlock freedom.
+        TestSchedulerOptions{.seed = plan.seed, .allow_idle_tasks = true});
     TortureContext ctx{*scheduler, world, ledger, std::chrono::milliseconds(1),
                        /*confined=*/true, /*borrow_across_tasks=*/true};
     for (const TortureFrame& root : plan.roots) {

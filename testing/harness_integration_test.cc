@@ -281,8 +281,10 @@ TEST(HarnessIntegrationTest, ASegfaultInsideASeedPrintsTheSeedAndItsReplayComman
   EXPECT_THAT(r.output, HasSubstr(", virtual time +0ns"));
   EXPECT_THAT(r.output, HasSubstr("  bazel test //testing/internal:crash_sim_test "
                                   "--test_filter=CrashTest.SegfaultOnSeed3 "
-                                  "--test_env=SIMSCHED_SEED=3 --test_output=all"));
-  EXPECT_THAT(r.output, HasSubstr("  SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test "
+                                  "--test_env=SIMSCHED_SEED=3 --test_env=SIMSCHED_STRATEGY=random "
+                                  "--test_output=all"));
+  EXPECT_THAT(r.output, HasSubstr("  SIMSCHED_SEED=3 SIMSCHED_STRATEGY=random "
+                                  "bazel-bin/testing/internal/crash_sim_test "
                                   "--gtest_filter=CrashTest.SegfaultOnSeed3"));
   // The step is the one the crash happened in: after the task's three yields.
   const std::string step = Match(r.output, "on seed 3 \\(strategy random\\) at step ([0-9]+)");
@@ -294,7 +296,8 @@ TEST(HarnessIntegrationTest, StdTerminateInsideASeedPrintsTheSeedOnce) {
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("simsched: CRASH: std::terminate in CrashTest.TerminateOnSeed3 "
                                   "on seed 3 (strategy random)"));
-  EXPECT_THAT(r.output, HasSubstr("SIMSCHED_SEED=3 bazel-bin/testing/internal/crash_sim_test"));
+  EXPECT_THAT(r.output,
+              HasSubstr("SIMSCHED_SEED=3 SIMSCHED_STRATEGY=random bazel-bin/testing/internal/crash_sim_test"));
   // terminate -> abort -> SIGABRT is reported once, not twice.
   EXPECT_EQ(r.output.find("simsched: CRASH:"), r.output.rfind("simsched: CRASH:")) << r.output;
 }

@@ -133,7 +133,7 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
           running->Fail(absl::AbortedError(absl::StrCat(kStoppedByProperty, message)));
         }
         context.Add({false, where.file_name(), static_cast<int>(where.line()), std::move(message),
-                     std::move(task)});
+                     std::move(task), {}});
       });
   simsched::internal::ScopedPropertySink property_sink(&recorder);
   {

@@ -74,7 +74,7 @@ TEST(RunSimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
   std::vector<std::string> failures = CaptureFailures([&] {
     RunSimTest("Direct.RunAfterBody",
                [&](Sim& sim) { SpawnTasksThatOutliveTheBody(sim, finished_after_body); },
-               SimTestOptions{.iterations = 10, .print_summary = false}, "", "",
+               SimTestOptions{.iterations = 10, .print_summary = false, .strategy = "random"}, "", "",
                SourceLocation::current());
   });
   EXPECT_THAT(failures, ::testing::IsEmpty());
@@ -86,7 +86,8 @@ TEST(RunSimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
   failures = CaptureFailures([&] {
     RunSimTest("Direct.NoRunAfterBody",
                [&](Sim& sim) { SpawnTasksThatOutliveTheBody(sim, finished_after_body); },
-               SimTestOptions{.iterations = 10, .run_after_body = false, .print_summary = false},
+               SimTestOptions{.iterations = 10, .run_after_body = false, .print_summary = false,
+                              .strategy = "random"},
                "", "", SourceLocation::current());
   });
   EXPECT_THAT(failures, ::testing::IsEmpty());

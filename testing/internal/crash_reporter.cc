@@ -174,10 +174,14 @@ bool CrashReporter::Report(const char* what) {
     w.Text(state.test);
     w.Text(" --test_env=SIMSCHED_SEED=");
     w.Number(state.seed);
+    w.Text(" --test_env=SIMSCHED_STRATEGY=");
+    w.Text(state.strategy);
     w.Text(" --test_output=all\n");
   }
   w.Text("  SIMSCHED_SEED=");
   w.Number(state.seed);
+  w.Text(" SIMSCHED_STRATEGY=");
+  w.Text(state.strategy);
   w.Text(" ");
   w.Text(state.binary);
   w.Text(" --gtest_filter=");

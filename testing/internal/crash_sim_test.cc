@@ -25,11 +25,11 @@ simsched::Co<void> CrashAfterAFewSteps(uint64_t seed, bool segfault) {
   }
 }
 
-SIM_TEST(CrashTest, SegfaultOnSeed3, .iterations = 10) {
+SIM_TEST(CrashTest, SegfaultOnSeed3, .iterations = 10, .strategy = "random") {
   simsched::Spawn(sim.scheduler(), CrashAfterAFewSteps(sim.seed(), true)).Detach();
 }
 
-SIM_TEST(CrashTest, TerminateOnSeed3, .iterations = 10) {
+SIM_TEST(CrashTest, TerminateOnSeed3, .iterations = 10, .strategy = "random") {
   simsched::Spawn(sim.scheduler(), CrashAfterAFewSteps(sim.seed(), false)).Detach();
 }
 
