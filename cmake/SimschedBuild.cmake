@@ -5,8 +5,9 @@
 #
 #   simsched_cc_library(<name> [SRCS ...] [HDRS ...] [DEPS ...] [NO_INSTALL])
 #     //<pkg>:<name>  ->  target simsched_<name>, alias and export simsched::<name>
-#   simsched_cc_test(<name> SRCS ... [DEPS ...] [DATA_TARGETS ...])
+#   simsched_cc_test(<name> SRCS ... [DEPS ...] [DATA_TARGETS ...] [MANUAL])
 #     cc_test         ->  executable <name> in <build>/<pkg>/, one CTest entry
+#                         (none with MANUAL: Bazel's tags = ["manual"])
 #   simsched_cc_binary(<name> SRCS ... [DEPS ...])
 #     cc_binary       ->  executable <name> in <build>/<pkg>/
 #
@@ -20,7 +21,11 @@ include_guard(GLOBAL)
 set(SIMSCHED_PRIVATE_COMPILE_OPTIONS
     -Wall -Wextra -Werror=return-type -fno-omit-frame-pointer
     # .bazelrc builds with -O1; a CMake build without a build type does too.
-    $<$<STREQUAL:$<CONFIG>,>:-O1>)
+    $<$<STREQUAL:$<CONFIG>,>:-O1>
+    # Bazel compiles with paths relative to the workspace, so __FILE__ and
+    # SourceLocation read "scheduler/task.h", not "/abs/path/scheduler/task.h";
+    # reports and the tests that check them expect the same under CMake.
+    "-fmacro-prefix-map=${simsched_SOURCE_DIR}/=")
 
 # Where the in-tree tests and binaries go: <build>/<package>/<name>, the
 # layout the harness integration test expects of Bazel's runfiles tree.
@@ -92,11 +97,14 @@ function(simsched_cc_binary name)
 endfunction()
 
 function(simsched_cc_test name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SRCS;DEPS;DATA_TARGETS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "MANUAL" "" "SRCS;DEPS;DATA_TARGETS")
   simsched_cc_binary(${name} SRCS ${arg_SRCS} DEPS ${arg_DEPS})
   # Bazel's data = [...] of other binaries: build them first.
   if(arg_DATA_TARGETS)
     add_dependencies(${name} ${arg_DATA_TARGETS})
+  endif()
+  if(arg_MANUAL)
+    return()  # built, but not registered with CTest
   endif()
   add_test(NAME ${name} COMMAND ${name})
   _simsched_bazel_test_environment(${name} environment)
