@@ -25,7 +25,10 @@ set(SIMSCHED_PRIVATE_COMPILE_OPTIONS
     # Bazel compiles with paths relative to the workspace, so __FILE__ and
     # SourceLocation read "scheduler/task.h", not "/abs/path/scheduler/task.h";
     # reports and the tests that check them expect the same under CMake.
-    "-fmacro-prefix-map=${simsched_SOURCE_DIR}/=")
+    "-fmacro-prefix-map=${simsched_SOURCE_DIR}/="
+    # ccache's direct mode does not hash the prefix maps: this define keys the
+    # cache on them, so objects compiled before them are not reused.
+    -DSIMSCHED_WORKSPACE_RELATIVE_FILE=1)
 
 # Where the in-tree tests and binaries go: <build>/<package>/<name>, the
 # layout the harness integration test expects of Bazel's runfiles tree.
@@ -46,6 +49,16 @@ function(_simsched_bazel_test_environment test_name out)
       PARENT_SCOPE)
 endfunction()
 
+# The same for a compile that ccache (CCACHE_BASEDIR, tools/cmake_check.sh)
+# rewrites to paths relative to the build directory, e.g. "../../scheduler/".
+function(_simsched_relative_prefix_map target scope)
+  file(RELATIVE_PATH rel "${CMAKE_CURRENT_BINARY_DIR}" "${simsched_SOURCE_DIR}")
+  string(REGEX REPLACE "/+$" "" rel "${rel}")
+  if(rel)
+    target_compile_options(${target} ${scope} "-fmacro-prefix-map=${rel}/=")
+  endif()
+endfunction()
+
 function(simsched_cc_library name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "NO_INSTALL" "" "SRCS;HDRS;DEPS")
   set(target simsched_${name})
@@ -53,6 +66,7 @@ function(simsched_cc_library name)
   if(arg_SRCS)
     add_library(${target} ${arg_SRCS} ${arg_HDRS})
     target_compile_options(${target} PRIVATE ${SIMSCHED_PRIVATE_COMPILE_OPTIONS})
+    _simsched_relative_prefix_map(${target} PRIVATE)
     target_link_libraries(${target} PUBLIC ${arg_DEPS})
     target_include_directories(${target} PUBLIC
         $<BUILD_INTERFACE:${simsched_SOURCE_DIR}>
@@ -91,6 +105,7 @@ function(simsched_cc_binary name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SRCS;DEPS")
   add_executable(${name} ${arg_SRCS})
   target_compile_options(${name} PRIVATE ${SIMSCHED_PRIVATE_COMPILE_OPTIONS})
+  _simsched_relative_prefix_map(${name} PRIVATE)
   target_link_libraries(${name} PRIVATE ${arg_DEPS})
   _simsched_package_output_dir(dir)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${dir}")
@@ -120,6 +135,7 @@ endfunction()
 function(simsched_in_tree_sim_test name)
   file(RELATIVE_PATH package "${simsched_SOURCE_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}")
   target_compile_options(${name} PRIVATE ${SIMSCHED_PRIVATE_COMPILE_OPTIONS})
+  _simsched_relative_prefix_map(${name} PRIVATE)
   target_compile_definitions(${name} PRIVATE "SIMSCHED_TEST_TARGET=\"//${package}:${name}\"")
   _simsched_package_output_dir(dir)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${dir}")
