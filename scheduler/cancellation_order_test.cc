@@ -87,14 +87,17 @@ TEST(CancellationOrderTest, ChildTaskOwnedByTheFrameIsCancelledBeforeEarlierLoca
   EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
 }
 
+// Records its level's depth when destroyed.
+struct DepthRecord {
+  std::vector<int>* order;
+  int depth;
+  ~DepthRecord() { order->push_back(depth); }
+};
+
 // Each level records its depth when destroyed; innermost first means the
 // depths come out in increasing order from the leaf (depth 0).
 Co<void> Nest(int depth, std::vector<int>* order) {
-  struct Record {
-    std::vector<int>* order;
-    int depth;
-    ~Record() { order->push_back(depth); }
-  } record{order, depth};
+  DepthRecord record{order, depth};
   if (depth == 0) {
     co_await Sleep(hours(1));
   } else {
@@ -118,11 +121,7 @@ TEST(CancellationOrderTest, DeepAwaitChainUnwindsInnermostFirstInConstantStack) 
 // exactly once, below the nesting bound innermost first, and past it without
 // running out of stack.
 Co<void> OwnChain(int depth, std::vector<int>* order) {
-  struct Record {
-    std::vector<int>* order;
-    int depth;
-    ~Record() { order->push_back(depth); }
-  } record{order, depth};
+  DepthRecord record{order, depth};
   if (depth == 0) {
     co_await Sleep(hours(1));
     co_return;
