@@ -15,7 +15,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -146,24 +145,9 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
 }
 
 void Sweep(bool borrow_across_tasks) {
-  absl::StatusOr<std::vector<uint64_t>> seeds =
-      TortureSeedsFromEnvironment(SIMSCHED_TORTURE_POOL_DEFAULT_SEEDS);
-  ASSERT_TRUE(seeds.ok()) << seeds.status().message();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    // A smaller tree than on the TestScheduler: real threads, real timers.
-    const TorturePlan plan = GenerateTorturePlan(seed, {.max_frames = 25});
-    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan) << std::flush;
-    SetTortureCrashNote(kTarget, seed);
-    std::vector<std::string> violations = RunPlanOnPool(plan, borrow_across_tasks);
-    if (!violations.empty()) {
-      ADD_FAILURE() << TortureFailureReport(kTarget, plan, violations);
-      if (++failures == 5) {
-        ADD_FAILURE() << "stopping after 5 failing seeds";
-        break;
-      }
-    }
-  }
+  // A smaller tree than on the TestScheduler: real threads, real timers.
+  RunTortureSweep(kTarget, SIMSCHED_TORTURE_POOL_DEFAULT_SEEDS, {.max_frames = 25},
+                  [&](const TorturePlan& plan) { return RunPlanOnPool(plan, borrow_across_tasks); });
 }
 
 // Children borrow from their parent only within a task (inline co_await), where

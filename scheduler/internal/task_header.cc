@@ -96,7 +96,7 @@ void TaskHeader::Complete() {
   }
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
-    scheduler_->OnUnhandledTaskException(metadata, exception_);
+    TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata, exception_);
   }
   Finish();
 }
@@ -180,7 +180,7 @@ void TaskHeader::Finish() {
   // After this the task never touches its scheduler again (every entry point
   // checks kCompleted/kCancelled first), so a header that outlives the scheduler,
   // held by a Task or a Waker, stays safe.
-  scheduler_->OnTaskFinished(*this);
+  TaskCoreAccess::OnTaskFinished(*scheduler_, *this);
   LockJoin();
   TaskHeader* joiner = std::exchange(joiner_, nullptr);
   const uint32_t joiner_seq = joiner_seq_;
