@@ -165,5 +165,45 @@ TEST(CancelJoinTest, TwoTasksCancellingEachOtherDoNotDeadlock) {
   }
 }
 
+// Regression (torture seeds 1033 and 1178): during the pool's shutdown a
+// task's poll wakes the task that owns it. The woken owner used to be
+// cancelled right there, inside the waking call, so its frame (and what it
+// lends) was destroyed while the task it owns was still running on this very
+// thread. Shutdown now holds such work and cancels it after the workers stop.
+TEST(CancelJoinTest, AWakeDuringShutdownDoesNotDestroyTheWokenOwnerInsideTheWakersPoll) {
+  auto pool = std::make_unique<ThreadPoolScheduler>(ThreadPoolSchedulerOptions{.worker_threads = 1});
+  Event owner_wakes("owner-wakes");
+  std::atomic<bool> shutting_down{false}, child_running{false};
+  std::atomic<bool> owner_alive{true}, owner_alive_after_wake{false}, child_done{false};
+  struct ClearOnDestruction {
+    std::atomic<bool>* flag;
+    ~ClearOnDestruction() { flag->store(false); }
+  };
+  Task<void> owner = Spawn(*pool, [&]() -> Co<void> {
+    ClearOnDestruction alive{&owner_alive};
+    Task<void> child = Spawn(*CurrentScheduler(), [&]() -> Co<void> {
+      child_running = true;
+      while (!shutting_down.load()) std::this_thread::yield();
+      // Give the destructor time to stop accepting work (step 1 of shutdown);
+      // it then waits for this poll to end before it cancels anything.
+      std::this_thread::sleep_for(milliseconds(50));
+      owner_wakes.Set();
+      owner_alive_after_wake = owner_alive.load();
+      child_done = true;
+      co_return;
+    });
+    co_await owner_wakes.Wait();
+    co_await child;
+  });
+  owner.Detach();
+  ASSERT_TRUE(WaitFor([&] { return child_running.load() && owner_wakes.WaiterCount() == 1; }));
+  shutting_down = true;
+  pool.reset();
+  EXPECT_TRUE(child_done.load());
+  EXPECT_TRUE(owner_alive_after_wake.load())
+      << "the owner's frame was destroyed inside the poll of the task it owns";
+  EXPECT_FALSE(owner_alive.load()) << "shutdown did not cancel the owner";
+}
+
 }  // namespace
 }  // namespace simsched
