@@ -54,6 +54,7 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
     auto pool = std::make_unique<ThreadPoolScheduler>(
         ThreadPoolSchedulerOptions{.worker_threads = 2, .thread_name_prefix = "torture"});
     TortureContext ctx{*pool, world, ledger, kTick, /*confined=*/false, borrow_across_tasks};
+    PrepareTortureScheduler(ctx, plan);
     for (const TortureFrame& root : plan.roots) {
       roots.push_back(Spawn(*pool, RunTortureFrame(ctx, root, nullptr, root.id)));
     }

@@ -61,6 +61,7 @@ RunOutcome RunPlan(const TorturePlan& plan) {
         TestSchedulerOptions{.seed = plan.seed, .allow_idle_tasks = true});
     TortureContext ctx{*scheduler, world, ledger, std::chrono::milliseconds(1),
                        /*confined=*/true, /*borrow_across_tasks=*/true};
+    PrepareTortureScheduler(ctx, plan);
     for (const TortureFrame& root : plan.roots) {
       roots.push_back(Spawn(*scheduler, RunTortureFrame(ctx, root, nullptr, root.id)));
     }
@@ -150,25 +151,38 @@ TEST(TaskTortureTest, PlansAreReproducibleAndCoverEveryOp) {
   EXPECT_NE(DescribeTorturePlan(GenerateTorturePlan(1)),
             DescribeTorturePlan(GenerateTorturePlan(2)));
   std::vector<int> seen(static_cast<int>(TortureOpKind::kWithTimeout) + 1, 0);  // the last kind
+  std::vector<int> placed(static_cast<int>(TorturePlacement::kForeground) + 1, 0);
+  std::vector<int> lanes_seen(3, 0);
   bool destroyed_mid_run = false;
   bool threw = false;
+  bool deprioritized = false;
   std::function<void(const TortureFrame&)> visit = [&](const TortureFrame& frame) {
     threw = threw || frame.throws;
     for (const TortureOp& op : frame.ops) {
       ++seen[static_cast<int>(op.kind)];
+      if (IsSpawningOp(op.kind)) ++placed[static_cast<int>(op.placement)];
       for (const TortureFrame& child : op.children) visit(child);
     }
   };
   for (uint64_t seed = 0; seed < 200; ++seed) {
     const TorturePlan plan = GenerateTorturePlan(seed);
     destroyed_mid_run = destroyed_mid_run || plan.destroy_mid_run;
+    deprioritized = deprioritized || plan.deprioritize_low;
+    ++lanes_seen[plan.extra_lanes];
     for (const TortureFrame& root : plan.roots) visit(root);
   }
   for (size_t kind = 0; kind < seen.size(); ++kind) {
     EXPECT_GT(seen[kind], 0) << TortureOpName(static_cast<TortureOpKind>(kind));
   }
+  for (size_t placement = 0; placement < placed.size(); ++placement) {
+    EXPECT_GT(placed[placement], 0) << "placement " << placement;
+  }
+  for (size_t extra = 0; extra < lanes_seen.size(); ++extra) {
+    EXPECT_GT(lanes_seen[extra], 0) << extra << " extra lanes";
+  }
   EXPECT_TRUE(destroyed_mid_run);
   EXPECT_TRUE(threw);
+  EXPECT_TRUE(deprioritized);
 }
 
 // The checks themselves can fail: a child probe outliving its parent, a

@@ -23,6 +23,8 @@ class Generator {
     const uint32_t actions = static_cast<uint32_t>(rng_.Below(7));
     for (uint32_t i = 0; i < actions; ++i) plan.driver.push_back(DriverAction(roots));
     plan.destroy_mid_run = rng_.Chance(1, 3);
+    plan.extra_lanes = static_cast<uint32_t>(rng_.Below(3));
+    plan.deprioritize_low = rng_.Chance(1, 2);
     plan.id_count = next_id_;
     return plan;
   }
@@ -62,6 +64,18 @@ class Generator {
       op.kind = kNests[rng_.Below(std::size(kNests))];
     } else {
       op.kind = kLeaves[rng_.Below(std::size(kLeaves))];
+    }
+    if (IsSpawningOp(op.kind)) {
+      // Mostly plain spawns, so that most trees still run everywhere at once.
+      static constexpr TorturePlacement kPlacements[] = {
+          TorturePlacement::kBackground, TorturePlacement::kBackground,
+          TorturePlacement::kBackground, TorturePlacement::kLabeled,
+          TorturePlacement::kLowPriority, TorturePlacement::kForeground,
+      };
+      op.placement = kPlacements[rng_.Below(std::size(kPlacements))];
+      if (op.placement == TorturePlacement::kForeground) {
+        op.lane = static_cast<uint32_t>(rng_.Below(3));
+      }
     }
     switch (op.kind) {
       case TortureOpKind::kSleep:
@@ -127,6 +141,20 @@ class Generator {
   uint32_t frames_ = 0;
 };
 
+const char* PlacementName(TorturePlacement placement) {
+  switch (placement) {
+    case TorturePlacement::kBackground:
+      return "";
+    case TorturePlacement::kLabeled:
+      return " [label torture]";
+    case TorturePlacement::kLowPriority:
+      return " [label torture-low]";
+    case TorturePlacement::kForeground:
+      return " [foreground, lane";
+  }
+  return "?";
+}
+
 const char* OwnedEndName(TortureOwnedEnd end) {
   switch (end) {
     case TortureOwnedEnd::kAwait:
@@ -166,6 +194,8 @@ void DescribeFrame(const TortureFrame& frame, int indent, std::string& out) {
   for (const TortureOp& op : frame.ops) {
     absl::StrAppend(&out, pad, "  ", TortureOpName(op.kind));
     if (op.ticks != 0) absl::StrAppend(&out, " ", op.ticks, "t");
+    absl::StrAppend(&out, PlacementName(op.placement));
+    if (op.placement == TorturePlacement::kForeground) absl::StrAppend(&out, " pick ", op.lane, "]");
     if (op.kind == TortureOpKind::kSpawnOwned || op.kind == TortureOpKind::kSpawnLambda) {
       absl::StrAppend(&out, ", ", OwnedEndName(op.end));
     }
@@ -221,6 +251,8 @@ std::string DescribeTorturePlan(const TorturePlan& plan) {
   }
   absl::StrAppend(&out, plan.destroy_mid_run ? " then destroy the scheduler mid-run\n"
                                              : " then run to the end, then destroy the scheduler\n");
+  absl::StrAppend(&out, "lanes: main + ", plan.extra_lanes,
+                  plan.deprioritize_low ? "; torture-low deprioritized\n" : "\n");
   return out;
 }
 

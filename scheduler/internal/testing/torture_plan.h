@@ -5,7 +5,8 @@
 // Mutex, Semaphore and Event waits, nested `co_await` of child `Co`s,
 // spawned tasks (awaited, owned by the frame and later awaited, cancelled or
 // dropped, detached, or spawned as a lambda whose captures the child
-// borrows), `WhenAll`/`WhenAny`/`WithTimeout` over child frames, and some
+// borrows; each in the background, labeled, deprioritized or on a lane),
+// `WhenAll`/`WhenAny`/`WithTimeout` over child frames, and some
 // frames that end by throwing. It also draws a driver script: steps, clock
 // advances, root tasks cancelled, dropped or detached from outside, and
 // whether the scheduler is destroyed mid-run. The same seed gives the same
@@ -51,6 +52,14 @@ enum class TortureOpKind : uint8_t {
   kWithTimeout,    // co_await WithTimeout(child, ticks)        1 child
 };
 
+// Where a spawned task runs (every spawning op draws one).
+enum class TorturePlacement : uint8_t {
+  kBackground,   // Spawn
+  kLabeled,      // SpawnLabeled("torture")
+  kLowPriority,  // SpawnLabeled("torture-low"), a label the run deprioritizes
+  kForeground,   // on a main thread: lane `lane % lanes` of the TestScheduler
+};
+
 // What a frame does with a task it owns once its other ops are done.
 enum class TortureOwnedEnd : uint8_t {
   kAwait,   // co_await it
@@ -65,6 +74,8 @@ struct TortureOp {
   uint32_t ticks = 0;
   TortureOwnedEnd end = TortureOwnedEnd::kAwait;
   uint32_t capture_id = 0;  // kSpawnLambda: the probe held in the captures
+  TorturePlacement placement = TorturePlacement::kBackground;  // spawning ops
+  uint32_t lane = 0;                                           // kForeground
   std::vector<TortureFrame> children;
 };
 
@@ -95,6 +106,12 @@ inline bool IsRootAction(TortureDriverKind kind) {
          kind == TortureDriverKind::kDetachRoot;
 }
 
+// Whether the op spawns a task of its own (and so has a placement).
+inline bool IsSpawningOp(TortureOpKind kind) {
+  return kind == TortureOpKind::kAwaitSpawned || kind == TortureOpKind::kSpawnOwned ||
+         kind == TortureOpKind::kSpawnLambda || kind == TortureOpKind::kSpawnDetached;
+}
+
 struct TorturePlan {
   uint64_t seed = 0;
   std::vector<TortureFrame> roots;
@@ -104,6 +121,11 @@ struct TorturePlan {
   bool destroy_mid_run = false;
   // Every probe id of the plan is in [1, id_count).
   uint32_t id_count = 1;
+  // Simulated main threads added besides lane 0 (TestScheduler; the pool has
+  // one main thread and runs every foreground task there).
+  uint32_t extra_lanes = 0;
+  // Whether "torture-low" is deprioritized (TestScheduler only).
+  bool deprioritize_low = false;
 };
 
 struct TorturePlanOptions {

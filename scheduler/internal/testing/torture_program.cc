@@ -30,6 +30,24 @@ class SemaphorePermit {
   Semaphore& semaphore_;
 };
 
+// Spawns `co` where the op's placement says.
+Task<void> SpawnPlaced(TortureContext& ctx, const TortureOp& op, Co<void> co) {
+  switch (op.placement) {
+    case TorturePlacement::kBackground:
+      break;
+    case TorturePlacement::kLabeled:
+      return SpawnLabeled(ctx.scheduler, TaskLabel("torture"), std::move(co));
+    case TorturePlacement::kLowPriority:
+      return SpawnLabeled(ctx.scheduler, TaskLabel(kTortureLowPriorityLabel), std::move(co));
+    case TorturePlacement::kForeground: {
+      const uint32_t lane = ctx.lanes.empty() ? 0 : ctx.lanes[op.lane % ctx.lanes.size()];
+      return SpawnTask(ctx.scheduler, std::move(co), ScheduleKind::kForeground, std::nullopt,
+                       lane, SourceLocation::current());
+    }
+  }
+  return Spawn(ctx.scheduler, std::move(co));
+}
+
 void CancelOwned(TortureContext& ctx, OwnedTask& owned) {
   if (!owned.task) return;
   owned.task.Cancel();
@@ -40,6 +58,16 @@ void CancelOwned(TortureContext& ctx, OwnedTask& owned) {
 
 TortureError::TortureError(uint32_t frame)
     : std::runtime_error(absl::StrCat("torture frame ", frame, " threw as planned")) {}
+
+void PrepareTortureScheduler(TortureContext& ctx, const TorturePlan& plan) {
+  ctx.lanes = {0};
+  for (uint32_t i = 0; i < plan.extra_lanes; ++i) {
+    std::optional<uint32_t> lane =
+        ctx.scheduler.AddSimulatedLane(absl::StrCat("torture-lane-", i + 1));
+    if (lane.has_value()) ctx.lanes.push_back(*lane);
+  }
+  if (plan.deprioritize_low) ctx.scheduler.Deprioritize(TaskLabel(kTortureLowPriorityLabel));
+}
 
 void NoteCancelled(TortureContext& ctx, TaskId id, bool finished, uint32_t task_key) {
   if (ctx.confined) {
@@ -117,7 +145,7 @@ Co<void> RunTortureFrame(TortureContext& ctx, const TortureFrame& frame, Torture
         break;
       case TortureOpKind::kAwaitSpawned: {
         const TortureFrame& child = op.children[0];
-        Task<void> task = Spawn(ctx.scheduler, RunTortureFrame(ctx, child, lend, child.id));
+        Task<void> task = SpawnPlaced(ctx, op, RunTortureFrame(ctx, child, lend, child.id));
         try {
           co_await task;
         } catch (const TortureError&) {
@@ -128,7 +156,7 @@ Co<void> RunTortureFrame(TortureContext& ctx, const TortureFrame& frame, Torture
       case TortureOpKind::kSpawnOwned: {
         const TortureFrame& child = op.children[0];
         owned.push_back(
-            {Spawn(ctx.scheduler, RunTortureFrame(ctx, child, lend, child.id)), op.end, child.id});
+            {SpawnPlaced(ctx, op, RunTortureFrame(ctx, child, lend, child.id)), op.end, child.id});
         break;
       }
       case TortureOpKind::kSpawnLambda: {
@@ -136,15 +164,18 @@ Co<void> RunTortureFrame(TortureContext& ctx, const TortureFrame& frame, Torture
         // live in the task exactly as long as the lambda's coroutine.
         const TortureFrame& child = op.children[0];
         owned.push_back(
-            {Spawn(ctx.scheduler,
-                   [&ctx, &child, capture = TortureProbe(ctx.ledger, op.capture_id, lend)]() mutable
-                   -> Co<void> { co_await RunTortureFrame(ctx, child, &capture, child.id); }),
+            {SpawnPlaced(ctx, op,
+                         InvokeOwned([&ctx, &child,
+                                      capture = TortureProbe(ctx.ledger, op.capture_id, lend)]() mutable
+                                     -> Co<void> {
+                           co_await RunTortureFrame(ctx, child, &capture, child.id);
+                         })),
              op.end, child.id});
         break;
       }
       case TortureOpKind::kSpawnDetached: {
         const TortureFrame& child = op.children[0];
-        Spawn(ctx.scheduler, RunTortureFrame(ctx, child, nullptr, child.id)).Detach();
+        SpawnPlaced(ctx, op, RunTortureFrame(ctx, child, nullptr, child.id)).Detach();
         break;
       }
       case TortureOpKind::kWhenAll:

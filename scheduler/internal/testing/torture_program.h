@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 
 #include "scheduler/event.h"
 #include "scheduler/internal/testing/torture_ledger.h"
@@ -56,7 +57,20 @@ struct TortureContext {
   // Whether a frame lends its probe to the tasks it spawns (owned tasks,
   // lambda captures, combinator inputs) and not only to inline children.
   bool borrow_across_tasks;
+  // The lanes foreground spawns pick from (by `TortureOp::lane` modulo the
+  // count); lane 0 when empty.
+  std::vector<uint32_t> lanes = {};
 };
+
+// The label a plan may deprioritize (`TorturePlan::deprioritize_low`).
+inline constexpr char kTortureLowPriorityLabel[] = "torture-low";
+
+// PrepareTortureScheduler()
+//
+// Adds the plan's extra lanes to `ctx.scheduler` (where it has lanes) and
+// records them in `ctx.lanes`, and deprioritizes the low-priority label if
+// the plan says so.
+void PrepareTortureScheduler(TortureContext& ctx, const TorturePlan& plan);
 
 // What a frame with `throws` ends with; its parent catches it.
 class TortureError : public std::runtime_error {
