@@ -59,21 +59,9 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
       roots.push_back(Spawn(*pool, RunTortureFrame(ctx, root, nullptr, root.id)));
     }
     // A wake from a thread of no task races each cancellation the driver
-    // makes: the driver raises `wake_requests` and cancels at once, while
-    // this thread notifies the Event's oldest waiter.
-    std::atomic<int> wake_requests{0};
-    std::atomic<bool> stop_waking{false};
-    std::thread waker([&] {
-      int served = 0;
-      while (!stop_waking.load(std::memory_order_acquire)) {
-        if (wake_requests.load(std::memory_order_acquire) == served) {
-          std::this_thread::yield();
-          continue;
-        }
-        ++served;
-        world.event.NotifyOne();
-      }
-    });
+    // makes: the driver requests a wake and cancels at once, while the
+    // waker's thread notifies the Event's oldest waiter.
+    TortureForeignWaker waker(world.event);
     // Cancellations from a thread that is neither a worker nor the main
     // thread, while the workers run the tree.
     std::thread driver([&] {
@@ -90,12 +78,12 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
             break;
           case TortureDriverKind::kCancelRoot:
             if (!*root) break;
-            wake_requests.fetch_add(1, std::memory_order_release);
+            waker.Request();
             root->Cancel();
             NoteCancelled(ctx, root->id(), root->IsFinished(), key);
             break;
           case TortureDriverKind::kDropRoot:
-            wake_requests.fetch_add(1, std::memory_order_release);
+            waker.Request();
             *root = Task<void>();
             break;
           case TortureDriverKind::kDetachRoot:
@@ -132,9 +120,11 @@ std::vector<std::string> RunPlanOnPool(const TorturePlan& plan, bool borrow_acro
         }
       }
     }
-    stop_waking.store(true, std::memory_order_release);
-    waker.join();
-  }  // shutdown: joins the threads, cancels and frees everything left
+    waker.Stop();
+    // Shutdown joins the threads, cancels and frees everything left; before
+    // `ctx` goes, since frames still running read it.
+    pool.reset();
+  }
   for (const Task<void>& root : roots) {
     if (root && !root.IsFinished()) {
       ledger.AddViolation(absl::StrCat(root.metadata().DebugString(),

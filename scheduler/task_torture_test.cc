@@ -12,13 +12,12 @@
 // More seeds:       --test_env=SIMSCHED_TORTURE_SEEDS=100000 (or the
 //                   //scheduler:task_torture_nightly_test target)
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -77,25 +76,11 @@ RunOutcome RunPlan(const TorturePlan& plan) {
     }
     // Wakes from another thread race the driver's cancellations. Stopped
     // before the scheduler goes: wakes must not outlive their scheduler.
-    std::atomic<int> wake_requests{0};
-    std::atomic<bool> stop_waking{false};
-    std::thread waker;
-    if (foreign_wakes) {
-      waker = std::thread([&] {
-        int served = 0;
-        while (!stop_waking.load(std::memory_order_acquire)) {
-          if (wake_requests.load(std::memory_order_acquire) == served) {
-            std::this_thread::yield();
-            continue;
-          }
-          ++served;
-          world.event.NotifyOne();
-        }
-      });
-    }
+    std::optional<TortureForeignWaker> waker;
+    if (foreign_wakes) waker.emplace(world.event);
     for (const TortureDriverAction& action : plan.driver) {
       if (foreign_wakes && IsRootAction(action.kind)) {
-        wake_requests.fetch_add(1, std::memory_order_release);
+        waker->Request();
       }
       Task<void>* root = IsRootAction(action.kind) ? &roots[action.amount]
                                                                         : nullptr;
@@ -131,10 +116,7 @@ RunOutcome RunPlan(const TorturePlan& plan) {
           break;
       }
     }
-    if (foreign_wakes) {
-      stop_waking.store(true, std::memory_order_release);
-      waker.join();
-    }
+    waker.reset();
     if (!plan.destroy_mid_run) {
       if (absl::Status status = scheduler->Run(); !status.ok()) {
         ledger.AddViolation(absl::StrCat("Run() failed: ", status.message()));
@@ -147,7 +129,8 @@ RunOutcome RunPlan(const TorturePlan& plan) {
       }
     }
     outcome.trace_hash = scheduler->TraceHash();
-  }  // the scheduler's destructor cancels whatever is left
+    scheduler.reset();  // cancels whatever is left, while `ctx` is still alive
+  }
   for (const Task<void>& root : roots) {
     if (root && !root.IsFinished()) {
       ledger.AddViolation(absl::StrCat(root.metadata().DebugString(),

@@ -59,6 +59,25 @@ void CancelOwned(TortureContext& ctx, OwnedTask& owned) {
 TortureError::TortureError(uint32_t frame)
     : std::runtime_error(absl::StrCat("torture frame ", frame, " threw as planned")) {}
 
+TortureForeignWaker::TortureForeignWaker(Event& event) : event_(event) {
+  thread_ = std::thread([this] {
+    int served = 0;
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (requests_.load(std::memory_order_acquire) == served) {
+        std::this_thread::yield();
+        continue;
+      }
+      ++served;
+      event_.NotifyOne();
+    }
+  });
+}
+
+void TortureForeignWaker::Stop() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
+}
+
 void PrepareTortureScheduler(TortureContext& ctx, const TorturePlan& plan) {
   ctx.lanes = {0};
   for (uint32_t i = 0; i < plan.extra_lanes; ++i) {

@@ -22,8 +22,10 @@
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_TESTING_TORTURE_PROGRAM_H_
 #define SIMSCHED_SCHEDULER_INTERNAL_TESTING_TORTURE_PROGRAM_H_
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "scheduler/event.h"
@@ -60,6 +62,28 @@ struct TortureContext {
   // The lanes foreground spawns pick from (by `TortureOp::lane` modulo the
   // count); lane 0 when empty.
   std::vector<uint32_t> lanes = {};
+};
+
+// TortureForeignWaker
+//
+// A thread of no task that calls `event.NotifyOne()` once for each
+// `Request()`, so that a wake from another thread races whatever the caller
+// does right after (a cancellation). `Stop()` (or the destructor) joins it.
+class TortureForeignWaker {
+ public:
+  explicit TortureForeignWaker(Event& event);
+  TortureForeignWaker(const TortureForeignWaker&) = delete;
+  TortureForeignWaker& operator=(const TortureForeignWaker&) = delete;
+  ~TortureForeignWaker() { Stop(); }
+
+  void Request() { requests_.fetch_add(1, std::memory_order_release); }
+  void Stop();
+
+ private:
+  Event& event_;
+  std::atomic<int> requests_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // The label a plan may deprioritize (`TorturePlan::deprioritize_low`).
