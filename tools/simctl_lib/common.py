@@ -97,6 +97,11 @@ def workspace_dir():
     path = parent
 
 
+def simsched_root():
+  """The simsched checkout this simctl belongs to (its tools/simctl_lib/..)."""
+  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def bazel_command(*args):
   """bazel (or $SIMCTL_BAZEL) with simctl's flags (disk cache, SIMSCHED_BAZEL_FLAGS)."""
   bazel = shlex.split(os.environ.get('SIMCTL_BAZEL', 'bazel'))
@@ -105,20 +110,20 @@ def bazel_command(*args):
   return bazel + [command] + extra + flags
 
 
-def _bazel(*args):
+def _bazel(*args, cwd=None):
   try:
-    return subprocess.run(bazel_command(*args), cwd=workspace_dir(), capture_output=True,
+    return subprocess.run(bazel_command(*args), cwd=cwd or workspace_dir(), capture_output=True,
                           text=True)
   except FileNotFoundError:
     raise UsageError('bazel is not installed or not on PATH (tools/setup.sh installs it); '
                      'or pass --binary PATH to run a test binary you built yourself')
 
 
-def build_target(target, also=()):
+def build_target(target, also=(), cwd=None):
   """Builds `target` (and `also`); UsageError for an unknown target."""
   check_label(target)
   print(f'simctl: building {target}', flush=True)
-  built = _bazel('build', target, *also)
+  built = _bazel('build', target, *also, cwd=cwd)
   if built.returncode != 0:
     output = built.stdout + built.stderr
     for line in output.splitlines():
@@ -195,7 +200,7 @@ def child_environment(extra):
   return env
 
 
-def run_shards(binary, jobs, out_dir, env, args=(), poll=None, poll_seconds=0.25):
+def run_shards(binary, jobs, out_dir, env, args=(), poll=None, poll_seconds=0.1):
   """Runs `jobs` processes of `binary`, shard k with SIMSCHED_TOTAL_SHARDS=jobs,
   SIMSCHED_SHARD_INDEX=k, its output (log.txt, the jsonl files, progress.jsonl)
   in out_dir/shard_k. Calls poll() while they run. Returns the exit codes."""

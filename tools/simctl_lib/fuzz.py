@@ -49,8 +49,8 @@ def register(subparsers):
 
 def normalize(message):
   """The message with what varies between seeds of one bug blanked out."""
-  text = re.sub(r'0x[0-9a-fA-F]+', '0x?', message.strip())
-  text = re.sub(r'\d+', 'N', text)
+  text = re.sub(r'0x[0-9a-fA-F]+|\d+',
+                lambda m: '0x?' if m.group().startswith('0x') else 'N', message.strip())
   return re.sub(r'[ \t]+', ' ', text)
 
 
@@ -172,7 +172,7 @@ def run(args):
     rounds.append(dirs)
   failures = collect(out_dir, rounds)
   filed = file_into_corpus(corpus, failures) if failures else []
-  report = merge.summarize([out_dir]) if rounds else None
+  report = merge.summarize([out_dir], properties=False) if rounds else None
   print(f'simctl: fuzzed {report.seeds_run if report else 0} seeds in {len(rounds)} rounds; '
         f'{len(failures)} failing seeds, {len(filed)} signatures')
   new = []

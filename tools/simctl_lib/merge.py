@@ -143,30 +143,36 @@ def _check_test(report, test, rows):
 
 
 def report_tool_targets():
-  """What `simctl sweep` builds beside the target for the property table."""
-  workspace = common.workspace_dir()
-  if os.path.isfile(os.path.join(workspace, 'testing', 'property_report.cc')):
+  """What `simctl sweep` builds beside the target for the property table:
+  //testing:property_report when sweeping inside simsched's own workspace."""
+  if os.path.samefile(common.workspace_dir(), common.simsched_root()):
     return ['//testing:property_report']
   return []
 
 
 def _property_report_binary():
+  """//testing:property_report: $SIMCTL_PROPERTY_REPORT, else built in the
+  workspace or in simsched's checkout (building it there if need be)."""
   if os.environ.get('SIMCTL_PROPERTY_REPORT'):
     return os.environ['SIMCTL_PROPERTY_REPORT']
-  built = os.path.join(common.workspace_dir(), 'bazel-bin', 'testing', 'property_report')
-  if os.path.isfile(built):
-    return built
-  for target in report_tool_targets():
-    try:
-      common.build_target(target)
-    except (common.UsageError, common.BuildFailed):
-      return None
-    return built if os.path.isfile(built) else None
-  return None
+  root = common.simsched_root()
+  for base in (common.workspace_dir(), root):
+    built = os.path.join(base, 'bazel-bin', 'testing', 'property_report')
+    if os.path.isfile(built):
+      return built
+  if not os.path.isfile(os.path.join(root, 'testing', 'property_report.cc')):
+    return None
+  try:
+    common.build_target('//testing:property_report', cwd=root)
+  except (common.UsageError, common.BuildFailed):
+    return None
+  built = os.path.join(root, 'bazel-bin', 'testing', 'property_report')
+  return built if os.path.isfile(built) else None
 
 
-def summarize(paths):
-  """Reads and checks the shards under `paths`; returns a Report."""
+def summarize(paths, properties=True):
+  """Reads and checks the shards under `paths`; returns a Report (with the
+  property table unless `properties` is false)."""
   report = Report()
   summaries = common.find_outputs(paths, 'simsched_summary.jsonl')
   rows_by_test = {}
@@ -197,7 +203,7 @@ def summarize(paths):
         raise common.UsageError(f'{where}: not a simsched failure line: needs "test" and "seed"')
       report.failures.append(row)
   report.failures.sort(key=lambda r: (r['test'], r['seed']))
-  if has_properties:
+  if has_properties and properties:
     tool = _property_report_binary()
     if tool is None:
       report.notes.append('properties: //testing:property_report is not built; '

@@ -111,6 +111,11 @@ class Progress:
     planned = None
     if self.planned_per_test is not None:
       planned = self.planned_per_test * len(self.tests)
+    elif self.records:
+      # The tests' own .iterations: this round's shards say their totals;
+      # the tests still to come are guessed alike.
+      this_round = sum(r.get('total', 0) for r in self.records.values())
+      planned = self.done_before + this_round * (len(self.tests) - self.index)
     eta = None
     if planned and rate > 0:
       eta = max(planned - total_done, 0) / rate
@@ -188,8 +193,9 @@ def run_rounds(binary, tests, jobs, out_dir, env, budget_seconds, progress):
     if budget_seconds is not None:
       left = budget_seconds - (time.monotonic() - begin)
       if left <= 0:
-        print(f'simctl: the time budget ran out before {test} (and '
-              f'{len(tests) - index - 1} more) ran', flush=True)
+        more = len(tests) - index - 1
+        print(f'simctl: the time budget ran out before {test}'
+              f'{f" and {more} more tests" if more else ""} ran', flush=True)
         break
       round_env['SIMSCHED_TIME_BUDGET'] = common.format_seconds(left / (len(tests) - index))
     progress.begin(index, test, shard_dirs)
