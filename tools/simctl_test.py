@@ -21,6 +21,7 @@ import zipfile
 RUNFILES = os.path.join(os.environ.get('TEST_SRCDIR', ''), os.environ.get('TEST_WORKSPACE', ''))
 PROBE = os.path.join(RUNFILES, 'testing/internal/simctl_probe_sim_test')
 PROPERTY_REPORT = os.path.join(RUNFILES, 'testing/property_report')
+CRASH_PROBE = os.path.join(RUNFILES, 'testing/internal/crash_sim_test')
 RUN_TESTS = os.path.join(RUNFILES, 'tools/run_tests.sh')
 
 sys.path.insert(0, RUNFILES)
@@ -210,7 +211,32 @@ class SweepTest(unittest.TestCase):
     self.assertIn('did not run: the time budget ran out', r.out)
 
 
+  def test_a_crashing_seed_is_reported_with_its_replay_line(self):
+    # CrashTest.SegfaultOnSeed3 segfaults on seed 3: shard 1 of 2 dies there.
+    r = simctl('sweep', '--binary', CRASH_PROBE, '--seeds', 10, '--jobs', 2, '--filter',
+               'CrashTest.SegfaultOnSeed3', '--out', new_dir('crash'))
+    self.assertEqual(r.code, 1, r)
+    self.assertIn('simsched: CRASH: SIGSEGV', r.out)
+    self.assertIn('SIMSCHED_SEED=3 ', r.out)
+    self.assertIn('CrashTest.SegfaultOnSeed3: shard 1 of 2 is missing', r.out)
+    self.assertIn('simctl: FAILED', r.out)
+
+
 class FuzzTest(unittest.TestCase):
+
+  def test_a_crash_is_a_signature_of_its_own(self):
+    shard = new_dir('crashed')
+    with open(os.path.join(shard, 'log.txt'), 'w') as f:
+      f.write('simsched: CRASH: SIGSEGV (segmentation fault) in Store.Compacts on seed 3 '
+              '(strategy random) at step 4, virtual time +0ns\nreplay this seed:\n'
+              '  bazel test //store:store_sim_test --test_env=SIMSCHED_SEED=3\n'
+              '  SIMSCHED_SEED=3 bazel-bin/store/store_sim_test --gtest_filter=Store.Compacts\n')
+    found = fuzz.collect(shard, [[shard]])
+    self.assertEqual(len(found), 1, found)
+    self.assertEqual((found[0]['test'], found[0]['seed'], found[0]['strategy']),
+                     ('Store.Compacts', 3, 'random'))
+    self.assertEqual(found[0]['message'], 'CRASH: SIGSEGV (segmentation fault)')
+    self.assertTrue(found[0]['replay'].startswith('SIMSCHED_SEED=3 bazel-bin/store'))
 
   def test_signatures_ignore_numbers_and_addresses(self):
     a = fuzz.signature('T.A', 'x.cc:3', 'lost update: counter is 1003 at 0x7ffd1234')
