@@ -149,14 +149,20 @@ def resolve_binary(target, binary, also=()):
   if not target:
     raise UsageError('name a target (e.g. //my/package:my_sim_test) or pass --binary PATH')
   build_target(target, also)
+  # `cquery --output=files` (Bazel 5+) names the outputs; Bazel 4 lacks it,
+  # so fall back to the rule's conventional place under bazel-bin.
   query = _bazel('cquery', '--output=files', target)
   files = [line.strip() for line in query.stdout.splitlines() if line.strip()]
+  if query.returncode != 0 or not files:
+    bin_dir = _bazel('info', 'bazel-bin').stdout.strip()
+    package, _, name = target.split('//', 1)[1].partition(':')
+    files = [os.path.join(bin_dir, package, name or os.path.basename(package))]
   for path in files:
     full = os.path.join(workspace_dir(), path)
     if os.path.isfile(full) and os.access(full, os.X_OK):
       return full
   raise UsageError(f'{target} built but has no executable (it should be a sim_test or cc_test); '
-                   f'bazel cquery --output=files listed: {files or "nothing"}')
+                   f'looked for: {" ".join(files)}')
 
 
 def list_tests(binary, gtest_filter=None):
