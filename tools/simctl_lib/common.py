@@ -10,6 +10,7 @@
                     a UsageError naming the file and line for a bad line
 """
 
+import argparse
 import json
 import os
 import re
@@ -48,19 +49,19 @@ def format_seconds(seconds):
 
 def positive_int(text):
   """argparse type: a whole number > 0 (argparse turns the error into exit 2)."""
-  import argparse
   try:
     value = int(text, 10)
   except ValueError:
     raise argparse.ArgumentTypeError(f'"{text}" is not a whole number')
   if value <= 0:
     raise argparse.ArgumentTypeError(f'{value} must be at least 1')
+  if value >= 2**64:
+    raise argparse.ArgumentTypeError(f'{value} is too large (at most 18446744073709551615)')
   return value
 
 
 def seed_int(text):
   """argparse type: a seed, 0 .. 2^64-1."""
-  import argparse
   try:
     value = int(text, 10)
   except ValueError:

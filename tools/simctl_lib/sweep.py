@@ -10,6 +10,8 @@ with the coverage check of `simctl merge` and every failing test and seed
 with its replay command. Exit 0: no seed failed; 1: some did; 2: bad input.
 """
 
+import argparse
+import json
 import os
 import re
 import sys
@@ -43,7 +45,7 @@ def register(subparsers):
   parser = subparsers.add_parser(
       'sweep', help='sweep the seeds of your sim_test across J processes',
       description=__doc__.split('\n\n', 1)[1],
-      formatter_class=__import__('argparse').RawDescriptionHelpFormatter)
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   add_sweep_arguments(parser, 'seeds per test (default: each test\'s .iterations)')
   parser.add_argument('--start', type=common.seed_int, metavar='S', default=0,
                       help='first seed (default: 0)')
@@ -91,7 +93,7 @@ class Progress:
       self.offsets[f] += len(complete.encode())
       for line in complete.splitlines():
         try:
-          record = __import__('json').loads(line)
+          record = json.loads(line)
         except ValueError:
           continue
         self.records[(f, record.get('test'))] = record
