@@ -224,6 +224,14 @@ class SweepTest(unittest.TestCase):
 
 class FuzzTest(unittest.TestCase):
 
+  def test_fuzzing_stops_when_the_budget_is_spent(self):
+    r = simctl('fuzz', '--binary', PROBE, '--time-budget', '1s', '--seeds', 100000, '--jobs', 2,
+               '--filter', 'SimctlProbe.Passes', '--corpus', new_dir('budget-corpus'),
+               '--out', new_dir('fuzz-budget'))
+    self.assertEqual(r.code, 0, r)
+    self.assertIn('round 0: seeds ', r.out)
+    self.assertIn('no new failure signatures', r.out)
+
   def test_a_crash_is_a_signature_of_its_own(self):
     shard = new_dir('crashed')
     with open(os.path.join(shard, 'log.txt'), 'w') as f:
@@ -249,8 +257,10 @@ class FuzzTest(unittest.TestCase):
   def test_new_signatures_fail_known_ones_do_not_and_promote_appends_seeds(self):
     corpus = new_dir('corpus')
     seeds_file = os.path.join(new_dir('seeds'), 'probe.seeds')
-    r = simctl('fuzz', '--binary', PROBE, '--time-budget', '2s', '--seeds', 200, '--jobs', 2,
-               '--corpus', corpus, '--promote', '--seeds-file', seeds_file,
+    # One round (a budget no machine runs out of): every test gets its 200
+    # seeds, so both bugs are hit however slow the build (ASan) or machine.
+    r = simctl('fuzz', '--binary', PROBE, '--time-budget', '10m', '--rounds', 1, '--seeds', 200,
+               '--jobs', 2, '--corpus', corpus, '--promote', '--seeds-file', seeds_file,
                '--out', new_dir('fuzz1'))
     self.assertEqual(r.code, 1, r)
     self.assertIn('(start from os.urandom)', r.out)
@@ -279,8 +289,8 @@ class FuzzTest(unittest.TestCase):
     self.assertTrue(row['regression'])
 
     # Same bugs again: known signatures, exit 0.
-    r = simctl('fuzz', '--binary', PROBE, '--time-budget', '1s', '--seeds', 200, '--jobs', 2,
-               '--corpus', corpus, '--out', new_dir('fuzz2'))
+    r = simctl('fuzz', '--binary', PROBE, '--time-budget', '10m', '--rounds', 1, '--seeds', 200,
+               '--jobs', 2, '--corpus', corpus, '--out', new_dir('fuzz2'))
     self.assertEqual(r.code, 0, r)
     self.assertIn('known SimctlProbe.LostUpdate', r.out)
     self.assertIn('no new failure signatures', r.out)

@@ -36,6 +36,8 @@ def register(subparsers):
   parser.set_defaults(seeds=10000)
   parser.add_argument('--time-budget', metavar='D', required=True,
                       help='how long to fuzz in all (30s, 10m, 1h)')
+  parser.add_argument('--rounds', type=common.positive_int, metavar='R',
+                      help='stop after R rounds even if budget is left (default: no limit)')
   parser.add_argument('--corpus', metavar='DIR', default='simsched_corpus',
                       help='the corpus folder: one file per failure signature '
                       '(default: %(default)s/<target name>)')
@@ -158,7 +160,7 @@ def run(args):
   rounds = []
   while True:
     left = budget - (time.monotonic() - begin)
-    if left <= 0.05:
+    if left <= 0.05 or (args.rounds and len(rounds) >= args.rounds):
       break
     # Random start seeds, from the OS: the point is to explore new seeds
     # each run; printed so a round can be run again.

@@ -70,7 +70,7 @@ class Progress:
     self.start = time.monotonic()
     self.done_before = 0   # seeds of finished rounds
     self.failed_before = 0
-    self.round = {}        # progress file -> (offset, {test: record})
+    self.files, self.offsets, self.records = [], {}, {}  # this round's
     self.current = ''
     self.index = 0
     self.last_plain = 0.0
