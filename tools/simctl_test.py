@@ -26,6 +26,7 @@ RUN_TESTS = os.path.join(RUNFILES, 'tools/run_tests.sh')
 
 sys.path.insert(0, RUNFILES)
 from tools.simctl_lib import fuzz  # pylint: disable=wrong-import-position
+from tools.simctl_lib import sweep  # pylint: disable=wrong-import-position
 
 
 def new_dir(name):
@@ -220,6 +221,39 @@ class SweepTest(unittest.TestCase):
     self.assertIn('SIMSCHED_SEED=3 ', r.out)
     self.assertIn('CrashTest.SegfaultOnSeed3: shard 1 of 2 is missing', r.out)
     self.assertIn('simctl: FAILED', r.out)
+
+
+class ProgressLineTest(unittest.TestCase):
+
+  class Terminal:
+    def __init__(self):
+      self.text = ''
+
+    def isatty(self):
+      return True
+
+    def write(self, text):
+      self.text += text
+
+    def flush(self):
+      pass
+
+  def test_a_terminal_gets_one_line_redrawn_in_place(self):
+    shard = new_dir('progress')
+    terminal = self.Terminal()
+    os.environ['TERM'] = 'xterm'  # Bazel's test environment may say dumb
+    progress = sweep.Progress(100, ['S.T', 'S.U'], stream=terminal)
+    progress.begin(0, 'S.T', [shard])
+    # Written after begin(): lines already there belong to an earlier round.
+    with open(os.path.join(shard, 'progress.jsonl'), 'w') as f:
+      f.write('{"test": "S.T", "done": 50, "total": 100, "failed": 2}\n')
+    progress.poll()
+    self.assertTrue(terminal.text.startswith('\r\033[K'), terminal.text)
+    self.assertIn('simctl: [1/2] S.T: 50/200 seeds, ', terminal.text)
+    self.assertIn('2 failed, ETA ', terminal.text)
+    self.assertNotIn('\n', terminal.text)
+    progress.end_round()
+    self.assertTrue(terminal.text.endswith('\n'))
 
 
 class FuzzTest(unittest.TestCase):
