@@ -126,7 +126,9 @@ TEST(HarnessIntegrationTest, PlantedBugFailsOnSomeSeedsAndPassesOnOthers) {
   const std::regex json_line(
       "\\{\"test\": \"BankTest.TransfersNeverOverdraw\", \"seed\": [0-9]+, \"step\": [0-9]+, "
       "\"virtual_time_ns\": [0-9]+, \"trace_hash\": \"0x[0-9a-f]{16}\", \"strategy\": "
-      "\"[a-z0-9:=]+\", \"regression\": false, \"replay_bazel\": \"bazel test //testing/examples:bank_sim_test [^\"]*\", "
+      "\"[a-z0-9:=]+\", \"regression\": false, \"site\": \"testing/examples/bank_sim_test.cc:[0-9]+\", "
+      "\"message\": \"(?:[^\"\\\\]|\\\\.)*account [0-9] is overdrawn: balance -[0-9]+(?:[^\"\\\\]|\\\\.)*\", "
+      "\"replay_bazel\": \"bazel test //testing/examples:bank_sim_test [^\"]*\", "
       "\"replay_binary\": \"SIMSCHED_SEED=[0-9]+ SIMSCHED_STRATEGY=[a-z0-9:=]+ [^\"]*\"\\}");
   for (const std::string& line : lines) EXPECT_TRUE(std::regex_match(line, json_line)) << line;
 }

@@ -209,6 +209,12 @@ std::string JsonEscape(std::string_view s) {
   return out;
 }
 
+// Where a failure was raised ("file:line"), or "" for one with no site (a
+// deadlock, an exception from the body).
+std::string FailureSite(const CapturedFailure& failure) {
+  return failure.file.empty() ? std::string() : absl::StrCat(failure.file, ":", failure.line);
+}
+
 void AppendToUndeclaredOutput(const char* file, const std::string& line) {
   const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
   if (dir == nullptr || *dir == '\0') return;
@@ -407,6 +413,41 @@ void ReportProperties(const char* test_name, const properties_internal::Property
                     names));
 }
 
+// Appends {"test", "done", "total", "failed"} lines to SIMSCHED_PROGRESS_FILE
+// for tools/simctl's live progress line: the first seed, then at most every
+// 200 ms of wall time (which paces output only, never a decision), then the
+// end of the test.
+class ProgressFile {
+ public:
+  ProgressFile(const char* test_name, uint64_t total) : test_(JsonEscape(test_name)), total_(total) {
+    if (const char* path = std::getenv("SIMSCHED_PROGRESS_FILE"); path != nullptr && *path) {
+      file_ = std::fopen(path, "a");
+    }
+  }
+  ~ProgressFile() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  ProgressFile(const ProgressFile&) = delete;
+  ProgressFile& operator=(const ProgressFile&) = delete;
+
+  void Update(uint64_t done, uint64_t failed, bool last) {
+    if (file_ == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!last && done > 1 && now - written_ < std::chrono::milliseconds(200)) return;
+    written_ = now;
+    std::fprintf(file_, "{\"test\": \"%s\", \"done\": %llu, \"total\": %llu, \"failed\": %llu}\n",
+                 test_.c_str(), static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total_), static_cast<unsigned long long>(failed));
+    std::fflush(file_);
+  }
+
+ private:
+  std::string test_;
+  uint64_t total_;
+  FILE* file_ = nullptr;
+  std::chrono::steady_clock::time_point written_{};
+};
+
 }  // namespace
 
 Sim::Sim(std::shared_ptr<TestScheduler> scheduler) : scheduler_(std::move(scheduler)) {}
@@ -509,7 +550,9 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   std::vector<uint64_t> listed_hashes;
   std::vector<uint64_t> listed_failed;
   std::string budget_note;
+  ProgressFile progress(test_name, total);
   for (uint64_t i = 0; i < total; ++i) {
+    if (i > 0) progress.Update(ran, failed_count, /*last=*/false);
     const bool is_regression = i < regression.size();
     const uint64_t seed =
         is_regression ? regression[i] : SweepSeedAt(config, i - regression.size());
@@ -579,6 +622,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                      ", \"virtual_time_ns\": ", run.first_failure_time.count(),
                      ", \"trace_hash\": \"", absl::StrFormat("0x%016x", run.trace_hash),
                      "\", \"strategy\": \"", strategy, "\", \"regression\": ", is_regression ? "true" : "false",
+                     ", \"site\": \"", JsonEscape(FailureSite(run.failures.front())),
+                     "\", \"message\": \"", JsonEscape(run.failures.front().message), "\"",
                      ", \"replay_bazel\": \"", JsonEscape(replay.bazel),
                      "\", \"replay_binary\": \"", JsonEscape(replay.binary), "\"}"));
     if (!config.collect_all) {
@@ -591,6 +636,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     }
   }
 
+  progress.Update(ran, failed_count, /*last=*/true);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
@@ -624,6 +670,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       absl::StrCat("{\"test\": \"", JsonEscape(test_name), "\", \"shard_index\": ",
                    config.shard_index, ", \"total_shards\": ", config.total_shards,
                    ", \"regression_seeds\": ", regression.size(), ", \"seeds_run\": ", ran,
+                   ", \"start_seed\": ", config.start_seed, ", \"iterations\": ", config.iterations,
+                   ", \"single_seed\": ", config.single_seed.has_value() ? "true" : "false",
                    ", \"seeds\": [", seeds_json,
                    "], \"trace_hashes\": [", hashes_json, "], \"failed_seeds\": [", failed_json,
                    "], \"seeds_listed_up_to\": ", kListedSeeds,

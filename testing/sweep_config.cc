@@ -147,13 +147,24 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
     }
     if (index.has_value()) break;
   }
+  // A Kubernetes Indexed Job gives each pod JOB_COMPLETION_INDEX; it counts
+  // only when a total is set (a pod of an unsharded job is not a shard).
+  if (total.has_value() && !index.has_value()) {
+    if (absl::Status s = ReadUint64(getenv, "JOB_COMPLETION_INDEX",
+                                    "a shard index from 0 to total shards - 1", index);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (total.has_value() || index.has_value()) {
     if (!total.has_value() || !index.has_value() || *total == 0 || *index >= *total) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "shard variables are inconsistent: GTEST_TOTAL_SHARDS=",
-          total.has_value() ? absl::StrCat(*total) : "(unset)", " GTEST_SHARD_INDEX=",
+          "shard variables are inconsistent: total shards ",
+          total.has_value() ? absl::StrCat(*total) : "(unset)", ", shard index ",
           index.has_value() ? absl::StrCat(*index) : "(unset)",
-          "; set both, with 0 <= index < total (Bazel's shard_count does this)"));
+          "; set both, with 0 <= index < total: SIMSCHED_TOTAL_SHARDS and "
+          "SIMSCHED_SHARD_INDEX (or JOB_COMPLETION_INDEX), or GTEST_TOTAL_SHARDS and "
+          "GTEST_SHARD_INDEX (Bazel's shard_count sets these)"));
     }
     config.total_shards = *total;
     config.shard_index = *index;

@@ -19,6 +19,11 @@
 //                                 fifo, pct:D[:k=N], pos, mix (scheduler/strategy.h)
 //   GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (set by Bazel's shard_count): run
 //                                 only this shard's share of the seeds
+//   SIMSCHED_TOTAL_SHARDS/SIMSCHED_SHARD_INDEX: the same, under simsched's
+//                                 own names (tools/simctl sweep, CMake, a CI
+//                                 matrix); with a total set and no index,
+//                                 JOB_COMPLETION_INDEX (a Kubernetes Indexed
+//                                 Job) is the index
 //
 // This header defines:
 //   * `simsched::testing::SweepConfig`

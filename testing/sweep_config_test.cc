@@ -70,6 +70,33 @@ TEST(SweepConfigTest, SingleSeedRunsOnShardZeroOnly) {
   EXPECT_TRUE(SweepSeeds(*config).empty());
 }
 
+TEST(SweepConfigTest, KubernetesJobCompletionIndexIsTheShardIndex) {
+  Env env{{{"SIMSCHED_TOTAL_SHARDS", "4"}, {"JOB_COMPLETION_INDEX", "2"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->shard_index, 2u);
+  EXPECT_EQ(config->total_shards, 4u);
+  // An explicit index wins over the job's.
+  env.vars["SIMSCHED_SHARD_INDEX"] = "1";
+  EXPECT_EQ(Parse(env)->shard_index, 1u);
+}
+
+TEST(SweepConfigTest, JobCompletionIndexAloneDoesNotShard) {
+  // A pod of an unsharded Job: no total, so the index is not a shard.
+  Env env{{{"JOB_COMPLETION_INDEX", "3"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->total_shards, 1u);
+  EXPECT_EQ(config->shard_index, 0u);
+}
+
+TEST(SweepConfigTest, JobCompletionIndexOutOfRangeIsAnError) {
+  Env env{{{"SIMSCHED_TOTAL_SHARDS", "2"}, {"JOB_COMPLETION_INDEX", "5"}}};
+  absl::StatusOr<SweepConfig> config = Parse(env);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("shard variables are inconsistent"));
+}
+
 TEST(SweepConfigTest, ThreeShardsCoverEachSeedExactlyOnce) {
   std::map<uint64_t, int> seen;
   for (int shard = 0; shard < 3; ++shard) {

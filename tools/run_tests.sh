@@ -3,7 +3,9 @@
 # counting GoogleTest test cases (not Bazel targets). A target that failed to
 # build, crashed, or timed out without a report counts as one failed test.
 #
-# Usage: tools/run_tests.sh [bazel flags...]   (tools/simctl test calls it)
+# Usage: tools/run_tests.sh [TARGETS...] [bazel flags...]
+#   (tools/simctl test calls it). Arguments starting with "-" are bazel
+#   flags, the others target patterns; no targets means //... (every test).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,19 +14,23 @@ cd "$ROOT"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-echo "simctl: bazel test //... $*"
+flags=()
+targets=()
+for arg in "$@"; do
+  case "$arg" in -//*) targets+=("$arg") ;; -*) flags+=("$arg") ;; *) targets+=("$arg") ;; esac
+done
+[ "${#targets[@]}" -gt 0 ] || targets=(//...)
+
+echo "simctl: bazel test ${targets[*]} ${flags[*]}"
 # Show what matters (failures, errors), keep everything in $log. The filter
-# always succeeds, so PIPESTATUS[0] is Bazel's own exit status.
-bazel test --build_tests_only --test_summary=short "$@" //... 2>&1 | tee "$log" |
+# always succeeds, so PIPESTATUS[0] is Bazel's own exit status. "--" keeps a
+# negative pattern (-//x:y) a target, not a flag.
+bazel test --build_tests_only --test_summary=short "${flags[@]}" -- "${targets[@]}" 2>&1 | tee "$log" |
   { grep -vE '^\s*$|^INFO:|^Loading|^Analyzing|^//.*(PASSED|cached)' || true; }
 bazel_status=${PIPESTATUS[0]}
 
 # `bazel info` takes the flags (they pick the output tree) but no targets.
-info_flags=()
-for arg in "$@"; do
-  case "$arg" in -*) info_flags+=("$arg") ;; esac
-done
-testlogs="$(bazel info "${info_flags[@]}" bazel-testlogs 2>/dev/null)"
+testlogs="$(bazel info "${flags[@]}" bazel-testlogs 2>/dev/null)"
 passed=0
 failed=0
 

@@ -1,0 +1,1 @@
+"""simctl's subcommands for the user's own targets (see main.py)."""
