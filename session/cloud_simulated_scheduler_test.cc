@@ -725,7 +725,7 @@ TEST(CloudSimulatedSchedulerTest, SessionCleanMacrosOpenWithASentenceNamingSessi
   int spawn_line = 0;
   StartRequest(*sim.cloud, upload_ctx, [&]() -> Co<void> {
     spawn_line = __LINE__ + 1;
-    upload_ctx.SpawnLabeled(TaskLabel("upload"), []() -> Co<void> { co_await Sleep(seconds(1)); })
+    upload_ctx.SpawnLabeled("upload", []() -> Co<void> { co_await Sleep(seconds(1)); })
         .Detach();
     upload_ctx.Spawn([]() -> Co<void> { co_await Sleep(seconds(2)); }).Detach();
     co_return;
