@@ -222,7 +222,7 @@ class CombinatorState {
       winner_ = index;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();  // outside the lock: a wake may run scheduler code
+    waiter.Wake("a combinator input finishing");  // outside the lock: a wake may run scheduler code
   }
 
   std::exception_ptr error() const {
@@ -294,7 +294,7 @@ class AllOfTupleState final : public CombinatorState {
       std::get<I>(values_).emplace(std::forward<V>(value));
       if (--remaining_ == 0) waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires every input to have completed.
@@ -330,7 +330,7 @@ class AllOfVectorState final : public CombinatorState {
       values_[index].emplace(std::forward<U>(value));
       if (--remaining_ == 0) waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires every input to have completed.
@@ -361,7 +361,7 @@ class AnyOfTupleState final : public CombinatorState {
       winner_ = I;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires a winner that completed.
@@ -388,7 +388,7 @@ class AnyOfVectorState final : public CombinatorState {
       winner_ = index;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires a winner that completed.
