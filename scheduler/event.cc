@@ -37,7 +37,7 @@ void Event::Set() {
     while (!waiters_.empty()) released.push_back(ReleaseOldest());
   }
   // Woken outside the lock: a wake may run scheduler code.
-  for (const Waker& waker : released) waker.Wake();
+  for (const Waker& waker : released) waker.Wake("an event set");
 }
 
 void Event::Reset() {
@@ -52,7 +52,7 @@ bool Event::NotifyOne() {
     if (waiters_.empty()) return false;
     waker = ReleaseOldest();
   }
-  waker.Wake();
+  waker.Wake("an event notify");
   return true;
 }
 

@@ -13,15 +13,18 @@
 #include "scheduler/event.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/thread_pool_scheduler.h"
+#include "testing/sweep_config.h"
 
 namespace simsched {
 namespace {
 
 Co<void> WaitOn(Event& event) { co_await event.Wait(); }
 
+// 2000, or SIMSCHED_RACE_ITERATIONS (empty = unset; a bad value fails the test).
 int Iterations() {
-  const char* value = std::getenv("SIMSCHED_RACE_ITERATIONS");
-  return value != nullptr ? std::atoi(value) : 2000;
+  absl::StatusOr<uint64_t> n = ::simsched::testing::EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 2000);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? static_cast<int>(*n) : 0;
 }
 
 // Starts `release` on another thread at (nearly) the same moment as the

@@ -59,6 +59,11 @@ class BackgroundExecutor {
                     SourceLocation location = SourceLocation::current()) const {
     return simsched::SpawnLabeled(*scheduler_, std::move(label), std::forward<C>(co), location);
   }
+  template <size_t N, typename C>
+  auto SpawnLabeled(const char (&label)[N], C&& co,
+                    SourceLocation location = SourceLocation::current()) const {
+    return SpawnLabeled(TaskLabel(label), std::forward<C>(co), location);
+  }
 
   // Timer()
   //

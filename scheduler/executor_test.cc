@@ -51,6 +51,15 @@ TEST(ExecutorTest, DeprioritizeReachesTheTestScheduler) {
   EXPECT_EQ(order.back(), 1);
 }
 
+TEST(ExecutorTest, SpawnLabeledTakesAStringLiteral) {
+  auto scheduler = TestScheduler::Create({.seed = 1});
+  BackgroundExecutor background(scheduler);
+  Task<int> task = background.SpawnLabeled("executor-literal", []() -> Co<int> { co_return 3; });
+  ASSERT_TRUE(task.metadata().label.has_value());
+  EXPECT_EQ(*task.metadata().label, TaskLabel("executor-literal"));
+  EXPECT_EQ(scheduler->BlockOn(task).value_or(0), 3);
+}
+
 TEST(ExecutorTest, TimerUsesTheSchedulersClock) {
   auto scheduler = TestScheduler::Create();
   BackgroundExecutor background(scheduler);

@@ -40,6 +40,7 @@
 #include <chrono>
 #include <concepts>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -364,6 +365,14 @@ Task<internal::CoFactoryResult<F>> SpawnLabeled(
   return SpawnLabeled(scheduler, std::move(label),
                       internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))),
                       location);
+}
+// With the label written as a string literal: `SpawnLabeled(s, "io", co)`
+// is `SpawnLabeled(s, TaskLabel("io"), co)`. Making a TaskLabel looks its
+// name up under a lock; on a hot path, make it once (a static) and pass it.
+template <size_t N, typename C>
+auto SpawnLabeled(Scheduler& scheduler, const char (&label)[N], C&& co,
+                  SourceLocation location = SourceLocation::current()) {
+  return SpawnLabeled(scheduler, TaskLabel(label), std::forward<C>(co), location);
 }
 
 // SpawnForeground()

@@ -82,11 +82,22 @@ std::string TraceEntry::DebugString() const {
   } else {
     absl::StrAppend(&out, " resumed (its awaitable records no wait site)");
   }
+  // "woken by a channel send from task 2", or without a reason "woken by
+  // task 2".
+  const std::string by =
+      wake_reason.empty() ? std::string() : absl::StrCat(" by ", std::string(wake_reason));
   switch (cause) {
-    case WakeCause::kTask: absl::StrAppend(&out, ", woken by task ", woken_by.value); break;
+    case WakeCause::kTask:
+      absl::StrAppend(&out, ", woken", by, wake_reason.empty() ? " by task " : " from task ",
+                      woken_by.value);
+      break;
     case WakeCause::kTimer: absl::StrAppend(&out, ", woken by a timer"); break;
-    case WakeCause::kOutsideTask: absl::StrAppend(&out, ", woken from outside any task"); break;
-    case WakeCause::kForeignThread: absl::StrAppend(&out, ", woken from another thread"); break;
+    case WakeCause::kOutsideTask:
+      absl::StrAppend(&out, ", woken", by, " from outside any task");
+      break;
+    case WakeCause::kForeignThread:
+      absl::StrAppend(&out, ", woken", by, " from another thread");
+      break;
     case WakeCause::kItself:
     case WakeCause::kSpawned:
     case WakeCause::kUnknown: break;
@@ -101,7 +112,7 @@ bool operator==(const TraceEntry& a, const TraceEntry& b) {
          std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name() &&
          a.resumed_what == b.resumed_what && a.resumed_at.line() == b.resumed_at.line() &&
          a.resumed_after_task == b.resumed_after_task && a.cause == b.cause &&
-         a.woken_by == b.woken_by && a.internal == b.internal;
+         a.woken_by == b.woken_by && a.wake_reason == b.wake_reason && a.internal == b.internal;
 }
 
 TestScheduler::TestScheduler(TestSchedulerOptions options)
@@ -436,20 +447,20 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
 }
 
 void TestScheduler::NoteWake(const TaskHeader& task) {
-  WakeNote note{waking_from_, TaskId{}};
+  WakeNote note{waking_from_, TaskId{}, internal::current_wake_reason};
   if (note.cause == WakeCause::kUnknown) {
     const TaskHeader* waker = internal::current_task;
     const TaskId awaited = task.wait_site().awaited_task;
     if (waker == nullptr && awaited.value != 0) {
       // A join: the awaited task wakes its joiner as its last poll ends,
       // after it stopped being the current task.
-      note = WakeNote{WakeCause::kTask, awaited};
+      note = WakeNote{WakeCause::kTask, awaited, note.reason};
     } else if (waker == nullptr) {
       note.cause = WakeCause::kOutsideTask;
     } else if (waker == &task) {
       note.cause = WakeCause::kItself;
     } else {
-      note = WakeNote{WakeCause::kTask, waker->metadata.id};
+      note = WakeNote{WakeCause::kTask, waker->metadata.id, note.reason};
     }
   }
   wake_notes_.try_emplace(task.metadata.id.value, note);
@@ -472,6 +483,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   if (auto it = wake_notes_.find(task.metadata.id.value); it != wake_notes_.end()) {
     entry.cause = it->second.cause;
     entry.woken_by = it->second.by;
+    if (it->second.reason != nullptr) entry.wake_reason = it->second.reason;
     wake_notes_.erase(it);
   }
   entry.internal = IsInternal(task.metadata.id);

@@ -154,12 +154,15 @@ struct TraceEntry {
   TaskId resumed_after_task;
   WakeCause cause = WakeCause::kUnknown;
   TaskId woken_by;  // for kTask and kSpawned (zero: spawned from outside)
+  // What the waker did, when it said (`Waker::Wake(reason)`): "a channel
+  // send", "a mutex unlock", ... Empty otherwise. Points at a literal.
+  std::string_view wake_reason;
   // A framework task (a session grace-period timer); hidden from reports
   // unless SIMSCHED_LOG=full.
   bool internal = false;
 
   // "step 12 t=+5ms task 3 "io" [lane 1] resumed after Mutex 'a'::Lock at
-  //  foo.cc:20 (Fn), woken by task 2"
+  //  foo.cc:20 (Fn), woken by a mutex unlock from task 2"
   std::string DebugString() const;
   friend bool operator==(const TraceEntry& a, const TraceEntry& b);
 };
@@ -515,6 +518,7 @@ class TestScheduler final : public Scheduler {
   struct WakeNote {
     WakeCause cause;
     TaskId by;
+    const char* reason = nullptr;  // Waker::Wake(reason)
   };
   absl::flat_hash_map<uint64_t, WakeNote> wake_notes_;
   WakeCause waking_from_ = WakeCause::kUnknown;

@@ -13,6 +13,7 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
+#include "testing/sweep_config.h"
 
 namespace simsched {
 namespace {
@@ -73,8 +74,10 @@ Co<void> Loop(ForeignWaker& waker, int n, int* done) {
 }
 
 TEST(TestSchedulerParkingTest, NoWakeFromAnotherThreadIsLost) {
-  const char* value = std::getenv("SIMSCHED_RACE_ITERATIONS");
-  const int iterations = value != nullptr ? std::atoi(value) : 20000;
+  absl::StatusOr<uint64_t> iterations_or =
+      ::simsched::testing::EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 20000);
+  ASSERT_TRUE(iterations_or.ok()) << iterations_or.status();
+  const int iterations = static_cast<int>(*iterations_or);
   int done = 0;
   absl::Status status;
   {

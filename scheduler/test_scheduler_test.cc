@@ -152,6 +152,23 @@ TEST(TestSchedulerTest, DeprioritizedLabelsRunOnlyWhenNothingElseCan) {
   }
 }
 
+// A string literal is a label too: SpawnLabeled(s, "name", co) is
+// SpawnLabeled(s, TaskLabel("name"), co), for a Co and for a factory.
+TEST(TestSchedulerTest, SpawnLabeledTakesAStringLiteral) {
+  TestScheduler s({.seed = 1});
+  const TaskLabel low("literal-low");
+  s.Deprioritize(low);
+  auto body = []() -> Co<int> { co_return 7; };
+  Task<int> from_co = SpawnLabeled(s, "literal-low", body());
+  Task<int> from_factory = SpawnLabeled(s, "literal-factory", body);
+  ASSERT_TRUE(from_co.metadata().label.has_value());
+  EXPECT_EQ(*from_co.metadata().label, low);
+  ASSERT_TRUE(from_factory.metadata().label.has_value());
+  EXPECT_EQ(from_factory.metadata().label->name(), "literal-factory");
+  EXPECT_EQ(s.BlockOn(std::move(from_co)).value_or(0), 7);
+  EXPECT_EQ(s.BlockOn(std::move(from_factory)).value_or(0), 7);
+}
+
 TEST(TestSchedulerTest, LabelsThatAreNotDeprioritizedRunNormally) {
   const TaskLabel label("plain-label");
   bool seen_before_last = false;

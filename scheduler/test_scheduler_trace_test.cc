@@ -53,7 +53,7 @@ TEST(TestSchedulerTraceTest, EachStepSaysWhereTheTaskResumedAndWhatWokeIt) {
   EXPECT_EQ(after_event->woken_by, setter.id());
   EXPECT_THAT(after_event->DebugString(),
               ContainsRegex("resumed after Event 'ready'.* at scheduler/test_scheduler_trace_test.cc:[0-9]+.*, "
-                            "woken by task 2"));
+                            "woken by an event set from task 2"));
   // Woken by the timer, at the Sleep.
   bool timer_step = false, yield_step = false;
   for (const TraceEntry& e : steps) {
@@ -97,7 +97,7 @@ TEST(TestSchedulerTraceTest, WakesFromTheTestBodyAndInternalTasksAreMarked) {
   ASSERT_TRUE(s.RunUntilParked().ok());
   go.Set();
   ASSERT_TRUE(s.Run().ok());
-  EXPECT_THAT(StepsOf(s, task.id()).back().DebugString(), HasSubstr("woken from outside any task"));
+  EXPECT_THAT(StepsOf(s, task.id()).back().DebugString(), HasSubstr("woken by an event set from outside any task"));
   EXPECT_TRUE(StepsOf(s, framework.id()).front().internal);
   EXPECT_THAT(StepsOf(s, framework.id()).front().DebugString(), HasSubstr("[internal]"));
 }

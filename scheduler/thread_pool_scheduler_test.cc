@@ -25,6 +25,7 @@
 #include "spdlog/sinks/base_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+#include "testing/sweep_config.h"
 
 namespace simsched {
 namespace {
@@ -766,8 +767,10 @@ TEST(ThreadPoolSchedulerStressTest, WorkNeedingEveryWorkerWakesThemAll) {
 // One million in every build (about 1 s in the default build, 11 s under
 // TSan on 2 vCPUs). SIMSCHED_POOL_STRESS_TASKS overrides it.
 int64_t StressTaskCount() {
-  if (const char* env = std::getenv("SIMSCHED_POOL_STRESS_TASKS")) return std::atoll(env);
-  return 1'000'000;
+  absl::StatusOr<uint64_t> n =
+      ::simsched::testing::EnvironmentUint64("SIMSCHED_POOL_STRESS_TASKS", 1'000'000);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? static_cast<int64_t>(*n) : 0;
 }
 
 struct StressCounters {

@@ -8,13 +8,16 @@
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/thread_pool_scheduler.h"
+#include "testing/sweep_config.h"
 
 namespace simsched {
 namespace {
 
 TEST(ThreadPoolWakeTest, SpawnAndBlockOnFromAPlainThreadNeverStalls) {
-  const char* value = std::getenv("SIMSCHED_RACE_ITERATIONS");
-  const int iterations = value != nullptr ? std::atoi(value) : 20000;
+  absl::StatusOr<uint64_t> iterations_or =
+      ::simsched::testing::EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 20000);
+  ASSERT_TRUE(iterations_or.ok()) << iterations_or.status();
+  const int iterations = static_cast<int>(*iterations_or);
   auto pool = ThreadPoolScheduler::Create({.worker_threads = 2});
   int64_t sum = 0;
   std::thread client([&] {

@@ -200,7 +200,9 @@ TEST(CloudSimulatedSchedulerTest, HundredInterleavedSessionsAttributeEveryTaskTo
       // Exactly one offender, the planted task, attributed to this session.
       EXPECT_THAT(
           std::string(status.message()),
-          HasSubstr(absl::StrCat("session ", sessions[i].value, " did not clean up: 1 task ")));
+          ContainsRegex(absl::StrCat("session ", sessions[i].value,
+                                         " did not clean up: its response was sent at [^ ]+, and "
+                                         "1 task not handed to WaitUntil ran past it: ")));
       EXPECT_THAT(std::string(status.message()),
                   ContainsRegex(absl::StrCat("task [0-9]+ \"planted-leak\" \\(session ",
                                              sessions[i].value, "\\) spawned at")));
@@ -239,8 +241,12 @@ TEST(CloudSimulatedSchedulerTest, TaskRunningAtTheResponseIsReportedWithItsSpawn
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   const std::string message(status.message());
-  EXPECT_THAT(message, HasSubstr("session 1 did not clean up: 1 task ran past its response "
-                                 "(sent at +5ms)"));
+  EXPECT_THAT(message,
+              ContainsRegex(absl::StrCat(
+                  "^session 1 did not clean up: its response was sent at \\+5ms, and 1 task not "
+                  "handed to WaitUntil ran past it: task [0-9]+ \"leaky\" spawned at "
+                  "[^ ]*session/cloud_simulated_scheduler_test.cc:",
+                  spawn_line, " \\(operator\\(\\)\\)\\. Production would kill it mid-way\\.\n")));
   EXPECT_THAT(message,
               ContainsRegex(absl::StrCat("task [0-9]+ \"leaky\" \\(session 1\\) spawned at "
                                          "[^ ]*session/cloud_simulated_scheduler_test.cc:",
@@ -285,7 +291,7 @@ TEST(CloudSimulatedSchedulerTest, TaskSpawnedIntoTheSessionAfterItsResponseIsRep
   });
   ASSERT_TRUE(sim.test->Run().ok());
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
-  EXPECT_THAT(std::string(status.message()), HasSubstr("2 tasks ran past its response"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("2 tasks not handed to WaitUntil ran past it: task "));
   EXPECT_THAT(std::string(status.message()), ContainsRegex("\"late-spawner\" \\(session 1\\)"));
   EXPECT_THAT(std::string(status.message()),
               ContainsRegex("was spawned after the response \\(\\+10ms, step [0-9]+\\), outside "
@@ -305,7 +311,7 @@ TEST(CloudSimulatedSchedulerTest, TheTaskThatCallsEndIsNotALeakButTheRestStillRu
   ASSERT_TRUE(sim.test->Run().ok());
   ASSERT_TRUE(ended.ok()) << ended;
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
-  EXPECT_THAT(std::string(status.message()), HasSubstr("1 task ran past"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("1 task not handed to WaitUntil ran past it: task "));
   EXPECT_THAT(std::string(status.message()), HasSubstr("\"straggler\""));
   EXPECT_THAT(std::string(status.message()), Not(HasSubstr(handler.metadata().DebugString())));
 }
@@ -318,8 +324,10 @@ TEST(CloudSimulatedSchedulerTest, ValidatingASessionThatHasNotEndedReportsItsRun
   absl::Status status = sim.cloud->ValidateSessionCleanup(ctx.session());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
-              HasSubstr("it has not ended (ExecutionContext::End() was not "
-                        "called) and 1 task of it is still running"));
+              ContainsRegex("^session 1 did not clean up: it has not ended "
+                            "\\(ExecutionContext::End\\(\\) was not called\\) and has 1 task "
+                            "still running that was not handed to WaitUntil: task [0-9]+ "
+                            "spawned at [^ ]+:[0-9]+ \\(TestBody\\)\\.\n"));
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("is still running without WaitUntil: waiting on Sleep"));
   ASSERT_TRUE(sim.test->BlockOn(handler).ok());
@@ -456,8 +464,10 @@ TEST(CloudSimulatedSchedulerTest, GracePeriodCutsOffSlowWaitUntilWorkAndReportsI
                             "\\(\\+30007ms, step [0-9]+\\): it was waiting on Sleep at "
                             "[^ ]*cloud_simulated_scheduler_test.cc:[0-9]+"));
   EXPECT_THAT(std::string(status.message()),
-              HasSubstr("session 1 did not clean up: 1 task of its WaitUntil work outlasted the "
-                        "30s grace period; production would kill it mid-way"));
+              ContainsRegex("^session 1 did not clean up: its response was sent at \\+7ms, and 1 "
+                            "task of its WaitUntil work outlasted the 30s grace period: task "
+                            "[0-9]+ \"slow-sync\" spawned at [^ ]+:[0-9]+ \\(operator\\(\\)\\)"
+                            "\\. Production would kill it mid-way\\."));
 }
 
 TEST(CloudSimulatedSchedulerTest, GracePeriodIsConfigurable) {
@@ -704,8 +714,49 @@ TEST(CloudSimulatedSchedulerTest, SessionCleanMacrosPutTheOffendersInTheFailureM
   leaky_cloud = &sim.cloud;
   leaky_session = leaky.session();
   EXPECT_FATAL_FAILURE(ASSERT_SESSION_CLEAN(*leaky_cloud, leaky_session),
-                       "Expected session leaky_session of *leaky_cloud to clean up");
+                       "session 1 (leaky_session) of cloud scheduler *leaky_cloud did not clean "
+                       "up: its response was sent at");
   leaky_cloud = nullptr;
+}
+
+// The macros' failure opens with one sentence a person reads first: which
+// session of which scheduler, what went wrong, and which tasks.
+TEST(CloudSimulatedSchedulerTest, SessionCleanMacrosOpenWithASentenceNamingSessionSchedulerAndTasks) {
+  Sim sim;
+  ExecutionContext ctx = sim.NewSession();
+  ctx.End().IgnoreError();
+  ExecutionContext upload_ctx = sim.NewSession();
+  int spawn_line = 0;
+  StartRequest(*sim.cloud, upload_ctx, [&]() -> Co<void> {
+    spawn_line = __LINE__ + 1;
+    upload_ctx.SpawnLabeled("upload", []() -> Co<void> { co_await Sleep(seconds(1)); })
+        .Detach();
+    upload_ctx.Spawn([]() -> Co<void> { co_await Sleep(seconds(2)); }).Detach();
+    co_return;
+  });
+  ASSERT_TRUE(sim.test->Run().ok());
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    EXPECT_SESSION_CLEAN(sim.cloud, upload_ctx.session());
+    EXPECT_SESSION_CLEAN(sim.cloud, SessionId{99});
+  }
+  ASSERT_EQ(failures.size(), 2);
+  const std::string message = failures.GetTestPartResult(0).message();
+  const std::string first_line = message.substr(0, message.find('\n'));
+  EXPECT_EQ(first_line,
+            absl::StrCat("session 2 (upload_ctx.session()) of cloud scheduler sim.cloud did not "
+                         "clean up: its response was sent at +0s, and 2 tasks not handed to "
+                         "WaitUntil ran past it: task 4 \"upload\" spawned at "
+                         "session/cloud_simulated_scheduler_test.cc:",
+                         spawn_line, " (operator()) and task 5 spawned at "
+                         "session/cloud_simulated_scheduler_test.cc:",
+                         spawn_line + 2, " (operator()). Production would kill them mid-way."));
+  // An unknown session reads the same way.
+  EXPECT_THAT(failures.GetTestPartResult(1).message(),
+              HasSubstr("session 99 (SessionId{99}) of cloud scheduler sim.cloud was not created "
+                        "by this CloudSimulatedScheduler"));
 }
 
 // -- Determinism and lifetime --

@@ -98,6 +98,12 @@ class ExecutionContext {
     return SpawnLabeled(std::move(label),
                         internal::InvokeOwned(std::decay_t<F>(std::forward<F>(factory))), location);
   }
+  // With the label as a string literal: `ctx.SpawnLabeled("upload", co)`.
+  template <size_t N, typename C>
+  auto SpawnLabeled(const char (&label)[N], C&& co,
+                    SourceLocation location = SourceLocation::current()) const {
+    return SpawnLabeled(TaskLabel(label), std::forward<C>(co), location);
+  }
 
   // WaitUntil()
   //

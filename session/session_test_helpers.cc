@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace simsched {
 
@@ -21,10 +22,20 @@ namespace session_internal {
                                               SessionId session) {
   absl::Status status = scheduler.ValidateSessionCleanup(session);
   if (status.ok()) return ::testing::AssertionSuccess();
+  // The report opens with a sentence about "session N"; say which
+  // expressions of the test it is: "session 3 (ctx.session()) of cloud
+  // scheduler sim.cloud did not clean up: ...".
+  std::string message(status.message());
+  const std::string subject = absl::StrCat("session ", session.value, " ");
+  if (message.rfind(subject, 0) == 0) {
+    message.insert(subject.size(), absl::StrCat("(", session_expression, ") of cloud scheduler ",
+                                                scheduler_expression, " "));
+    return ::testing::AssertionFailure() << message;
+  }
+  // Not a cleanup report (an unknown session, no TestScheduler underneath).
   return ::testing::AssertionFailure()
-         << "Expected session " << session_expression << " of " << scheduler_expression
-         << " to clean up, but:\n"
-         << absl::StatusCodeToString(status.code()) << ": " << std::string(status.message());
+         << "could not check that session " << session_expression << " of cloud scheduler "
+         << scheduler_expression << " cleaned up: " << message;
 }
 
 ::testing::AssertionResult AssertSessionClean(

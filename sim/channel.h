@@ -156,7 +156,7 @@ class Channel {
       }
       state_->DeliverLocked(std::move(value), wake);
     }
-    WakeAll(wake);
+    WakeAll(wake, "a channel send");
     return absl::OkStatus();
   }
   template <typename U = T>
@@ -184,7 +184,7 @@ class Channel {
       }
       value.emplace(state_->TakeFrontLocked(wake));
     }
-    WakeAll(wake);
+    WakeAll(wake, "a channel receive");
     return std::move(*value);
   }
 
@@ -211,7 +211,7 @@ class Channel {
         wake.push_back(std::move(sender->waker_));
       }
     }
-    WakeAll(wake);
+    WakeAll(wake, "the channel closing");
     return true;
   }
 
@@ -278,7 +278,7 @@ class Channel {
           state_->ReturnLocked(std::move(*value_), wake);
         }
       }
-      WakeAll(wake);
+      WakeAll(wake, "a value returned to the channel");
     }
 
     bool await_ready() const noexcept { return false; }
@@ -298,7 +298,7 @@ class Channel {
           return true;
         }
       }
-      WakeAll(wake);
+      WakeAll(wake, "a channel receive");
       return false;
     }
     std::optional<T> await_resume() {
@@ -315,7 +315,7 @@ class Channel {
           }
           phase_ = Phase::kDone;
         }
-        WakeAll(wake);
+        WakeAll(wake, "a channel receive");
       }
       return std::move(value_);
     }
@@ -372,7 +372,7 @@ class Channel {
           return true;
         }
       }
-      WakeAll(wake);
+      WakeAll(wake, "a channel send");
       return false;
     }
     absl::Status await_resume() {
@@ -490,8 +490,9 @@ class Channel {
   };
 
   // Woken outside the lock: a wake may run scheduler code.
-  static void WakeAll(const WakeList& wake) {
-    for (const Waker& waker : wake) waker.Wake();
+  // `reason` says what woke them, for the TestScheduler's trace.
+  static void WakeAll(const WakeList& wake, const char* reason) {
+    for (const Waker& waker : wake) waker.Wake(reason);
   }
 
   std::shared_ptr<State> state_;

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
@@ -622,6 +623,53 @@ TEST(ChannelTest, EveryAwaitableGivesTheSameErrorOutsideATask) {
   TestScheduler s;
   Task<void> task = Spawn(s, []() -> Co<void> { co_return; });
   EXPECT_EQ(message_of(task.operator co_await()), "simsched: co_await on a Task" + spawn_hint);
+}
+
+// The trace says what woke each waiter, not only which task: "woken by a
+// channel send from task 2".
+TEST(PrimitiveTraceTest, EachWakeSaysWhatTheWakerDid) {
+  // FIFO order, so that each waiter surely waits before it is woken.
+  TestScheduler s({.seed = 2, .strategy = "fifo", .record_trace = true});
+  Channel<int> ch(1, "jobs");
+  Mutex mutex("db");
+  Semaphore permits(0, "slots");
+  Task<void> receiver = Spawn(s, [&]() -> Co<void> { (void)co_await ch.Recv(); });
+  Task<void> sender = Spawn(s, [&]() -> Co<void> {
+    co_await Yield();
+    (void)co_await ch.Send(1);
+  });
+  Task<void> holder = Spawn(s, [&]() -> Co<void> {
+    MutexGuard guard = co_await mutex.Lock();
+    co_await Yield();
+    co_await Yield();
+  });
+  Task<void> locker = Spawn(s, [&]() -> Co<void> {
+    co_await Yield();
+    MutexGuard guard = co_await mutex.Lock();
+  });
+  Task<void> acquirer = Spawn(s, [&]() -> Co<void> { co_await permits.Acquire(); });
+  Task<void> releaser = Spawn(s, [&]() -> Co<void> {
+    co_await Yield();
+    permits.Release();
+  });
+  ASSERT_TRUE(s.Run().ok());
+  std::string trace;
+  for (const TraceEntry& e : s.trace()) absl::StrAppend(&trace, e.DebugString(), "\n");
+  const auto woken = [&](const Task<void>& task) {
+    for (const TraceEntry& e : s.trace()) {
+      if (e.task == task.id() && e.cause == WakeCause::kTask) return e.DebugString();
+    }
+    return std::string("(never woken by a task)");
+  };
+  EXPECT_THAT(woken(receiver),
+              HasSubstr(absl::StrCat("woken by a channel send from task ", sender.id().value)))
+      << trace;
+  EXPECT_THAT(woken(locker),
+              HasSubstr(absl::StrCat("woken by a mutex unlock from task ", holder.id().value)))
+      << trace;
+  EXPECT_THAT(woken(acquirer), HasSubstr(absl::StrCat("woken by a semaphore release from task ",
+                                                      releaser.id().value)))
+      << trace;
 }
 
 }  // namespace

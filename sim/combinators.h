@@ -15,7 +15,9 @@
 //   * `WithTimeout(input, duration)` races one input against a timer: its
 //     result as `absl::StatusOr<T>` (`absl::Status` for void), or
 //     DeadlineExceeded naming the duration and the call site, in which case
-//     the input is cancelled. An exception from the input is rethrown.
+//     the input is cancelled. An exception from the input is rethrown. Its
+//     input may also be any awaitable: a `Channel` receive
+//     (`co_await WithTimeout(ch.Recv(), 50ms)`), an `Event` wait, a lock.
 //
 // Inputs are `Task<T>` handles (moved in; the combinator owns them) or
 // `Co<T>` coroutines, which the combinator spawns as tasks of the same kind,
@@ -61,6 +63,7 @@
 
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -132,6 +135,45 @@ struct CombinatorInputTraits<Co<T>> {
 template <typename Input>
 inline constexpr bool kIsCombinatorInput = CombinatorInputTraits<Input>::kValid;
 
+// Any other awaitable (WithTimeout takes them): the await_* trio, or a
+// member operator co_await.
+template <typename A>
+concept PlainAwaiter = requires(A& a) {
+  { a.await_ready() } -> std::convertible_to<bool>;
+  a.await_resume();
+};
+template <typename A>
+concept HasMemberCoAwait = requires(A&& a) { std::forward<A>(a).operator co_await(); };
+template <typename A>
+concept Awaitable = PlainAwaiter<std::remove_reference_t<A>> || HasMemberCoAwait<A>;
+
+template <typename A>
+decltype(auto) AwaiterOf(A&& a) {
+  if constexpr (HasMemberCoAwait<A>) {
+    return std::forward<A>(a).operator co_await();
+  } else {
+    return std::forward<A>(a);
+  }
+}
+// What `co_await a` gives.
+template <typename A>
+using AwaitResult = decltype(std::declval<std::remove_reference_t<decltype(AwaiterOf(
+                                 std::declval<A>()))>&>()
+                                 .await_resume());
+
+// Awaits `awaitable` (owned by the caller, which outlives this coroutine) in
+// the task WithTimeout spawns for it.
+// (Awaited as an lvalue: g++ 12 copies an xvalue awaiter, and a receive is
+// not copyable.)
+template <typename T, typename A>
+Co<T> AwaitInPlace(A& awaitable) {
+  if constexpr (std::is_void_v<T>) {
+    co_await awaitable;
+  } else {
+    co_return co_await awaitable;
+  }
+}
+
 // The reported value type of an input (Task<T> or Co<T>).
 template <typename Input>
 using InputValue =
@@ -180,7 +222,7 @@ class CombinatorState {
       winner_ = index;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();  // outside the lock: a wake may run scheduler code
+    waiter.Wake("a combinator input finishing");  // outside the lock: a wake may run scheduler code
   }
 
   std::exception_ptr error() const {
@@ -252,7 +294,7 @@ class AllOfTupleState final : public CombinatorState {
       std::get<I>(values_).emplace(std::forward<V>(value));
       if (--remaining_ == 0) waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires every input to have completed.
@@ -288,7 +330,7 @@ class AllOfVectorState final : public CombinatorState {
       values_[index].emplace(std::forward<U>(value));
       if (--remaining_ == 0) waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires every input to have completed.
@@ -319,7 +361,7 @@ class AnyOfTupleState final : public CombinatorState {
       winner_ = I;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires a winner that completed.
@@ -346,7 +388,7 @@ class AnyOfVectorState final : public CombinatorState {
       winner_ = index;
       waiter = SatisfyLocked();
     }
-    waiter.Wake();
+    waiter.Wake("a combinator input finishing");
   }
 
   // Requires a winner that completed.
@@ -653,6 +695,30 @@ Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> W
   } else {
     co_return std::move(state->Take().value);
   }
+}
+
+// WithTimeout() of any other awaitable
+//
+// As above, with `awaitable` awaited in a task of its own: a Channel receive
+// gives `absl::StatusOr<std::optional<T>>`, an Event wait `absl::Status`.
+//
+//   absl::StatusOr<std::optional<Job>> job =
+//       co_await WithTimeout(jobs.Recv(), std::chrono::milliseconds(50));
+//   if (absl::IsDeadlineExceeded(job.status())) ...;  // nothing came in time
+//
+// On expiry the wait is cancelled as a cancelled task's would be: a Channel
+// receive leaves the queue, and a value handed to it at the last moment goes
+// back to the channel, so nothing is lost.
+//
+// The awaitable is awaited in place, not copied (a receive is not movable):
+// co_await the result in the expression that makes the awaitable, as above,
+// and do not keep the returned Co past it.
+template <typename A>
+  requires(!internal::kIsCombinatorInput<std::remove_cvref_t<A>> && internal::Awaitable<A>)
+Co<BlockOnResult<internal::AwaitResult<A>>> WithTimeout(
+    A&& awaitable, Duration timeout, SourceLocation location = SourceLocation::current()) {
+  return WithTimeout(internal::AwaitInPlace<internal::AwaitResult<A>>(awaitable), timeout,
+                     location);
 }
 
 }  // namespace simsched

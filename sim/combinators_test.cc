@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -13,11 +14,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
+#include "sim/channel.h"
 
 namespace simsched {
 namespace {
@@ -454,6 +457,73 @@ TEST(WithTimeoutTest, DeadlockReportNamesWithTimeoutWhenNoTimerCanFire) {
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()),
               ContainsRegex("waiting on WithTimeout at .*combinators_test.cc:[0-9]+"));
+}
+
+// WithTimeout of any awaitable: the commonest is a Channel receive.
+TEST(WithTimeoutOfAnAwaitableTest, ChannelRecvGivesTheValueWhenItComesInTime) {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    TestScheduler s({.seed = seed});
+    Channel<int> ch(4, "jobs");
+    Spawn(s, [&]() -> Co<void> {
+      co_await Sleep(std::chrono::milliseconds(5));
+      (void)co_await ch.Send(42);
+    }).Detach();
+    absl::StatusOr<absl::StatusOr<std::optional<int>>> got =
+        s.BlockOn([&]() -> Co<absl::StatusOr<std::optional<int>>> {
+          co_return co_await WithTimeout(ch.Recv(), std::chrono::milliseconds(50));
+        }());
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(got->ok()) << "seed " << seed << ": " << got->status();
+    EXPECT_EQ(**got, std::optional<int>(42));
+    EXPECT_EQ(s.Elapsed(), std::chrono::milliseconds(5));
+  }
+}
+
+TEST(WithTimeoutOfAnAwaitableTest, ChannelRecvExpiresAndTheLateValueIsNotLost) {
+  TestScheduler s({.seed = 3});
+  Channel<int> ch(4, "jobs");
+  Spawn(s, [&]() -> Co<void> {
+    co_await Sleep(std::chrono::milliseconds(80));
+    (void)co_await ch.Send(7);
+  }).Detach();
+  std::vector<std::string> log;
+  Task<void> receiver = Spawn(s, [&]() -> Co<void> {
+    absl::StatusOr<std::optional<int>> first =
+        co_await WithTimeout(ch.Recv(), std::chrono::milliseconds(50));
+    log.push_back(first.ok() ? "value" : std::string(first.status().message()));
+    EXPECT_EQ(CurrentScheduler()->Now() - Instant{}, std::chrono::milliseconds(50));
+    // The expired receive left the queue: the next one gets the value.
+    absl::StatusOr<std::optional<int>> second =
+        co_await WithTimeout(ch.Recv(), std::chrono::milliseconds(50));
+    log.push_back(second.ok() && second->has_value() ? absl::StrCat("got ", **second)
+                                                     : second.status().ToString());
+  });
+  ASSERT_TRUE(s.BlockOn(receiver).ok());
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_THAT(log[0], ContainsRegex("WithTimeout\\(50ms\\) at .*combinators_test.cc:[0-9]+"));
+  EXPECT_EQ(log[1], "got 7");
+  EXPECT_EQ(ch.TryRecv().status().code(), absl::StatusCode::kUnavailable) << "taken once";
+}
+
+TEST(WithTimeoutOfAnAwaitableTest, EventWaitGivesAStatus) {
+  TestScheduler s({.seed = 1});
+  Event ready("ready");
+  Event never("never");
+  Spawn(s, [&]() -> Co<void> {
+    co_await Sleep(std::chrono::milliseconds(1));
+    ready.Set();
+  }).Detach();
+  absl::StatusOr<absl::Status> set = s.BlockOn([&]() -> Co<absl::Status> {
+    co_return co_await WithTimeout(ready.Wait(), std::chrono::milliseconds(10));
+  }());
+  ASSERT_TRUE(set.ok());
+  EXPECT_TRUE(set->ok()) << *set;
+  absl::StatusOr<absl::Status> unset = s.BlockOn([&]() -> Co<absl::Status> {
+    co_return co_await WithTimeout(never.Wait(), std::chrono::milliseconds(10));
+  }());
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(s.LiveTaskCount(), 0u) << "the expired wait's task was cancelled";
 }
 
 }  // namespace

@@ -120,9 +120,12 @@ struct CpuModel {
 // *liveness phase*: everything is healed and restarted, injection stops, and
 // the `LivenessCheck` must hold within its budget.
 struct FaultPlan {
-  LinkOptions link;
-  DiskFaults disk;
-  CpuModel cpu;
+  // Every field has a default member initializer, so designated initializers
+  // naming a few fields do not warn under -Wextra
+  // (testing/option_structs_compile_test.cc).
+  LinkOptions link = {};
+  DiskFaults disk = {};
+  CpuModel cpu = {};
 
   // BUGGIFY: each named point is enabled for a seed with
   // `buggify_enable_probability`, then fires with `buggify_fire_probability`.
@@ -140,12 +143,12 @@ struct FaultPlan {
   double heal_probability = 0.3;
   // Crash one random up host (from `crash_hosts`; empty means any).
   double crash_probability = 0;
-  std::vector<std::string> crash_hosts;
+  std::vector<std::string> crash_hosts = {};
   // Restart one random crashed host.
   double restart_probability = 0.3;
   // The hosts partitions split into sides; the others (say, a test's
   // client) stay connected to everyone. Empty: all hosts.
-  std::vector<std::string> partition_hosts;
+  std::vector<std::string> partition_hosts = {};
 
   // Every field in range; InvalidArgument naming the first that is not.
   absl::Status Validate() const;

@@ -379,7 +379,7 @@ void Network::Unbind(EndpointState& endpoint) {
   }
   if (endpoint.has_waiter) {
     endpoint.Disarm();
-    endpoint.waker.Wake();
+    endpoint.waker.Wake("the endpoint closing");
   }
   endpoint.network = nullptr;
 }

@@ -110,7 +110,7 @@ Co<void> Dispatch(std::shared_ptr<RpcState> state) {
       } else {
         it->second->result.emplace(absl::Status(code, p.substr(10)));
       }
-      it->second->waker.Wake();
+      it->second->waker.Wake("an RPC reply");
     }
   }
 }

@@ -18,7 +18,7 @@ using WakeList = absl::InlinedVector<Waker, 2>;
 
 // Woken outside the lock: a wake may run scheduler code.
 void WakeAll(const WakeList& wake) {
-  for (const Waker& waker : wake) waker.Wake();
+  for (const Waker& waker : wake) waker.Wake("a semaphore release");
 }
 
 }  // namespace

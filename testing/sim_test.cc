@@ -510,7 +510,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   if (!config.single_seed.has_value() && config.shard_index == 0) {
     regression = options.regression_seeds;
     std::string seeds_file = options.regression_seeds_file;
-    if (const char* env = std::getenv("SIMSCHED_REGRESSION_SEEDS"); seeds_file.empty() && env) {
+    if (const char* env = EnvironmentValue("SIMSCHED_REGRESSION_SEEDS"); seeds_file.empty() && env) {
       seeds_file = env;
     }
     if (seeds_file.empty()) seeds_file = seeds_file_macro;

@@ -101,6 +101,8 @@ class Sim {
 
   uint64_t seed() const { return scheduler_->seed(); }
   TestScheduler& scheduler() { return *scheduler_; }
+  // The same scheduler, for APIs that share ownership of it, e.g.
+  // `CloudSimulatedScheduler::Create(sim.scheduler_ptr())`.
   const std::shared_ptr<TestScheduler>& scheduler_ptr() const { return scheduler_; }
   BackgroundExecutor background() const { return BackgroundExecutor(scheduler_); }
   ForegroundExecutor foreground() const { return ForegroundExecutor(scheduler_); }

@@ -14,11 +14,13 @@
 
 #include "gtest/gtest.h"
 #include "testing/internal/crash_reporter.h"
+#include "testing/sweep_config.h"
 
 namespace {
 
+// Empty counts as unset, as for every SIMSCHED_* variable (sweep_config.h).
 void MoveVariable(const char* from, const char* to) {
-  if (const char* value = std::getenv(from)) {
+  if (const char* value = simsched::testing::EnvironmentValue(from)) {
     setenv(to, value, /*overwrite=*/1);
     unsetenv(from);
   }
@@ -29,10 +31,10 @@ void MoveVariable(const char* from, const char* to) {
 int main(int argc, char** argv) {
   MoveVariable("GTEST_TOTAL_SHARDS", "SIMSCHED_TOTAL_SHARDS");
   MoveVariable("GTEST_SHARD_INDEX", "SIMSCHED_SHARD_INDEX");
-  if (std::getenv("SIMSCHED_TOTAL_SHARDS") == nullptr) {
-    if (const char* total = std::getenv("TEST_TOTAL_SHARDS")) {
+  if (simsched::testing::EnvironmentValue("SIMSCHED_TOTAL_SHARDS") == nullptr) {
+    if (const char* total = simsched::testing::EnvironmentValue("TEST_TOTAL_SHARDS")) {
       setenv("SIMSCHED_TOTAL_SHARDS", total, 1);
-      if (const char* index = std::getenv("TEST_SHARD_INDEX")) {
+      if (const char* index = simsched::testing::EnvironmentValue("TEST_SHARD_INDEX")) {
         setenv("SIMSCHED_SHARD_INDEX", index, 1);
       }
     }

@@ -1,5 +1,6 @@
 #include "testing/sweep_config.h"
 
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -18,7 +19,7 @@ absl::Status BadValue(const char* name, const char* value, const char* accepted)
 
 absl::Status ReadUint64(const EnvLookup& getenv, const char* name, const char* accepted,
                         std::optional<uint64_t>& out) {
-  const char* value = getenv(name);
+  const char* value = EnvironmentValue(getenv, name);
   if (value == nullptr) return absl::OkStatus();
   std::optional<uint64_t> parsed = ParseUint64(value);
   if (!parsed.has_value()) return BadValue(name, value, accepted);
@@ -27,12 +28,12 @@ absl::Status ReadUint64(const EnvLookup& getenv, const char* name, const char* a
 }
 
 absl::Status ReadFlag(const EnvLookup& getenv, const char* name, bool& out) {
-  const char* value = getenv(name);
+  const char* value = EnvironmentValue(getenv, name);
   if (value == nullptr) return absl::OkStatus();
   const std::string_view v(value);
   if (v == "1" || v == "true") {
     out = true;
-  } else if (v == "0" || v == "false" || v.empty()) {
+  } else if (v == "0" || v == "false") {
     out = false;
   } else {
     return BadValue(name, value, "1 or 0 (or true/false)");
@@ -41,6 +42,26 @@ absl::Status ReadFlag(const EnvLookup& getenv, const char* name, bool& out) {
 }
 
 }  // namespace
+
+const char* EnvironmentValue(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+const char* EnvironmentValue(const EnvLookup& getenv, const char* name) {
+  const char* value = getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+absl::StatusOr<uint64_t> EnvironmentUint64(const char* name, uint64_t default_value) {
+  std::optional<uint64_t> value;
+  if (absl::Status s = ReadUint64([](const char* n) { return std::getenv(n); }, name,
+                                  "a whole number from 0 to 18446744073709551615", value);
+      !s.ok()) {
+    return s;
+  }
+  return value.value_or(default_value);
+}
 
 std::optional<uint64_t> ParseUint64(std::string_view text) {
   if (text.empty() || text.size() > 20) return std::nullopt;
@@ -94,7 +115,7 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
     config.start_seed = *value;
   }
 
-  if (const char* budget = getenv("SIMSCHED_TIME_BUDGET"); budget != nullptr) {
+  if (const char* budget = EnvironmentValue(getenv, "SIMSCHED_TIME_BUDGET"); budget != nullptr) {
     absl::Duration duration;
     if (!absl::ParseDuration(budget, &duration) || duration <= absl::ZeroDuration() ||
         duration == absl::InfiniteDuration()) {
@@ -111,16 +132,16 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
       !s.ok()) {
     return s;
   }
-  if (const char* log = getenv("SIMSCHED_LOG"); log != nullptr) {
+  if (const char* log = EnvironmentValue(getenv, "SIMSCHED_LOG"); log != nullptr) {
     const std::string_view v(log);
     if (v == "full") {
       config.full_log = true;
-    } else if (v != "short" && !v.empty()) {
+    } else if (v != "short") {
       return BadValue("SIMSCHED_LOG", log, "short or full");
     }
   }
 
-  if (const char* strategy = getenv("SIMSCHED_STRATEGY"); strategy != nullptr) {
+  if (const char* strategy = EnvironmentValue(getenv, "SIMSCHED_STRATEGY"); strategy != nullptr) {
     absl::StatusOr<StrategySpec> spec = ParseStrategy(strategy);
     if (!spec.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("environment variable SIMSCHED_STRATEGY=\"",

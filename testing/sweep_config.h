@@ -25,10 +25,17 @@
 //                                 JOB_COMPLETION_INDEX (a Kubernetes Indexed
 //                                 Job) is the index
 //
+// One rule for every SIMSCHED_* variable (these, the torture sweep's, the
+// race tests' and benchmarks' knobs): a variable set to the empty string is
+// treated as unset, so `SIMSCHED_SEED= cmd` or `--test_env=SIMSCHED_SEED=`
+// clears a value inherited from the shell. `EnvironmentValue()` applies it;
+// read SIMSCHED_* variables only through it.
+//
 // This header defines:
 //   * `simsched::testing::SweepConfig`
 //   * `simsched::testing::SweepConfigFromEnvironment()`
 //   * `simsched::testing::SweepSeeds()`
+//   * `simsched::testing::EnvironmentValue()`, `EnvironmentUint64()`
 //
 // Example:
 //
@@ -68,6 +75,26 @@ struct SweepConfig {
 
 // Looks up an environment variable; returns null when unset.
 using EnvLookup = std::function<const char*(const char*)>;
+
+// EnvironmentValue()
+//
+// The value of environment variable `name`, or null when it is unset or set
+// to the empty string (empty means unset, for every SIMSCHED_* variable).
+// The first form reads the process environment; the second goes through
+// `getenv`, which tests substitute.
+const char* EnvironmentValue(const char* name);
+const char* EnvironmentValue(const EnvLookup& getenv, const char* name);
+
+// EnvironmentUint64()
+//
+// A whole-number knob (an iteration or task count, a seed): `default_value`
+// when `name` is unset or empty, its value when it is a whole number in
+// 0..2^64-1, and InvalidArgument naming the variable, the bad value and the
+// accepted form otherwise (never a silent fallback).
+//
+//   absl::StatusOr<uint64_t> n = EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 2000);
+//   ASSERT_TRUE(n.ok()) << n.status();
+absl::StatusOr<uint64_t> EnvironmentUint64(const char* name, uint64_t default_value);
 
 // SweepConfigFromEnvironment()
 //

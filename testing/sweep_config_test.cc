@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/internal/capture_failures.h"
 
 namespace simsched::testing {
 namespace {
@@ -140,7 +141,6 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"SIMSCHED_ITERATIONS", "12x", "positive whole number"},
                       BadValue{"SIMSCHED_ITERATIONS", "-5", "positive whole number"},
                       BadValue{"SIMSCHED_ITERATIONS", " 5", "positive whole number"},
-                      BadValue{"SIMSCHED_ITERATIONS", "", "positive whole number"},
                       BadValue{"SIMSCHED_SEED", "18446744073709551616", "0 to 18446744073709551615"},
                       BadValue{"SIMSCHED_SEED", "0x10", "whole number"},
                       BadValue{"SIMSCHED_START_SEED", "99999999999999999999999", "whole number"},
@@ -224,6 +224,74 @@ TEST(SweepConfigStrategyTest, StrategyComesFromTheEnvironmentAndIsValidated) {
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("SIMSCHED_STRATEGY=\"pcd:3\" is not valid"));
   EXPECT_THAT(bad.status().message(), HasSubstr("unknown strategy \"pcd\""));
+}
+
+}  // namespace
+}  // namespace simsched::testing
+
+namespace simsched::testing {
+namespace {
+
+using ::simsched::testing::test_internal::ScopedEnv;
+
+// One rule everywhere: a SIMSCHED_* variable set to "" is treated as unset.
+TEST(EmptyEnvironmentValueTest, EveryVariableSetEmptyMeansUnset) {
+  Env env;
+  for (const char* name :
+       {"SIMSCHED_ITERATIONS", "SIMSCHED_SEED", "SIMSCHED_START_SEED", "SIMSCHED_TIME_BUDGET",
+        "SIMSCHED_COLLECT_ALL", "SIMSCHED_CHECK_DETERMINISM", "SIMSCHED_LOG", "SIMSCHED_STRATEGY",
+        "SIMSCHED_TOTAL_SHARDS", "SIMSCHED_SHARD_INDEX", "GTEST_TOTAL_SHARDS",
+        "GTEST_SHARD_INDEX"}) {
+    env.vars[name] = "";
+  }
+  absl::StatusOr<SweepConfig> config = Parse(env, 250);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->iterations, 250u);
+  EXPECT_FALSE(config->single_seed.has_value());
+  EXPECT_EQ(config->start_seed, 0u);
+  EXPECT_FALSE(config->time_budget.has_value());
+  EXPECT_FALSE(config->collect_all);
+  EXPECT_FALSE(config->check_determinism);
+  EXPECT_FALSE(config->full_log);
+  EXPECT_FALSE(config->strategy.has_value());
+  EXPECT_EQ(config->total_shards, 1u);
+}
+
+TEST(EmptyEnvironmentValueTest, EmptySingleSeedLeavesTheSweepAndOtherVariablesApply) {
+  absl::StatusOr<SweepConfig> config =
+      Parse(Env{{{"SIMSCHED_SEED", ""}, {"SIMSCHED_ITERATIONS", "3"}}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(SweepSeeds(*config), ElementsAre(0, 1, 2));
+}
+
+TEST(EmptyEnvironmentValueTest, EnvironmentValueReadsTheProcessEnvironment) {
+  ScopedEnv env{{"SIMSCHED_TEST_EMPTY", ""}, {"SIMSCHED_TEST_SET", "x"}};
+  EXPECT_EQ(EnvironmentValue("SIMSCHED_TEST_EMPTY"), nullptr);
+  EXPECT_EQ(EnvironmentValue("SIMSCHED_TEST_NEVER_SET"), nullptr);
+  ASSERT_NE(EnvironmentValue("SIMSCHED_TEST_SET"), nullptr);
+  EXPECT_STREQ(EnvironmentValue("SIMSCHED_TEST_SET"), "x");
+}
+
+TEST(EmptyEnvironmentValueTest, EnvironmentUint64DefaultsWhenUnsetOrEmptyAndRejectsJunk) {
+  {
+    ScopedEnv env{{"SIMSCHED_RACE_ITERATIONS", ""}};
+    EXPECT_EQ(EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 2000).value_or(0), 2000u);
+  }
+  EXPECT_EQ(EnvironmentUint64("SIMSCHED_TEST_NEVER_SET", 7).value_or(0), 7u);
+  {
+    ScopedEnv env{{"SIMSCHED_RACE_ITERATIONS", "12"}};
+    EXPECT_EQ(EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 2000).value_or(0), 12u);
+  }
+  {
+    // Before this rule, atoi turned "lots" into 0 iterations: a race test
+    // that silently tested nothing.
+    ScopedEnv env{{"SIMSCHED_RACE_ITERATIONS", "lots"}};
+    absl::StatusOr<uint64_t> bad = EnvironmentUint64("SIMSCHED_RACE_ITERATIONS", 2000);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(bad.status().message(), HasSubstr("SIMSCHED_RACE_ITERATIONS=\"lots\""));
+    EXPECT_THAT(bad.status().message(), HasSubstr("whole number"));
+  }
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ struct ChatTrafficOptions {
   int sessions = 100;
   // Requests arrive at random instants in [0, arrival_window).
   Duration arrival_window = std::chrono::milliseconds(20);
-  ChatServiceOptions service;
+  ChatServiceOptions service = {};
 };
 
 // ChatTraffic

@@ -70,7 +70,7 @@ TEST(ChatServiceTest, SeedSweepFindsThePlantedPresenceLeakAndNamesItsSpawnSite) 
       absl::Status status = traffic.cloud->ValidateSessionCleanup(session);
       if (status.ok()) continue;
       EXPECT_THAT(std::string(status.message()),
-                  ContainsRegex(absl::StrCat("1 task ran past its response[^\n]*\n  task [0-9]+ "
+                  ContainsRegex(absl::StrCat("1 task not handed to WaitUntil ran past it[^\n]*\n  task [0-9]+ "
                                              "\"presence-update\" \\(session ",
                                              session.value, "\\)")))
           << "seed " << seed;

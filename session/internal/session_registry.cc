@@ -30,7 +30,23 @@ const TaskLabel& GraceLabel() {
 // "+1500ms": a time of the scheduler's clock, as reports print it.
 std::string FormatTime(Instant time) { return FormatDuration(time - Instant{}); }
 
+// "a", "a and b", "a, b and c".
+std::string JoinAsProse(const std::vector<std::string>& items) {
+  if (items.size() <= 1) return items.empty() ? "" : items[0];
+  return absl::StrCat(absl::StrJoin(items.begin(), items.end() - 1, ", "), " and ", items.back());
+}
+
+// "1 task", "2 tasks".
+std::string Tasks(size_t n) { return absl::StrCat(n, n == 1 ? " task" : " tasks"); }
+
 }  // namespace
+
+std::string SessionRegistry::BriefName(const TaskMetadata& task) {
+  std::string out = absl::StrCat("task ", task.id.value);
+  if (task.label.has_value()) absl::StrAppend(&out, " \"", std::string(task.label->name()), "\"");
+  absl::StrAppend(&out, " spawned at ", FormatLocation(task.spawn_location));
+  return out;
+}
 
 SessionRegistry::SpawnScope::SpawnScope(const SessionRegistry& registry,
                                         std::optional<SessionId> session, bool covered)
@@ -152,6 +168,7 @@ void SessionRegistry::OnTaskSpawned(internal::TaskHeader& task, SpawnClaim claim
   if (state.ended_at.has_value() && !record.covered) {
     state.offences.emplace(id,
                            Offence{OffenceKind::kSpawnedAfterResponse, task.metadata.DebugString(),
+                                   BriefName(task.metadata),
                                    "queued to run", Now(), std::nullopt});
   }
 }
@@ -215,6 +232,7 @@ absl::Status SessionRegistry::End(SessionId session) {
       if (record.covered || id == responder) continue;
       state.offences.emplace(
           id, Offence{OffenceKind::kOutlivedResponse, record.header->metadata.DebugString(),
+                      BriefName(record.header->metadata),
                       DescribeState(*record.header), now, std::nullopt});
     }
   }
@@ -246,6 +264,7 @@ void SessionRegistry::ExpireGrace(SessionId session) {
       if (!record.covered) continue;  // a leak: already reported, left running
       state.offences.insert_or_assign(
           id, Offence{OffenceKind::kCutOffByGracePeriod, record.header->metadata.DebugString(),
+                      BriefName(record.header->metadata),
                       DescribeState(*record.header), now, std::nullopt});
       record.header->AddRef();
       cut_off.push_back(record.header);
@@ -359,42 +378,48 @@ absl::Status SessionRegistry::Validate(SessionId session) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return UnknownSession(session);
   const SessionState& state = it->second;
+  // One sentence first (which tasks, and why each is a problem), then a
+  // paragraph per task.
   std::vector<std::string> lines;
   std::string headline;
   if (!state.ended_at.has_value()) {
+    std::vector<std::string> names;
     for (TaskId id : state.live) {
       const TaskRecord& record = live_.at(id);
       if (record.covered) continue;
+      names.push_back(BriefName(record.header->metadata));
       lines.push_back(absl::StrCat(
           "  ", record.header->metadata.DebugString(),
           "\n    is still running without WaitUntil: ", DescribeState(*record.header)));
     }
-    headline = absl::StrCat("session ", session.value,
-                            " did not clean up: it has not ended (ExecutionContext::End() was "
-                            "not called) and ",
-                            lines.size(), lines.size() == 1 ? " task of it is" : " tasks of it are",
-                            " still running without WaitUntil:");
+    headline = absl::StrCat(
+        "session ", session.value,
+        " did not clean up: it has not ended (ExecutionContext::End() was not called) and has ",
+        Tasks(names.size()), " still running that ", names.size() == 1 ? "was" : "were",
+        " not handed to WaitUntil: ", JoinAsProse(names), ".");
   } else {
-    size_t leaks = 0;
-    size_t cut_off = 0;
+    std::vector<std::string> leaked;
+    std::vector<std::string> cut_off;
     for (const auto& [id, offence] : state.offences) {
       lines.push_back(FormatOffence(id, offence));
-      ++(offence.kind == OffenceKind::kCutOffByGracePeriod ? cut_off : leaks);
+      (offence.kind == OffenceKind::kCutOffByGracePeriod ? cut_off : leaked)
+          .push_back(offence.brief);
     }
-    std::vector<std::string> what;
-    if (leaks > 0) {
-      what.push_back(absl::StrCat(leaks, leaks == 1 ? " task" : " tasks",
-                                  " ran past its response (sent at ", FormatTime(*state.ended_at),
-                                  ") without WaitUntil"));
+    headline = absl::StrCat("session ", session.value,
+                            " did not clean up: its response was sent at ",
+                            FormatTime(*state.ended_at));
+    if (!leaked.empty()) {
+      absl::StrAppend(&headline, ", and ", Tasks(leaked.size()),
+                      " not handed to WaitUntil ran past it: ", JoinAsProse(leaked));
     }
-    if (cut_off > 0) {
-      what.push_back(absl::StrCat(cut_off, cut_off == 1 ? " task" : " tasks",
-                                  " of its WaitUntil work outlasted the ",
-                                  FormatDuration(grace_period_, DurationStyle::kLength), " grace period"));
+    if (!cut_off.empty()) {
+      absl::StrAppend(&headline, leaked.empty() ? ", and " : "; and ", Tasks(cut_off.size()),
+                      " of its WaitUntil work outlasted the ",
+                      FormatDuration(grace_period_, DurationStyle::kLength),
+                      " grace period: ", JoinAsProse(cut_off));
     }
-    headline =
-        absl::StrCat("session ", session.value, " did not clean up: ", absl::StrJoin(what, " and "),
-                     "; production would kill ", lines.size() == 1 ? "it" : "them", " mid-way:");
+    absl::StrAppend(&headline, ". Production would kill ", lines.size() == 1 ? "it" : "them",
+                    " mid-way.");
   }
   if (lines.empty()) return absl::OkStatus();
   return absl::FailedPreconditionError(

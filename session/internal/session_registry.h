@@ -116,6 +116,7 @@ class SessionRegistry {
   struct Offence {
     OffenceKind kind;
     std::string task;   // TaskMetadata::DebugString()
+    std::string brief;  // BriefName(): for the report's headline sentence
     std::string state;  // what it was doing at `at` ("waiting on Sleep at ...")
     Moment at;
     std::optional<Moment> finished_at;
@@ -137,6 +138,9 @@ class SessionRegistry {
   std::string FormatOffence(TaskId id, const Offence& offence) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Moment Now() const;
+  // 'task 7 "upload" spawned at foo.cc:12 (Fn)': a task as the headline names
+  // it (its session goes without saying there).
+  static std::string BriefName(const TaskMetadata& task);
   // Drops a session's record once nothing more can happen to it (only when
   // the inner scheduler is not a TestScheduler: nobody can validate then).
   void MaybeRetire(absl::btree_map<SessionId, SessionState>::iterator it)

@@ -26,7 +26,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <memory>
 #include <mutex>
 
@@ -35,6 +37,7 @@
 #include "boost/asio/thread_pool.hpp"
 #include "scheduler/scheduler.h"
 #include "scheduler/thread_pool_scheduler.h"
+#include "testing/sweep_config.h"
 
 namespace {
 
@@ -46,8 +49,14 @@ constexpr int kW1Yields = 100;
 // effect, or to run under valgrind).
 int64_t W1Tasks() {
   static const int64_t tasks = [] {
-    const char* env = std::getenv("SIMSCHED_BENCH_W1_TASKS");
-    return env != nullptr ? std::max<int64_t>(1, std::atoll(env)) : int64_t{10'000};
+    absl::StatusOr<uint64_t> n =
+        simsched::testing::EnvironmentUint64("SIMSCHED_BENCH_W1_TASKS", 10'000);
+    if (!n.ok() || *n == 0 || *n > INT64_MAX) {
+      std::fprintf(stderr, "SIMSCHED_BENCH_W1_TASKS must be a positive task count: %s\n",
+                   n.ok() ? "0 or too large" : std::string(n.status().message()).c_str());
+      std::exit(2);
+    }
+    return static_cast<int64_t>(*n);
   }();
   return tasks;
 }

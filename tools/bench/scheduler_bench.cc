@@ -59,6 +59,7 @@
 #include "scheduler/thread_pool_scheduler.h"
 #include "sim/channel.h"
 #include "testing/sim_test.h"
+#include "testing/sweep_config.h"
 
 // -----------------------------------------------------------------------------
 // Heap accounting
@@ -214,10 +215,14 @@ constexpr Duration kMemorySleep = std::chrono::hours(1);
 
 int W1Tasks() {
   static const int tasks = [] {
-    const char* env = std::getenv("SIMSCHED_BENCH_W1_TASKS");
-    if (env == nullptr) return kW1DefaultTasks;
-    const int n = std::atoi(env);
-    return n > 0 ? n : kW1DefaultTasks;
+    absl::StatusOr<uint64_t> n =
+        simsched::testing::EnvironmentUint64("SIMSCHED_BENCH_W1_TASKS", kW1DefaultTasks);
+    if (!n.ok() || *n == 0 || *n > INT32_MAX) {
+      std::fprintf(stderr, "SIMSCHED_BENCH_W1_TASKS must be a positive task count: %s\n",
+                   n.ok() ? "0 or too large" : std::string(n.status().message()).c_str());
+      std::exit(2);
+    }
+    return static_cast<int>(*n);
   }();
   return tasks;
 }

@@ -29,7 +29,7 @@ namespace simsched::internal {
 namespace {
 
 absl::Status ReadSeedVariable(const char* name, std::optional<uint64_t>& out) {
-  const char* value = std::getenv(name);
+  const char* value = simsched::testing::EnvironmentValue(name);  // empty = unset
   if (value == nullptr) return absl::OkStatus();
   out = simsched::testing::ParseUint64(value);
   if (!out.has_value()) {
