@@ -85,6 +85,7 @@ struct TimerId {
 
 namespace internal {
 class Parker;
+class TaskCoreAccess;
 }  // namespace internal
 
 // Unparker
@@ -182,15 +183,6 @@ class Scheduler {
   // an earlier failure of the run. Use the typed `BlockOn()` below instead.
   virtual absl::Status BlockOnTask(internal::TaskHeader& task) = 0;
 
-  // -- For the task core (called by spawn functions and task headers). --
-
-  // Assigns the task its id and starts tracking it.
-  virtual void OnTaskSpawned(internal::TaskHeader& task) = 0;
-  // Stops tracking a task that completed or was cancelled.
-  virtual void OnTaskFinished(internal::TaskHeader& task) = 0;
-  // A detached task ended with an exception nobody will observe.
-  virtual void OnUnhandledTaskException(const TaskMetadata& task,
-                                        const std::exception_ptr& exception) = 0;
   // True if all tasks of this scheduler run on one thread, so their state
   // needs no atomic read-modify-write operations.
   virtual bool IsThreadConfined() const { return false; }
@@ -232,7 +224,46 @@ class Scheduler {
   // Returns the exception's message ("unknown exception" if not a
   // std::exception).
   static std::string DescribeException(const std::exception_ptr& exception);
+
+ protected:
+  // -- The task core's seam: spawn functions and task headers call these
+  // through `internal::TaskCoreAccess`, never user code. An implementation
+  // overrides them; a decorator forwards them to the scheduler it wraps with
+  // `internal::TaskCoreAccess` (see docs/architecture.md). --
+
+  // Assigns the task its id and starts tracking it.
+  virtual void OnTaskSpawned(internal::TaskHeader& task) = 0;
+  // Stops tracking a task that completed or was cancelled.
+  virtual void OnTaskFinished(internal::TaskHeader& task) = 0;
+  // A detached task ended with an exception nobody will observe.
+  virtual void OnUnhandledTaskException(const TaskMetadata& task,
+                                        const std::exception_ptr& exception) = 0;
+
+ private:
+  friend class internal::TaskCoreAccess;
 };
+
+namespace internal {
+
+// TaskCoreAccess
+//
+// The one door to a scheduler's task-core hooks, for the task core itself and
+// for decorators forwarding to the scheduler they wrap.
+class TaskCoreAccess {
+ public:
+  static void OnTaskSpawned(Scheduler& scheduler, TaskHeader& task) {
+    scheduler.OnTaskSpawned(task);
+  }
+  static void OnTaskFinished(Scheduler& scheduler, TaskHeader& task) {
+    scheduler.OnTaskFinished(task);
+  }
+  static void OnUnhandledTaskException(Scheduler& scheduler, const TaskMetadata& task,
+                                       const std::exception_ptr& exception) {
+    scheduler.OnUnhandledTaskException(task, exception);
+  }
+};
+
+}  // namespace internal
 
 namespace internal {
 
@@ -257,7 +288,7 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   // A task spawned by a task belongs to the same session.
   if (TaskHeader* parent = current_task) state->metadata.session = parent->metadata.session;
   state->lane = lane;
-  scheduler.OnTaskSpawned(*state);
+  internal::TaskCoreAccess::OnTaskSpawned(scheduler, *state);
   Task<T> task = Task<T>::Adopt(state);
   state->ScheduleSelf();
   return task;

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,16 +125,9 @@ RunOutcome RunPlan(const TorturePlan& plan) {
 }
 
 TEST(TaskTortureTest, RandomTaskTreesKeepTheLifecycleRules) {
-  absl::StatusOr<std::vector<uint64_t>> seeds =
-      TortureSeedsFromEnvironment(SIMSCHED_TORTURE_DEFAULT_SEEDS);
-  ASSERT_TRUE(seeds.ok()) << seeds.status().message();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    const TorturePlan plan = GenerateTorturePlan(seed);
-    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan) << std::flush;
-    SetTortureCrashNote(kTarget, seed);
+  RunTortureSweep(kTarget, SIMSCHED_TORTURE_DEFAULT_SEEDS, {}, [](const TorturePlan& plan) {
     RunOutcome outcome = RunPlan(plan);
-    if (outcome.violations.empty() && seed % 16 == 0) {
+    if (outcome.violations.empty() && plan.seed % 16 == 0) {
       // Same seed, same run: the ledger's event order and the scheduler's
       // trace both repeat.
       RunOutcome again = RunPlan(plan);
@@ -146,14 +138,8 @@ TEST(TaskTortureTest, RandomTaskTreesKeepTheLifecycleRules) {
                          " (was ", outcome.trace_hash, ")"));
       }
     }
-    if (!outcome.violations.empty()) {
-      ADD_FAILURE() << TortureFailureReport(kTarget, plan, outcome.violations);
-      if (++failures == 5) {
-        ADD_FAILURE() << "stopping after 5 failing seeds";
-        break;
-      }
-    }
-  }
+    return outcome.violations;
+  });
 }
 
 // The generator is a function of the seed alone (a replayed seed must be the

@@ -225,10 +225,6 @@ class TestScheduler final : public Scheduler {
   void CancelTimer(TimerId timer) override;
   bool IsTaskRunning(TaskId id) const override { return live_by_id_.contains(id.value); }
   absl::Status BlockOnTask(internal::TaskHeader& task) override;
-  void OnTaskSpawned(internal::TaskHeader& task) override;
-  void OnTaskFinished(internal::TaskHeader& task) override;
-  void OnUnhandledTaskException(const TaskMetadata& task,
-                                const std::exception_ptr& exception) override;
   // Thread-confined unless `allow_parking` admits wakes from real threads:
   // then task state changes must be atomic read-modify-writes.
   bool IsThreadConfined() const override { return !options_.allow_parking; }
@@ -456,6 +452,12 @@ class TestScheduler final : public Scheduler {
   std::string RunSummary() const;
 
  private:
+  // The task core's hooks, reached through internal::TaskCoreAccess.
+  void OnTaskSpawned(internal::TaskHeader& task) override;
+  void OnTaskFinished(internal::TaskHeader& task) override;
+  void OnUnhandledTaskException(const TaskMetadata& task,
+                                const std::exception_ptr& exception) override;
+
   static constexpr LaneId kNoLane = ~LaneId{0};
   using Queue = internal::RingQueue<internal::TaskHeader*>;
 

@@ -189,8 +189,8 @@ bool ThreadPoolScheduler::OnOwnThread() const {
 void ThreadPoolScheduler::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  // 1. Stop accepting work: from now on scheduled work is dropped, which
-  // cancels its task.
+  // 1. Stop accepting work: from now on scheduled work is held, not run, and
+  // its task cancelled in step 4.
   accepting_.store(false, std::memory_order_seq_cst);
   // 2. Make the main-thread loop return (after the poll under way).
   {
@@ -217,8 +217,16 @@ void ThreadPoolScheduler::Shutdown() {
     std::unique_lock<std::mutex> lock(main_mu_);
     callers_cv_.wait(lock, [this] { return active_loops_ == 0; });
   }
-  // 4. Nothing runs tasks any more: cancel what is left.
+  // 4. Nothing runs tasks any more: cancel what is left. From then on,
+  // scheduled work (a Spawn racing with shutdown) is dropped at once.
   CancelEverything();
+  std::vector<TaskHeader*> late;
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    shutdown_over_ = true;
+    late.swap(held_for_shutdown_);
+  }
+  for (TaskHeader* task : late) Runnable::Adopt(task);
   // 5. BlockOn calls on other threads were released by the cancellations.
   {
     std::unique_lock<std::mutex> lock(main_mu_);
@@ -235,9 +243,8 @@ void ThreadPoolScheduler::Shutdown() {
 }
 
 void ThreadPoolScheduler::CancelEverything() {
-  // Rounds: a frame's destructor may spawn or wake. Since `accepting_` is
-  // false such work is dropped (cancelled) at once, but a round costs little
-  // and keeps this correct whatever the destructors do.
+  // Rounds: a frame's destructor may spawn or wake; since `accepting_` is
+  // false such work is held (HoldForShutdown) and cancelled by the next round.
   internal::CancelInRounds(
       [this](std::vector<TaskHeader*>& queued) {
         auto drain = [&queued](PoolWorker& queue) {
@@ -247,8 +254,13 @@ void ThreadPoolScheduler::CancelEverything() {
         };
         drain(*injector_);
         for (auto& worker : workers_) drain(*worker);
-        std::lock_guard<std::mutex> lock(main_mu_);
-        while (!main_queue_.empty()) queued.push_back(main_queue_.pop_front());
+        {
+          std::lock_guard<std::mutex> lock(main_mu_);
+          while (!main_queue_.empty()) queued.push_back(main_queue_.pop_front());
+        }
+        std::lock_guard<std::mutex> lock(shutdown_mu_);
+        queued.insert(queued.end(), held_for_shutdown_.begin(), held_for_shutdown_.end());
+        held_for_shutdown_.clear();
       },
       [this](std::vector<TaskHeader*>& live) {
         // Every other live task, in id order. A task that is already

@@ -165,10 +165,6 @@ class ThreadPoolScheduler final : public Scheduler {
   // InvalidArgument for another scheduler's task, Aborted if the scheduler is
   // destroyed meanwhile.
   absl::Status BlockOnTask(internal::TaskHeader& task) override;
-  void OnTaskSpawned(internal::TaskHeader& task) override;
-  void OnTaskFinished(internal::TaskHeader& task) override;
-  void OnUnhandledTaskException(const TaskMetadata& task,
-                                const std::exception_ptr& exception) override;
   bool IsThreadConfined() const override { return false; }
 
   // -- The main-thread run loop --
@@ -220,6 +216,12 @@ class ThreadPoolScheduler final : public Scheduler {
   size_t LiveTaskCount() const;
 
  private:
+  // The task core's hooks, reached through internal::TaskCoreAccess.
+  void OnTaskSpawned(internal::TaskHeader& task) override;
+  void OnTaskFinished(internal::TaskHeader& task) override;
+  void OnUnhandledTaskException(const TaskMetadata& task,
+                                const std::exception_ptr& exception) override;
+
   enum class LoopEnd { kStop, kTaskOrPredicate, kBlockOn };
 
   // Queueing. Queues hold task headers, each with the reference its Runnable
@@ -227,6 +229,9 @@ class ThreadPoolScheduler final : public Scheduler {
   // the task.
   void EnqueueBackground(internal::TaskHeader* task);
   void EnqueueForeground(internal::TaskHeader* task);
+  // Work scheduled after `accepting_` cleared: held for shutdown's
+  // cancellation rounds, or dropped at once once shutdown is over.
+  void HoldForShutdown(internal::TaskHeader* task);
   void RunTask(internal::TaskHeader* task);
 
   // Workers.
@@ -279,8 +284,15 @@ class ThreadPoolScheduler final : public Scheduler {
   const ThreadPoolSchedulerOptions options_;
   const std::thread::id main_thread_;
   std::shared_ptr<internal::Parker> parker_;
-  // Cleared once at shutdown: work scheduled from then on is dropped.
+  // Cleared once at shutdown: work scheduled from then on is not run.
   std::atomic<bool> accepting_{true};
+  // Work scheduled during shutdown waits here for the cancellation rounds
+  // instead of being dropped (cancelled) inside the Schedule call: the waker
+  // may be a poll or a frame destruction of a task the woken one owns, and a
+  // cancellation nested there could not destroy the owned task first.
+  std::mutex shutdown_mu_;
+  std::vector<internal::TaskHeader*> held_for_shutdown_;  // guarded by shutdown_mu_
+  bool shutdown_over_ = false;                            // guarded by shutdown_mu_
   std::atomic<bool> stopping_workers_{false};
   bool shut_down_ = false;  // touched by the destroying thread only
   uint32_t max_searchers_ = 1;

@@ -35,10 +35,7 @@ void ThreadPoolScheduler::ScheduleForeground(Runnable runnable) {
 }
 
 void ThreadPoolScheduler::EnqueueBackground(TaskHeader* task) {
-  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] {
-    Runnable::Adopt(task);  // shutting down: dropping cancels the task
-    return;
-  }
+  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] return HoldForShutdown(task);
   PoolWorker* local = internal::tls_worker;
   PoolWorker& target = (local != nullptr && local->pool == this) ? *local : *injector_;
   bool became_non_empty;
@@ -55,13 +52,21 @@ void ThreadPoolScheduler::EnqueueBackground(TaskHeader* task) {
 }
 
 void ThreadPoolScheduler::EnqueueForeground(TaskHeader* task) {
-  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] {
-    Runnable::Adopt(task);
-    return;
-  }
+  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] return HoldForShutdown(task);
   std::lock_guard<std::mutex> lock(main_mu_);
   main_queue_.push_back(task);
   if (main_waiting_) main_cv_.notify_one();
+}
+
+void ThreadPoolScheduler::HoldForShutdown(TaskHeader* task) {
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    if (!shutdown_over_) {
+      held_for_shutdown_.push_back(task);
+      return;
+    }
+  }
+  Runnable::Adopt(task);  // after shutdown: dropping cancels the task
 }
 
 void ThreadPoolScheduler::RunTask(TaskHeader* task) {

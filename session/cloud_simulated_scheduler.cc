@@ -80,18 +80,18 @@ absl::Status CloudSimulatedScheduler::BlockOnTask(internal::TaskHeader& task) {
 
 void CloudSimulatedScheduler::OnTaskSpawned(internal::TaskHeader& task) {
   const session_internal::SessionRegistry::SpawnClaim claim = registry_.ClaimSpawn(task);
-  inner_->OnTaskSpawned(task);  // assigns the id
+  internal::TaskCoreAccess::OnTaskSpawned(*inner_, task);  // assigns the id
   registry_.OnTaskSpawned(task, claim);
 }
 
 void CloudSimulatedScheduler::OnTaskFinished(internal::TaskHeader& task) {
   registry_.OnTaskFinished(task);
-  inner_->OnTaskFinished(task);
+  internal::TaskCoreAccess::OnTaskFinished(*inner_, task);
 }
 
 void CloudSimulatedScheduler::OnUnhandledTaskException(const TaskMetadata& task,
                                                        const std::exception_ptr& exception) {
-  inner_->OnUnhandledTaskException(task, exception);
+  internal::TaskCoreAccess::OnUnhandledTaskException(*inner_, task, exception);
 }
 
 bool CloudSimulatedScheduler::IsThreadConfined() const { return inner_->IsThreadConfined(); }

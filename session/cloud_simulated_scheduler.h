@@ -156,17 +156,19 @@ class CloudSimulatedScheduler final : public Scheduler {
   void CancelTimer(TimerId timer) override;
   bool IsTaskRunning(TaskId id) const override;
   absl::Status BlockOnTask(internal::TaskHeader& task) override;
-  // Also record the task under its session.
-  void OnTaskSpawned(internal::TaskHeader& task) override;
-  void OnTaskFinished(internal::TaskHeader& task) override;
-  void OnUnhandledTaskException(const TaskMetadata& task,
-                                const std::exception_ptr& exception) override;
   bool IsThreadConfined() const override;
   uint32_t RandomDelayYields(uint32_t max_yields) override;
   void Deprioritize(TaskLabel label) override;
   std::optional<uint32_t> AddSimulatedLane(std::string_view name) override;
 
  private:
+  // The task core's hooks, reached through internal::TaskCoreAccess.
+  // OnTaskSpawned also records the task under its session.
+  void OnTaskSpawned(internal::TaskHeader& task) override;
+  void OnTaskFinished(internal::TaskHeader& task) override;
+  void OnUnhandledTaskException(const TaskMetadata& task,
+                                const std::exception_ptr& exception) override;
+
   const std::shared_ptr<Scheduler> inner_;
   TestScheduler* const test_scheduler_;
   session_internal::SessionRegistry registry_;

@@ -626,11 +626,15 @@ class ForwardingScheduler final : public Scheduler {
   absl::Status BlockOnTask(internal::TaskHeader& task) override {
     return inner_->BlockOnTask(task);
   }
-  void OnTaskSpawned(internal::TaskHeader& task) override { inner_->OnTaskSpawned(task); }
-  void OnTaskFinished(internal::TaskHeader& task) override { inner_->OnTaskFinished(task); }
+  void OnTaskSpawned(internal::TaskHeader& task) override {
+    internal::TaskCoreAccess::OnTaskSpawned(*inner_, task);
+  }
+  void OnTaskFinished(internal::TaskHeader& task) override {
+    internal::TaskCoreAccess::OnTaskFinished(*inner_, task);
+  }
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override {
-    inner_->OnUnhandledTaskException(task, exception);
+    internal::TaskCoreAccess::OnUnhandledTaskException(*inner_, task, exception);
   }
   bool IsThreadConfined() const override { return true; }
 

@@ -19,7 +19,8 @@ Co<void> HostTaskBody(Co<void> co) {
     co_await std::move(co);
   } catch (...) {
     internal::TaskHeader& self = internal::RequireCurrentTask("host task");
-    self.scheduler()->OnUnhandledTaskException(self.metadata, std::current_exception());
+    internal::TaskCoreAccess::OnUnhandledTaskException(*self.scheduler(), self.metadata,
+                                                      std::current_exception());
   }
 }
 

@@ -24,8 +24,9 @@ namespace simsched::internal {
 // Each round: `take_queued` moves the headers of queued Runnables (one
 // reference each) into its argument, and dropping each Runnable cancels its
 // task; then `take_live` lists every other live task, each with a reference
-// added, in a deterministic order (by id), and each is cancelled and released.
-// Returns after a round in which both lists came back empty.
+// added, in a deterministic order (by id), and each not yet cancelled is
+// cancelled; all are released. Returns after a round that dropped no Runnable
+// and cancelled no task.
 inline void CancelInRounds(absl::FunctionRef<void(std::vector<TaskHeader*>&)> take_queued,
                            absl::FunctionRef<void(std::vector<TaskHeader*>&)> take_live) {
   for (;;) {
@@ -35,11 +36,18 @@ inline void CancelInRounds(absl::FunctionRef<void(std::vector<TaskHeader*>&)> ta
     for (TaskHeader* task : queued) Runnable::Adopt(task);
     std::vector<TaskHeader*> live;
     take_live(live);
+    size_t cancelled = 0;
     for (TaskHeader* task : live) {
-      task->Cancel();
+      // Already cancelled and still listed: its frames are being destroyed
+      // right now (up this thread's stack, when the scheduler's last owner
+      // was one of its frames, or on another thread). Not progress.
+      if (!task->cancelled()) {
+        task->Cancel();
+        ++cancelled;
+      }
       task->Release();
     }
-    if (queued.empty() && live.empty()) return;
+    if (queued.empty() && cancelled == 0) return;
   }
 }
 

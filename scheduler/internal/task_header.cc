@@ -17,6 +17,22 @@ namespace {
 // DestroyCoroutineFrame at the end of this file).
 thread_local constinit int destroy_depth = 0;
 bool InsideFrameDestruction() { return destroy_depth > 0; }
+
+// Per thread: the tasks whose frames this thread is destroying right now,
+// innermost first. A cancellation of one of them from inside that
+// destruction (a frame holding its own task's handle) must not wait for it.
+struct FramesBeingDestroyed {
+  const TaskHeader* task;
+  FramesBeingDestroyed* outer;
+};
+thread_local constinit FramesBeingDestroyed* frames_being_destroyed = nullptr;
+
+bool DestroyingOnThisThread(const TaskHeader* task) {
+  for (const FramesBeingDestroyed* f = frames_being_destroyed; f != nullptr; f = f->outer) {
+    if (f->task == task) return true;
+  }
+  return false;
+}
 }  // namespace
 
 void TaskHeader::WakeSlow(uint32_t seq) {
@@ -80,7 +96,7 @@ void TaskHeader::Complete() {
   }
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
-    scheduler_->OnUnhandledTaskException(metadata, exception_);
+    TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata, exception_);
   }
   Finish();
 }
@@ -97,31 +113,37 @@ void TaskHeader::CancelImpl(bool join) {
   uint64_t s = state();
   for (;;) {
     if ((s & kCompleted) != 0) return;
-    if ((s & kRunning) != 0) {
+    if ((s & (kRunning | kDestroying)) != 0) {
       // Being polled: the poller destroys the frame when the poll ends
-      // (already marked if an earlier Cancel got here first).
+      // (already marked if an earlier Cancel got here first). Or another
+      // canceller is destroying it now (kDestroying comes with kCancelled).
       if ((s & kCancelled) == 0 && !CasState(s, s | kCancelled)) continue;
       // Joining (a task or a frame's destruction cancelling a task it owns)
-      // while another thread polls it: wait until its frames are gone, so
+      // while another thread uses the frames: wait until they are gone, so
       // that, as when a call stack unwinds, nothing the owner goes on to
       // free (its earlier locals) is still in use by the child. Plain code
       // outside any task does not wait (the poll may be waiting for it); nor
-      // can a task cancelled from inside its own poll wait for itself.
-      if (join && !confined_ && current_task != this) WaitForPollToEnd();
+      // does a thread wait for frames it is itself polling or destroying.
+      if (join && !confined_ && current_task != this && !DestroyingOnThisThread(this)) {
+        WaitForFramesGone();
+      }
       return;
     }
     if ((s & kCancelled) != 0) return;  // cancelled, and its frames are gone
-    if (CasState(s, s | kCancelled)) break;
+    if (CasState(s, s | kCancelled | kDestroying)) break;
   }
   // A queued Runnable (if any) keeps the header alive and becomes a no-op.
   DestroyFrame();
+  s = state();
+  while (!CasState(s, s & ~kDestroying)) {
+  }
   Finish();
 }
 
-void TaskHeader::WaitForPollToEnd() {
+void TaskHeader::WaitForFramesGone() {
   TaskHeader* const waiter = current_task;
   if (waiter != nullptr) waiter->joining_.store(this, std::memory_order_seq_cst);
-  while ((state_.load(std::memory_order_seq_cst) & kRunning) != 0) {
+  while ((state_.load(std::memory_order_seq_cst) & (kRunning | kDestroying)) != 0) {
     // Two tasks cancelling each other at once (peers holding each other's
     // handles) would wait for each other forever: whoever sees the other
     // waiting for it stops waiting, so at least one poll goes on and ends.
@@ -147,14 +169,18 @@ void TaskHeader::DestroyFrame() {
   std::coroutine_handle<> root = std::exchange(root_, nullptr);
   std::coroutine_handle<> innermost = std::exchange(leaf, nullptr);
   CoPromiseBase* innermost_promise = std::exchange(leaf_promise_, nullptr);
-  if (root) DestroyAwaitChain(innermost, innermost_promise, root);
+  if (!root) return;
+  FramesBeingDestroyed scope{this, frames_being_destroyed};
+  frames_being_destroyed = &scope;
+  DestroyAwaitChain(innermost, innermost_promise, root);
+  frames_being_destroyed = scope.outer;
 }
 
 void TaskHeader::Finish() {
   // After this the task never touches its scheduler again (every entry point
   // checks kCompleted/kCancelled first), so a header that outlives the scheduler,
   // held by a Task or a Waker, stays safe.
-  scheduler_->OnTaskFinished(*this);
+  TaskCoreAccess::OnTaskFinished(*scheduler_, *this);
   LockJoin();
   TaskHeader* joiner = std::exchange(joiner_, nullptr);
   const uint32_t joiner_seq = joiner_seq_;

@@ -72,6 +72,9 @@ class TaskHeader {
   static constexpr uint64_t kCompleted = 4;  // root coroutine returned or threw
   static constexpr uint64_t kCancelled = 8;  // cancelled; frame gone or going
   static constexpr uint64_t kDetached = 16;  // no Task handle will ever read the result
+  // A canceller outside any poll is destroying the frames right now (with
+  // kCancelled); like kRunning, a joining canceller waits for it to clear.
+  static constexpr uint64_t kDestroying = 32;
   static constexpr uint64_t kFlagsMask = 0xffffffffULL;
   static constexpr int kSeqShift = 32;
   static constexpr uint64_t kSeqOne = uint64_t{1} << kSeqShift;
@@ -175,7 +178,8 @@ class TaskHeader {
   //
   // Cancel() for the owner of a task that may be running on another thread
   // and borrowing the owner's state: also waits for a poll under way on
-  // another thread to end (combinators cancel their runners this way).
+  // another thread to end, or for another canceller's destruction of the
+  // frames to finish (combinators cancel their runners this way).
   void CancelAndJoin();
 
   // Detach()
@@ -195,7 +199,7 @@ class TaskHeader {
   // from another thread mid-poll finishes when that poll ends).
   bool finished() const {
     const uint64_t s = state();
-    return (s & kCompleted) != 0 || (s & (kCancelled | kRunning)) == kCancelled;
+    return (s & kCompleted) != 0 || (s & (kCancelled | kRunning | kDestroying)) == kCancelled;
   }
   bool completed() const { return (state() & kCompleted) != 0; }
   bool cancelled() const { return (state() & kCancelled) != 0 && !completed(); }
@@ -267,7 +271,7 @@ class TaskHeader {
   void DestroyFrame();
   void Finish();
   void CancelImpl(bool join);
-  void WaitForPollToEnd();
+  void WaitForFramesGone();
 
   // Data, hottest first: a poll touches the first cache line or two. (The
   // access sections alternate so that the layout follows use, not access.)

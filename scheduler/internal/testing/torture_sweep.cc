@@ -5,10 +5,12 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "testing/sweep_config.h"
 
 #if defined(__has_feature)
@@ -111,6 +113,26 @@ void SetTortureCrashNote(const char* target, uint64_t seed) {
                                         ReplayCommand(target, seed), "\n");
   crash_note_length = std::min(note.size(), sizeof(crash_note));
   std::memcpy(crash_note, note.data(), crash_note_length);
+}
+
+void RunTortureSweep(const char* target, uint64_t default_count,
+                     const TorturePlanOptions& options,
+                     absl::FunctionRef<std::vector<std::string>(const TorturePlan&)> run) {
+  absl::StatusOr<std::vector<uint64_t>> seeds = TortureSeedsFromEnvironment(default_count);
+  ASSERT_TRUE(seeds.ok()) << seeds.status().message();
+  int failures = 0;
+  for (uint64_t seed : *seeds) {
+    const TorturePlan plan = GenerateTorturePlan(seed, options);
+    if (seeds->size() == 1) std::cout << DescribeTorturePlan(plan) << std::flush;
+    SetTortureCrashNote(target, seed);
+    const std::vector<std::string> violations = run(plan);
+    if (violations.empty()) continue;
+    ADD_FAILURE() << TortureFailureReport(target, plan, violations);
+    if (++failures == 5) {
+      ADD_FAILURE() << "stopping after 5 failing seeds";
+      return;
+    }
+  }
 }
 
 }  // namespace simsched::internal

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "scheduler/internal/testing/torture_plan.h"
 
@@ -42,6 +43,16 @@ std::string TortureFailureReport(const char* target, const TorturePlan& plan,
 // Remembers `seed` as the one under way; a fatal signal or sanitizer report
 // then prints the replay command for it before the process dies.
 void SetTortureCrashNote(const char* target, uint64_t seed);
+
+// RunTortureSweep()
+//
+// The seed loop both torture tests share: for every seed the environment asks
+// for, generates the plan (printing it when only one seed runs), notes the
+// seed for a crash, calls `run` and reports its violations, if any, as a
+// GoogleTest failure with the replay command; stops after five failing seeds.
+void RunTortureSweep(const char* target, uint64_t default_count,
+                     const TorturePlanOptions& options,
+                     absl::FunctionRef<std::vector<std::string>(const TorturePlan&)> run);
 
 }  // namespace simsched::internal
 
