@@ -793,6 +793,26 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
         task.metadata.id.value,
         WakeNote{WakeCause::kSpawned, parent != nullptr ? parent->metadata.id : TaskId{}});
   }
+  if (task_observer_ != nullptr) [[unlikely]] {
+    // The parent only if it is one of ours (not a task of another scheduler
+    // polled on this thread).
+    TaskId parent_id;
+    if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
+      auto it = live_by_id_.find(parent->metadata.id.value);
+      if (it != live_by_id_.end() && it->second == parent) parent_id = parent->metadata.id;
+    }
+    task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
+  }
+}
+
+bool TestScheduler::CancelTask(TaskId id) {
+  auto it = live_by_id_.find(id.value);
+  if (it == live_by_id_.end()) return false;
+  TaskHeader* task = it->second;
+  task->AddRef();  // the cancellation may drop the last other reference
+  task->Cancel();
+  task->Release();
+  return true;
 }
 
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
@@ -809,6 +829,7 @@ void TestScheduler::OnTaskFinished(TaskHeader& task) {
     live_tail_ = task.live_prev;
   }
   task.live_prev = task.live_next = nullptr;
+  if (task_observer_ != nullptr) [[unlikely]] task_observer_->OnTaskFinished(task.metadata.id);
 }
 
 void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,

@@ -181,6 +181,21 @@ class PollCostModel {
   virtual Duration PollCost(TaskId task) = 0;
 };
 
+// TaskObserver
+//
+// Told of each task the TestScheduler starts, with the task that was being
+// polled when it was spawned (the zero id when spawned from plain code), and
+// of each task that ends (completed or cancelled). Whatever spawn function
+// made the task, through whichever scheduler decorator, it is seen here. The
+// simulated world (sim/world.h) uses it to give a host every task its tasks
+// spawn. None is installed by default.
+class TaskObserver {
+ public:
+  virtual ~TaskObserver() = default;
+  virtual void OnTaskSpawned(TaskId task, TaskId parent) = 0;
+  virtual void OnTaskFinished(TaskId task) = 0;
+};
+
 // TestScheduler
 //
 // See the file comment. Confined to the thread that made it.
@@ -361,6 +376,20 @@ class TestScheduler final : public Scheduler {
   void SetPollCostModel(PollCostModel* model) { poll_cost_model_ = model; }
   PollCostModel* poll_cost_model() const { return poll_cost_model_; }
 
+  // SetTaskObserver()
+  //
+  // Installs `observer` (not owned; null removes it). See `TaskObserver`.
+  void SetTaskObserver(TaskObserver* observer) { task_observer_ = observer; }
+  TaskObserver* task_observer() const { return task_observer_; }
+
+  // CancelTask()
+  //
+  // Cancels the live task `id` as dropping its handle would: its frame and
+  // the RAII in it are destroyed now, or when its current poll ends if it is
+  // the task being polled. A `Task` handle someone still holds stays valid
+  // (awaiting it throws TaskCancelledError). False if no such task is live.
+  bool CancelTask(TaskId id);
+
   // -- Inspection --
 
   // rng()
@@ -525,6 +554,7 @@ class TestScheduler final : public Scheduler {
 
   internal::TimerQueue timers_;
   PollCostModel* poll_cost_model_ = nullptr;
+  TaskObserver* task_observer_ = nullptr;
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever
   // timers are started or fire (a cancelled one may linger here harmlessly).
   Instant next_timer_deadline_ = Instant::max();

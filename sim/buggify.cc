@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "sim/internal/buggify_registry.h"
+#include "sim/properties.h"
 
 namespace simsched::internal {
 
@@ -32,7 +33,15 @@ BuggifyRegistry::BuggifyRegistry(uint64_t seed, std::function<Duration()> now,
       on_fire_(std::move(on_fire)),
       rng_(SplitMix64(seed ^ 0xb0991f7ULL)) {}
 
-bool BuggifyRegistry::Fires(std::string_view name) {
+bool BuggifyRegistry::Fires(std::string_view name, SourceLocation where) {
+  const bool fired = Decide(name);
+  if (PropertySink* sink = property_sink; sink != nullptr) [[unlikely]] {
+    sink->OnProperty(PropertyKind::kBuggify, fired, name, "SIMSCHED_BUGGIFY", where);
+  }
+  return fired;
+}
+
+bool BuggifyRegistry::Decide(std::string_view name) {
   auto it = points_.find(name);
   if (it == points_.end()) {
     Point point;
@@ -51,8 +60,8 @@ bool BuggifyRegistry::Fires(std::string_view name) {
   return true;
 }
 
-bool BuggifyFires(BuggifyRegistry& registry, std::string_view name) {
-  return registry.Fires(name);
+bool BuggifyFires(BuggifyRegistry& registry, std::string_view name, SourceLocation where) {
+  return registry.Fires(name, where);
 }
 
 ScopedBuggify::ScopedBuggify(BuggifyRegistry* registry) : previous_(current_buggify) {

@@ -15,7 +15,11 @@
 //     `false` and the code behind it compiles away.
 //
 // Every firing is a world event (in the world's log and its failure report),
-// and `World::BuggifyReport()` lists each point's evaluations and fires.
+// and `World::BuggifyReport()` lists each point's evaluations and fires. In
+// a SIM_TEST sweep each point reached also appears in the end-of-sweep
+// property table and simsched_summary.jsonl (kind "buggify": seeds that
+// reached it, seeds where it fired, the first seed that fired it), so a
+// point that never fires over a sweep is visible.
 //
 // Use it to make rare paths common: a cache miss, a short read, a retry, a
 // deliberately slow path, an extra yield.
@@ -37,6 +41,8 @@
 
 #include <string_view>
 
+#include "scheduler/source_location.h"
+
 namespace simsched::internal {
 
 class BuggifyRegistry;
@@ -44,8 +50,10 @@ class BuggifyRegistry;
 // The registry of the World on this thread, or null outside a simulation.
 extern thread_local BuggifyRegistry* current_buggify;
 
-// Whether point `name` fires now (called only inside a simulation).
-bool BuggifyFires(BuggifyRegistry& registry, std::string_view name);
+// Whether point `name`, written at `where`, fires now (called only inside a
+// simulation).
+bool BuggifyFires(BuggifyRegistry& registry, std::string_view name,
+                  SourceLocation where = SourceLocation::current());
 
 }  // namespace simsched::internal
 
@@ -54,7 +62,8 @@ bool BuggifyFires(BuggifyRegistry& registry, std::string_view name);
 #else
 #define SIMSCHED_BUGGIFY(name)                                 \
   (::simsched::internal::current_buggify != nullptr &&         \
-   ::simsched::internal::BuggifyFires(*::simsched::internal::current_buggify, (name)))
+   ::simsched::internal::BuggifyFires(*::simsched::internal::current_buggify, (name), \
+                                      ::simsched::SourceLocation::current()))
 #endif
 
 #endif  // SIMSCHED_SIM_BUGGIFY_H_

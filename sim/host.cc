@@ -37,8 +37,7 @@ Host::Host(World& world, internal::WorldCore& core, Network& network, uint32_t i
       disk_(&core, name_) {}
 
 Host::~Host() {
-  std::vector<Task<void>> tasks = std::move(tasks_);
-  tasks.clear();  // cancels
+  CancelTasks();
   volatile_.clear();
   graveyard_.clear();
   disk_.Detach();
@@ -57,7 +56,9 @@ absl::Status Host::Spawn(Co<void> co, SourceLocation location) {
         location.file_name(), ":", location.line(), ")"));
   }
   if (tasks_.size() >= prune_at_) Prune();
+  world_.set_spawning_for(this);
   Task<void> task = simsched::Spawn(core_.scheduler, HostTaskBody(std::move(co)), location);
+  world_.set_spawning_for(nullptr);
   world_.OnHostTaskSpawned(task.id(), *this);
   tasks_.push_back(std::move(task));
   return absl::OkStatus();
@@ -73,9 +74,31 @@ void Host::Prune() {
 }
 
 size_t Host::TaskCount() const {
-  size_t live = 0;
+  size_t live = adopted_.size();
   for (const Task<void>& task : tasks_) live += task.IsFinished() ? 0 : 1;
   return live;
+}
+
+void Host::CancelTasks() {
+  std::vector<Task<void>> tasks = std::move(tasks_);
+  tasks_.clear();
+  for (Task<void>& task : tasks) world_.OnHostTaskFinished(task.id());
+  tasks.clear();  // cancels each task (its frame's RAII runs now)
+  CancelAdopted();
+}
+
+void Host::CancelAdopted() {
+  // Children first went with their parents' frames when those held the
+  // handles; what is left (detached, or held elsewhere) is cancelled by id.
+  // Destructors may spawn more: repeat until none is left.
+  while (!adopted_.empty()) {
+    std::vector<uint64_t> ids(adopted_.begin(), adopted_.end());
+    adopted_.clear();
+    for (uint64_t id : ids) {
+      world_.OnHostTaskFinished(TaskId{id});
+      (void)core_.scheduler.CancelTask(TaskId{id});
+    }
+  }
 }
 
 absl::StatusOr<Endpoint> Host::Bind(uint32_t port) { return network_.Bind(*this, port); }
@@ -90,15 +113,11 @@ void Host::Crash() {
   up_ = false;
   crashed_from_own_task_ = false;
   if (InTask()) {
-    const TaskId current = internal::current_task->metadata.id;
-    for (const Task<void>& task : tasks_) crashed_from_own_task_ |= (task.id() == current);
+    crashed_from_own_task_ = world_.TaskOwner(internal::current_task->metadata.id) == this;
   }
   const size_t live = TaskCount();
   network_.OnCrash(*this);
-  std::vector<Task<void>> tasks = std::move(tasks_);
-  tasks_.clear();
-  for (Task<void>& task : tasks) world_.OnHostTaskFinished(task.id());
-  tasks.clear();  // cancels each task (its frame's RAII runs now)
+  CancelTasks();
   disk_.OnCrash();
   for (auto& state : volatile_) graveyard_.push_back(std::move(state));
   volatile_.clear();

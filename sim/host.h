@@ -18,9 +18,12 @@
 //   * While a host is down it refuses work: `Spawn`, `Bind`, sends from its
 //     endpoints and uses of its disk return FailedPrecondition.
 //
-// Only tasks started with `Host::Spawn` belong to the host (a task they
-// start with plain `simsched::Spawn` does not; use `host.Spawn` there too).
-// An exception escaping a host task fails the run, as for a detached task.
+// A task started with `Host::Spawn` belongs to the host, and so does every
+// task spawned while one of the host's tasks runs, with whichever spawn
+// function (plain `simsched::Spawn`, `SpawnLabeled`, a session's
+// `ctx.Spawn`), down to grandchildren: the crash cancels them all. An
+// exception escaping a `Host::Spawn` task fails the run, as for a detached
+// task.
 //
 // This header defines:
 //   * `simsched::HostOptions`, `simsched::Host`
@@ -41,6 +44,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -146,11 +150,19 @@ class Host {
   // FailedPrecondition if the host is up.
   absl::Status Restart();
 
-  // Live tasks this host owns.
+  // Live tasks this host owns (its `Spawn` tasks and the tasks they spawned).
   size_t TaskCount() const;
+
+  // -- For World --
+  // `task` was spawned by one of this host's tasks: it is the host's now.
+  void Adopt(TaskId task) { adopted_.insert(task.value); }
+  void OnAdoptedFinished(TaskId task) { adopted_.erase(task.value); }
+  // Cancels every task of the host (as a crash does, without the rest).
+  void CancelTasks();
 
  private:
   void Prune();
+  void CancelAdopted();
 
   World& world_;
   internal::WorldCore& core_;
@@ -163,6 +175,8 @@ class Host {
   Disk disk_;
   std::function<void(Host&)> boot_;
   std::vector<Task<void>> tasks_;
+  // Tasks spawned by the host's tasks, by id: cancelled in id order.
+  std::set<uint64_t> adopted_;
   size_t prune_at_ = 64;
   std::vector<std::shared_ptr<void>> volatile_;
   // The crashed incarnation's state, kept until its tasks are surely gone.

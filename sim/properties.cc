@@ -24,6 +24,7 @@ std::string_view PropertyKindName(PropertyKind kind) {
     case PropertyKind::kUnreachable: return "unreachable";
     case PropertyKind::kSometimes: return "sometimes";
     case PropertyKind::kReachable: return "reachable";
+    case PropertyKind::kBuggify: return "buggify";
   }
   return "?";
 }

@@ -60,9 +60,14 @@
 namespace simsched {
 
 // PropertyKind
-enum class PropertyKind : uint8_t { kAlways, kUnreachable, kSometimes, kReachable };
+//
+// `kBuggify` is not a property: it is a SIMSCHED_BUGGIFY fault point
+// (sim/buggify.h), reported through the same sink so that the sweep's table
+// shows, per point, the seeds that reached it and the seeds where it fired.
+// A point that never fired is noted in the table, never a failure.
+enum class PropertyKind : uint8_t { kAlways, kUnreachable, kSometimes, kReachable, kBuggify };
 
-// "always", "unreachable", "sometimes", "reachable".
+// "always", "unreachable", "sometimes", "reachable", "buggify".
 std::string_view PropertyKindName(PropertyKind kind);
 
 // True for the kinds a single seed can violate (always, unreachable).

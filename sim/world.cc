@@ -93,6 +93,38 @@ class CpuCharger final : public PollCostModel {
   CpuModel model_;
 };
 
+// Host ownership: a task spawned while a host's task runs belongs to that
+// host, whichever spawn function made it (plain `Spawn`, `SpawnLabeled`, a
+// session's `ctx.Spawn`, ...), so the host's crash cancels it too.
+class TaskOwnership final : public TaskObserver {
+ public:
+  explicit TaskOwnership(World& world) : world_(world) {}
+
+  void OnTaskSpawned(TaskId task, TaskId parent) override {
+    if (Host* host = std::exchange(world_.spawning_for_, nullptr); host != nullptr) {
+      world_.task_host_[task.value] = host;  // Host::Spawn keeps the handle
+      return;
+    }
+    if (parent.value == 0) return;
+    auto it = world_.task_host_.find(parent.value);
+    if (it == world_.task_host_.end()) return;
+    Host* host = it->second;
+    world_.task_host_[task.value] = host;
+    host->Adopt(task);
+  }
+
+  void OnTaskFinished(TaskId task) override {
+    auto it = world_.task_host_.find(task.value);
+    if (it == world_.task_host_.end()) return;
+    Host* host = it->second;
+    world_.task_host_.erase(it);
+    host->OnAdoptedFinished(task);
+  }
+
+ private:
+  World& world_;
+};
+
 }  // namespace internal
 
 World::World(TestScheduler& scheduler, WorldOptions options)
@@ -108,6 +140,8 @@ World::World(TestScheduler& scheduler, WorldOptions options)
                      absl::StrCat("buggify: '", std::string(name), "' fired"));
       });
   buggify_->Configure(options_.buggify_enable_probability, options_.buggify_fire_probability);
+  ownership_ = std::make_unique<internal::TaskOwnership>(*this);
+  scheduler_.SetTaskObserver(ownership_.get());
   if (options_.buggify) buggify_scope_ = std::make_unique<internal::ScopedBuggify>(buggify_.get());
 }
 
@@ -116,6 +150,11 @@ World::~World() {
     scheduler_.SetPollCostModel(nullptr);
   }
   // Hosts first: their tasks' frames may hold endpoints of the network.
+  // Every host's tasks go while all hosts (and the ownership records) still
+  // exist: a frame destroyed on one host may end a task of another.
+  for (const auto& host : hosts_) host->CancelTasks();
+  if (scheduler_.task_observer() == ownership_.get()) scheduler_.SetTaskObserver(nullptr);
+  task_host_.clear();
   hosts_.clear();
   network_.reset();
   buggify_scope_.reset();
@@ -190,6 +229,11 @@ absl::Status World::ConfigureBuggify(bool enabled, double enable_probability,
 void World::OnHostTaskSpawned(TaskId task, Host& host) { task_host_[task.value] = &host; }
 void World::OnHostTaskFinished(TaskId task) { task_host_.erase(task.value); }
 void World::OnHostCrashed(Host& host) { (void)host; }
+
+Host* World::TaskOwner(TaskId task) const {
+  auto it = task_host_.find(task.value);
+  return it == task_host_.end() ? nullptr : it->second;
+}
 
 Co<void> World::Nemesis(FaultPlan plan) {
   Rng& rng = core_->nemesis_rng;

@@ -64,6 +64,7 @@ class BuggifyRegistry;
 class ScopedBuggify;
 class WorldCore;
 class CpuCharger;
+class TaskOwnership;
 }  // namespace internal
 
 // WorldOptions
@@ -172,9 +173,16 @@ class World {
   void OnHostTaskSpawned(TaskId task, Host& host);
   void OnHostTaskFinished(TaskId task);
   void OnHostCrashed(Host& host);
+  // The host that owns `task` (a task it spawned, or one spawned by any of
+  // its tasks), or null.
+  Host* TaskOwner(TaskId task) const;
+  // While set, a task spawned belongs to `host` as a `Host::Spawn` task
+  // rather than to the spawning task's host.
+  void set_spawning_for(Host* host) { spawning_for_ = host; }
 
  private:
   friend class internal::CpuCharger;
+  friend class internal::TaskOwnership;
   Co<void> Nemesis(FaultPlan plan);
 
   TestScheduler& scheduler_;
@@ -185,6 +193,8 @@ class World {
   std::unique_ptr<internal::BuggifyRegistry> buggify_;
   std::unique_ptr<internal::ScopedBuggify> buggify_scope_;
   std::unique_ptr<internal::CpuCharger> cpu_;
+  std::unique_ptr<internal::TaskOwnership> ownership_;
+  Host* spawning_for_ = nullptr;
   DiskFaults disk_faults_;
   // Host of each live host-owned task (lookups only; never iterated).
   absl::flat_hash_map<uint64_t, Host*> task_host_;

@@ -253,6 +253,28 @@ TEST(FaultPlanTest, ChaosThenLivenessSucceedsAndIsDeterministic) {
   }
 }
 
+TEST(FaultPlanTest, WorksUnderEveryStrategyAndReplaysUnderEach) {
+  auto run = [](uint64_t seed, const std::string& strategy) {
+    TestScheduler scheduler({.seed = seed, .strategy = strategy});
+    World world(scheduler);
+    Host& server = **world.AddHost("server");
+    Host& client = **world.AddHost("client");
+    StartEcho(server);
+    Pinger pinger;
+    pinger.target = 30;
+    StartPinger(client, pinger);
+    absl::Status status = world.RunFaultPlan(
+        ChaosPlan(), {.what = "30 echoes answered", .condition = [&] { return pinger.done(); }});
+    EXPECT_TRUE(status.ok()) << strategy << " seed " << seed << ": " << status.message();
+    return std::make_pair(world.EventHash(), scheduler.TraceHash());
+  };
+  for (const std::string strategy : {"random", "fifo", "pct:3", "pos", "mix"}) {
+    for (uint64_t seed = 0; seed < 5; ++seed) {
+      EXPECT_EQ(run(seed, strategy), run(seed, strategy)) << strategy << " seed " << seed;
+    }
+  }
+}
+
 TEST(FaultPlanTest, FaultsActuallyHappen) {
   std::map<std::string, uint64_t> total;
   for (uint64_t seed = 0; seed < 20; ++seed) {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "scheduler/scheduler.h"
+#include "scheduler/source_location.h"
 #include "sim/random.h"
 
 namespace simsched::internal {
@@ -34,12 +35,15 @@ class BuggifyRegistry {
   // Stops firing (the liveness phase); evaluations are still counted.
   void SetFiring(bool firing) { firing_ = firing; }
 
-  bool Fires(std::string_view name);
+  // Also reports the evaluation to the harness's property sink, if any.
+  bool Fires(std::string_view name, SourceLocation where = SourceLocation::current());
 
   // Points in name order (a std::map: the report's order is deterministic).
   const std::map<std::string, Point, std::less<>>& points() const { return points_; }
 
  private:
+  bool Decide(std::string_view name);
+
   uint64_t seed_;
   std::function<Duration()> now_;
   std::function<void(std::string_view)> on_fire_;

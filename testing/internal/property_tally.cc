@@ -42,7 +42,8 @@ std::string JsonUnescape(std::string_view s) {
 
 std::optional<PropertyKind> KindFromName(std::string_view name) {
   for (PropertyKind kind : {PropertyKind::kAlways, PropertyKind::kUnreachable,
-                            PropertyKind::kSometimes, PropertyKind::kReachable}) {
+                            PropertyKind::kSometimes, PropertyKind::kReachable,
+                            PropertyKind::kBuggify}) {
     if (PropertyKindName(kind) == name) return kind;
   }
   return std::nullopt;
@@ -101,6 +102,8 @@ void PropertyTable::MergeRow(const std::string& name, const Row& row) {
 std::vector<std::string> PropertyTable::Unsatisfied() const {
   std::vector<std::string> out;
   for (const auto& [name, row] : rows_) {
+    // A buggify point that never fired is a note in the table, not a failure.
+    if (row.kind == PropertyKind::kBuggify) continue;
     if (!IsSafetyProperty(row.kind) && row.seeds_held == 0) out.push_back(name);
   }
   return out;
@@ -117,6 +120,7 @@ std::string PropertyTable::Format() const {
     std::string verdict;
     if (!IsSafetyProperty(row.kind) && row.seeds_held == 0) verdict = "  NEVER SATISFIED";
     if (IsSafetyProperty(row.kind) && row.seeds_held < row.seeds_evaluated) verdict = "  VIOLATED";
+    if (row.kind == PropertyKind::kBuggify && row.seeds_held == 0) verdict = "  never fired";
     absl::StrAppend(&out, absl::StrFormat("  %-*s %-11s %10d %10d  %-10s  %s%s\n", width,
                                           absl::StrCat("\"", name, "\""),
                                           std::string(PropertyKindName(row.kind)),

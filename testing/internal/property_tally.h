@@ -62,7 +62,9 @@ class SeedPropertyRecorder : public simsched::internal::PropertySink {
 // PropertyTable
 //
 // Per property: seeds that evaluated it, seeds where it held, the first
-// (smallest) seed that satisfied it.
+// (smallest) seed that satisfied it. SIMSCHED_BUGGIFY points are rows too
+// (kind "buggify": seeds that reached the point, seeds where it fired, the
+// first seed that fired it); one that never fired is marked, not failed.
 class PropertyTable {
  public:
   struct Row {
