@@ -41,7 +41,8 @@ void ReportProgramProperties() {
   const PropertyTable table = program.tally.Table(declared);
   const char* target = std::getenv("TEST_TARGET");
   program.append_summary(
-      absl::StrCat("{\"program\": ", JsonQuote(target != nullptr ? target : program_invocation_short_name),
+      absl::StrCat("{\"program\": ",
+                   JsonQuote(target != nullptr ? target : program_invocation_short_name),
                    ", \"shard_index\": ", program.shard_index,
                    ", \"total_shards\": ", program.total_shards,
                    ", \"sweeps\": ", program.tally.sweeps(),
@@ -82,9 +83,9 @@ void ReportProgramProperties() {
   if (!failing.empty()) {
     ADD_FAILURE_AT(first_file.c_str(), first_line)
         << "simsched: no seed of any test in this program reached these properties "
-                     "(declared, but the code that holds them never ran: more seeds, another "
-                     "strategy, a test that exercises it, or dead code):"
-                  << failing;
+           "(declared, but the code that holds them never ran: more seeds, another "
+           "strategy, a test that exercises it, or dead code):"
+        << failing;
   }
 }
 
