@@ -124,6 +124,29 @@ TEST(StrategyTest, PctChangePointsPreemptAtMostDepthMinusOneTimes) {
   EXPECT_GT(preempted_runs, 50u) << "change points inside the run preempt its task";
 }
 
+// Regression: the task demoted at the later change point must be able to
+// resume first. PCT gives change point k_i priority i, the k_i drawn
+// independently; simsched used to rank demotions by time (earlier higher),
+// so a run "x y z y x" (x and y both preempted, then y back before x) never
+// happened under pct:3, and bugs that need it were out of PCT's reach.
+TEST(StrategyTest, PctTheLaterDemotedTaskCanResumeFirst) {
+  size_t later_first = 0, earlier_first = 0;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    const std::string order = RunThreeWorkers("pct:3:k=18", seed);
+    std::string runs;  // one letter per run of steps
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i == 0 || order[i] != order[i - 1]) runs.push_back(order[i]);
+    }
+    if (runs.size() != 5 || runs[0] == runs[1] || runs[2] == runs[0] || runs[2] == runs[1]) {
+      continue;
+    }
+    if (runs[3] == runs[1] && runs[4] == runs[0]) ++later_first;
+    if (runs[3] == runs[0] && runs[4] == runs[1]) ++earlier_first;
+  }
+  EXPECT_GT(later_first, 5u);
+  EXPECT_GT(earlier_first, 5u);
+}
+
 TEST(StrategyTest, EveryStrategyIsAFunctionOfTheSeed) {
   for (const char* strategy : {"random", "fifo", "pct:2", "pct:4:k=10", "pos", "mix"}) {
     std::set<uint64_t> hashes;

@@ -26,7 +26,9 @@
 //
 // Names are string literals: each property is also registered before main()
 // (with its kind, file and line), so a property that no seed ever reached
-// can still be reported as such.
+// is reported too: after the program's last test the harness fails the
+// program naming each sometimes/reachable property no seed of any test
+// evaluated (docs/testing.md, "Properties no seed reached").
 //
 // This header defines:
 //   * the four macros above

@@ -148,8 +148,11 @@ TEST(HarnessIntegrationTest, ThreeShardsTogetherRunEachSeedExactlyOnce) {
                    Runfile(kProbe));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(access(status_file.c_str(), F_OK), 0) << "Bazel's shard status file not touched";
+    // One line per test, then one for the whole program (its properties).
     std::vector<std::string> lines = Lines(ReadFile(out + "/simsched_summary.jsonl"));
-    ASSERT_EQ(lines.size(), 1u) << "every shard runs the test (seeds are sharded, not tests)";
+    ASSERT_EQ(lines.size(), 2u) << "every shard runs the test (seeds are sharded, not tests)";
+    EXPECT_EQ(lines[0].rfind("{\"test\": ", 0), 0u) << lines[0];
+    EXPECT_EQ(lines[1].rfind("{\"program\": ", 0), 0u) << lines[1];
     std::vector<std::string> seeds = JsonArray(lines[0], "seeds");
     // Shard 0 also runs the two regression seeds, first.
     const size_t skip = shard == 0 ? 2 : 0;

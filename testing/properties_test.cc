@@ -25,28 +25,6 @@ using ::testing::Not;
 using test_internal::CaptureFailures;
 using test_internal::ScopedEnv;
 
-TEST(PropertiesTest, OutsideASimulationNothingIsEvaluatedOrAborted) {
-  int evaluated = 0;
-  auto count = [&] { return ++evaluated > 0; };
-  SIMSCHED_ALWAYS(count() && false, "never true");
-  SIMSCHED_UNREACHABLE("reached outside a simulation");
-  SIMSCHED_SOMETIMES(count(), "counted");
-  SIMSCHED_REACHABLE("reachable outside");
-  EXPECT_EQ(evaluated, 0);
-}
-
-TEST(PropertiesTest, EveryPropertyIsRegisteredBeforeMain) {
-  bool found = false;
-  for (const DeclaredProperty& p : DeclaredProperties()) {
-    if (p.name == "reached outside a simulation") {
-      found = true;
-      EXPECT_EQ(p.kind, PropertyKind::kUnreachable);
-      EXPECT_THAT(std::string(p.file), HasSubstr("properties_test.cc"));
-    }
-  }
-  EXPECT_TRUE(found);
-}
-
 // A body whose second task violates an always-property on some seeds.
 void RacyBody(Sim& sim) {
   auto balance = std::make_shared<int>(100);
@@ -144,6 +122,76 @@ TEST(PropertiesTest, TheTableCountsSeedsAndTheFirstSatisfyingSeed) {
   EXPECT_EQ(merged.rows().at("p").seeds_evaluated, 4u);
   EXPECT_EQ(merged.rows().at("p").first_seed, 9u);
   EXPECT_TRUE(merged.Unsatisfied().empty());
+}
+
+// A declared property that no seed evaluated gets a row with no seeds,
+// marked NEVER REACHED, and survives the summary-file round trip.
+TEST(PropertiesTest, ADeclaredPropertyNoSeedReachedIsReported) {
+  properties_internal::SeedPropertyRecorder recorder([](std::string, SourceLocation) {});
+  recorder.OnProperty(PropertyKind::kReachable, true, "reached", "reachable",
+                      SourceLocation::current());
+  properties_internal::PropertyTable table;
+  table.AddSeed(3, recorder.results());
+  table.AddDeclared({{PropertyKind::kReachable, "reached", "a.cc", 1},
+                     {PropertyKind::kSometimes, "never reached", "b.cc", 7},
+                     {PropertyKind::kAlways, "a safety property", "b.cc", 9}});
+  EXPECT_THAT(table.NeverReached(), ::testing::ElementsAre("never reached"));
+  EXPECT_THAT(table.Unsatisfied(), ::testing::ElementsAre("never reached"));
+  EXPECT_EQ(table.rows().count("a safety property"), 0u) << "always fails its seed instead";
+  EXPECT_EQ(table.rows().at("reached").seeds_evaluated, 1u) << "counts kept";
+  EXPECT_THAT(table.Format(),
+              ContainsRegex("\"never reached\" +sometimes +0 +0  - +b.cc:7  NEVER REACHED"));
+  properties_internal::PropertyTable merged;
+  ASSERT_TRUE(merged.MergeJsonLine(absl::StrCat("{\"properties\": ", table.ToJson(), "}")).ok());
+  EXPECT_THAT(merged.NeverReached(), ::testing::ElementsAre("never reached"));
+}
+
+// Across shards a property reached in any shard counts as reached: each
+// shard's program line lists every declared property, with no seeds where
+// that shard never reached it.
+TEST(PropertiesTest, MergedShardsCountAPropertyReachedInAnyShard) {
+  const std::vector<DeclaredProperty> declared = {
+      {PropertyKind::kReachable, "only shard 1", "p.cc", 3},
+      {PropertyKind::kSometimes, "no shard", "p.cc", 4}};
+  properties_internal::PropertyTable merged;
+  for (int shard = 0; shard < 3; ++shard) {
+    properties_internal::SeedPropertyRecorder recorder([](std::string, SourceLocation) {});
+    if (shard == 1) {
+      recorder.OnProperty(PropertyKind::kReachable, true, "only shard 1", "reachable",
+                          SourceLocation::current());
+    }
+    properties_internal::PropertyTable sweep;
+    sweep.AddSeed(static_cast<uint64_t>(shard), recorder.results());
+    properties_internal::ProgramPropertyTally program;
+    program.AddSweep("p.cc", false, sweep);
+    const properties_internal::PropertyTable table = program.Table(declared);
+    EXPECT_EQ(table.NeverReached().size(), shard == 1 ? 1u : 2u);
+    ASSERT_TRUE(
+        merged.MergeJsonLine(absl::StrCat("{\"program\": \"p\", \"properties\": ",
+                                          table.ToJson(), "}"))
+            .ok());
+  }
+  EXPECT_THAT(merged.NeverReached(), ::testing::ElementsAre("no shard"));
+  EXPECT_EQ(merged.rows().at("only shard 1").seeds_evaluated, 1u);
+  EXPECT_EQ(merged.rows().at("only shard 1").first_seed, 1u);
+}
+
+// A never-reached property belongs to the sweeps of its own file (or, if
+// none ran there, to all of them): it only warns when all of those asked to.
+TEST(PropertiesTest, ANeverReachedPropertyWarnsOnlyWhenItsOwnersAskedTo) {
+  properties_internal::PropertyTable empty;
+  properties_internal::ProgramPropertyTally program;
+  program.AddSweep("quiet.cc", true, empty);
+  program.AddSweep("strict.cc", false, empty);
+  program.AddSweep("mixed.cc", true, empty);
+  program.AddSweep("mixed.cc", false, empty);
+  EXPECT_TRUE(program.WarnOnly("quiet.cc"));
+  EXPECT_FALSE(program.WarnOnly("strict.cc"));
+  EXPECT_FALSE(program.WarnOnly("mixed.cc"));
+  EXPECT_FALSE(program.WarnOnly("library.cc")) << "not every sweep asked for a warning";
+  properties_internal::ProgramPropertyTally quiet;
+  quiet.AddSweep("quiet.cc", true, empty);
+  EXPECT_TRUE(quiet.WarnOnly("library.cc"));
 }
 
 TEST(StrategyInHarnessTest, EnvironmentOverridesTheTestAndReportsNameIt) {

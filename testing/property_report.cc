@@ -5,7 +5,11 @@
 // its undeclared outputs; one shard alone cannot tell whether another
 // satisfied a sometimes-property. This merges the tallies per test, prints
 // one table per test, and exits 1 naming every sometimes- or reachable-
-// property that no seed of any shard satisfied (0 otherwise).
+// property that no seed of any shard satisfied (0 otherwise). Each shard
+// also writes one line for the whole program listing every declared
+// sometimes/reachable property (sim/properties.h registers them before
+// main()), so a property no seed of any test in any shard reached is named
+// too; one reached in any shard counts as reached.
 //
 // Usage (arguments are summary files, directories searched for them, or
 // Bazel's outputs.zip, read with `unzip -p`):
@@ -78,14 +82,23 @@ int main(int argc, char** argv) {
   }
   std::sort(files.begin(), files.end());
   static const std::regex kTest("^\\{\"test\": \"((?:[^\"\\\\]|\\\\.)*)\"");
+  static const std::regex kProgram("^\\{\"program\": \"((?:[^\"\\\\]|\\\\.)*)\"");
   std::map<std::string, PropertyTable> tables;
+  std::map<std::string, PropertyTable> programs;
   size_t lines_read = 0;
   for (const auto& file : files) {
     for (const std::string& line : ReadLines(file)) {
       std::smatch m;
-      if (!std::regex_search(line, m, kTest)) continue;
+      PropertyTable* table = nullptr;
+      if (std::regex_search(line, m, kTest)) {
+        table = &tables[m[1].str()];
+      } else if (std::regex_search(line, m, kProgram)) {
+        table = &programs[m[1].str()];
+      } else {
+        continue;
+      }
       ++lines_read;
-      if (absl::Status s = tables[m[1].str()].MergeJsonLine(line); !s.ok()) {
+      if (absl::Status s = table->MergeJsonLine(line); !s.ok()) {
         std::cerr << "property_report: " << file << ": " << s.message() << "\n";
         return 2;
       }
@@ -99,6 +112,17 @@ int main(int argc, char** argv) {
     for (const std::string& name : table.Unsatisfied()) {
       std::printf("UNSATISFIED: %s: no seed of any shard satisfied \"%s\"\n", test.c_str(),
                   name.c_str());
+      ++unsatisfied;
+    }
+  }
+  for (const auto& [program, table] : programs) {
+    const std::vector<std::string> never = table.NeverReached();
+    if (never.empty()) continue;
+    std::printf("%s (the whole program; every declared property):\n%s", program.c_str(),
+                table.Format().c_str());
+    for (const std::string& name : never) {
+      std::printf("NEVER REACHED: %s: no seed of any test in any shard reached \"%s\" (%s)\n",
+                  program.c_str(), name.c_str(), table.rows().at(name).location.c_str());
       ++unsatisfied;
     }
   }

@@ -21,6 +21,7 @@
 #include "gtest/gtest-spi.h"
 #include "scheduler/strategy.h"
 #include "sim/properties.h"
+#include "testing/internal/program_properties.h"
 #include "testing/internal/property_tally.h"
 #include "testing/internal/crash_reporter.h"
 #include "testing/regression_seeds.h"
@@ -641,6 +642,15 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!budget_note.empty()) std::printf("%s\n", budget_note.c_str());
   ReportProperties(test_name, properties, options, config, failed_count > 0, fail);
+  properties_internal::RecordSweep(
+      {.test_file = where.file_name(),
+       .warn_only = options.sometimes_warn_only,
+       .shard_index = config.shard_index,
+       .total_shards = config.total_shards,
+       .replayed_one_seed = config.single_seed.has_value()},
+      properties, [](const std::string& line) {
+        AppendToUndeclaredOutput("simsched_summary.jsonl", line);
+      });
   // A replayed seed runs on one shard; the others have nothing to say.
   const bool idle_replay_shard = config.single_seed.has_value() && ran == 0;
   if (options.print_summary && !idle_replay_shard) {

@@ -68,17 +68,54 @@ TEST(StrategyIntegrationTest, PropertyReportMergesShards) {
                           Runfile("testing/internal/property_probe_sim_test"));
     ASSERT_EQ(r.exit_code, 0) << "a shard never fails for a sometimes-property: " << r.output;
     EXPECT_THAT(r.output, HasSubstr("properties over this sweep"));
+    // One shard cannot know what the others reached: a warning naming it.
+    EXPECT_THAT(r.output, HasSubstr("warning: no seed of any test in this program reached"));
+    EXPECT_THAT(r.output, HasSubstr("not a failure: this is one shard"));
     absl::StrAppend(&dirs, " '", out, "'");
   }
   Result report = RunCommand("", Runfile("testing/property_report") + dirs);
   EXPECT_EQ(report.exit_code, 1) << report.output;
-  EXPECT_THAT(report.output, HasSubstr("3 summary lines from 3 files"));
+  // Per shard: two sweeps and the program's line.
+  EXPECT_THAT(report.output, HasSubstr("9 summary lines from 3 files"));
   EXPECT_THAT(report.output, testing::ContainsRegex("\"only seed 7\" +sometimes +12 +1  7 "));
   EXPECT_THAT(report.output, testing::ContainsRegex("\"small seeds\" +always +12 +12 "));
   EXPECT_THAT(report.output,
               HasSubstr("UNSATISFIED: PropertyProbe.Tallies: no seed of any shard satisfied "
                         "\"no seed\""));
   EXPECT_THAT(report.output, testing::Not(HasSubstr("satisfied \"only seed 7\"")));
+  // Declared properties: reached in one shard of three counts as reached.
+  EXPECT_THAT(report.output,
+              testing::ContainsRegex("NEVER REACHED: property_probe_sim_test: no seed of any "
+                                     "test in any shard reached \"never reached\" "
+                                     "\\(testing/internal/property_probe_sim_test.cc:[0-9]+\\)"));
+  EXPECT_THAT(report.output, testing::ContainsRegex(
+                                 "\"reached only by seed 7\" +reachable +1 +1  7 "));
+  EXPECT_THAT(report.output, testing::Not(HasSubstr("reached \"reached only by seed 7\"")));
+}
+
+TEST(StrategyIntegrationTest, APropertyNoSeedReachedFailsTheProgramNamingIt) {
+  const std::string out = TempDir("property_one_shard");
+  Result r = RunCommand(absl::StrCat("TEST_UNDECLARED_OUTPUTS_DIR=", out),
+                        Runfile("testing/internal/property_probe_sim_test"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("properties declared in this program, over its 2 sweeps"));
+  EXPECT_THAT(r.output, testing::ContainsRegex("\"never reached\" +reachable +0 +0  - +"
+                                               "testing/internal/property_probe_sim_test.cc:"
+                                               "[0-9]+  NEVER REACHED"));
+  EXPECT_THAT(r.output, testing::ContainsRegex(
+                            "no seed of any test in this program reached these properties[^\n]*"
+                            "\n  \"never reached\" \\(reachable, "
+                            "testing/internal/property_probe_sim_test.cc:[0-9]+\\)"));
+  EXPECT_THAT(r.output, testing::Not(HasSubstr("\"reached only by seed 7\" (reachable")));
+  // The same program, filtered to one test, cannot judge: a warning.
+  Result filtered = RunCommand("", Runfile("testing/internal/property_probe_sim_test") +
+                                       " --gtest_filter=PropertyProbe.Reaches");
+  EXPECT_EQ(filtered.exit_code, 0) << filtered.output;
+  EXPECT_THAT(filtered.output, HasSubstr("not every test of the program ran"));
+  // The report over this one file agrees.
+  Result report = RunCommand("", Runfile("testing/property_report") + " '" + out + "'");
+  EXPECT_EQ(report.exit_code, 1) << report.output;
+  EXPECT_THAT(report.output, HasSubstr("reached \"never reached\""));
 }
 
 }  // namespace

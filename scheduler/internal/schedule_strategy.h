@@ -62,20 +62,26 @@ class ScheduleStrategy {
   }
 
   // PCT: if `step` is a change point, demotes `task` (the one about to run
-  // it) below every task not yet demoted and returns true: the scheduler
+  // it) to that change point's low priority and returns true: the scheduler
   // then picks again. Several change points on one step demote in turn.
   bool DemoteAtChangePoint(uint64_t step, TaskHeader& task) {
-    if (next_change_ >= change_points_.size() || change_points_[next_change_] != step) {
+    if (next_change_ >= change_points_.size() || change_points_[next_change_].step != step) {
       return false;
     }
+    // As in the paper, change point k_i carries priority i (1..D-1, all below
+    // the initial priorities), and the k_i are drawn independently: which
+    // demoted task ranks higher is random, not fixed by the time order.
+    task.enqueue_seq = change_points_[next_change_].priority;
     ++next_change_;
-    // The i-th change point (1-based) gives priority D - i: later demotions
-    // rank below earlier ones, all below the initial priorities (>= D).
-    task.enqueue_seq = spec_.depth - next_change_;
     return true;
   }
 
-  const std::vector<uint64_t>& change_points() const { return change_points_; }
+  struct ChangePoint {
+    uint64_t step;      // 1-based
+    uint64_t priority;  // 1..D-1
+  };
+  // Sorted by step (ties: by priority, lower first).
+  const std::vector<ChangePoint>& change_points() const { return change_points_; }
 
  private:
   uint64_t DrawPriority(Rng& rng) const {
@@ -85,7 +91,7 @@ class ScheduleStrategy {
 
   StrategySpec spec_;
   uint64_t enqueue_counter_ = 1;
-  std::vector<uint64_t> change_points_;  // sorted steps, 1-based
+  std::vector<ChangePoint> change_points_;
   size_t next_change_ = 0;
   uint64_t fair_after_ = UINT64_MAX;
 };

@@ -79,5 +79,20 @@ TEST(BugbenchTest, OnDeepPatternsPctOrPosFindWhatRandomDoesNot) {
   }
 }
 
+// order_depth3 is deep in PCT's sense: two change points (one inside each
+// window) and C ranked below A and B. pct:2 cannot produce it at all, random
+// almost never; pct:3 fails about 1.4 seeds in 100 (docs/strategies.md).
+// The long measurement is //testing/bugbench:order_depth3_measure_test.
+TEST(BugbenchTest, OrderDepth3NeedsDepthThree) {
+  const BugPattern* pattern = FindPattern("order_depth3");
+  ASSERT_NE(pattern, nullptr);
+  const std::string k = std::to_string(CalibratedRunLength(*pattern, false));
+  constexpr uint64_t kSeeds = 4000;
+  EXPECT_EQ(CountFailures(*pattern, false, "random", 0, kSeeds), 0u);
+  EXPECT_EQ(CountFailures(*pattern, false, "pct:2:k=" + k, 0, kSeeds), 0u);
+  EXPECT_GE(CountFailures(*pattern, false, "pct:3:k=" + k, 0, kSeeds), kSeeds / 100);
+  EXPECT_GE(CountFailures(*pattern, false, "pos", 0, kSeeds), kSeeds / 100);
+}
+
 }  // namespace
 }  // namespace simsched::bugbench

@@ -201,30 +201,36 @@ bool OrderDepth2(TestScheduler& s, bool fixed) {
   return !s.Run().ok() || st->bug;
 }
 
-// 9. Depth 3: nested windows. T1 opens window A and closes it on its next
-// step; T2 (after 8 steps) opens window B inside A; T3's last step (its
-// 9th) must fall inside B while A is still open. Three ordering constraints.
+// 9. Depth 3, deep: A and B each open a window, work 20 steps inside it and
+// close it; C works 60 steps, and its last step must find both windows open;
+// six more tasks run 5 steps each. Three ordering constraints: A preempted
+// inside its window, B preempted inside its window, and C's whole run before
+// either resumes. Random interleaves the three evenly, so C finishing 61
+// steps while A and B have each made fewer than 21 almost never happens;
+// PCT needs C below A and B (1 in 3) and its two change points one in each
+// window (about 2 (20/k)^2); depth 2 cannot do it at all. The fix does the
+// work outside the window, opening and closing it in one step.
 bool OrderDepth3(TestScheduler& s, bool fixed) {
+  constexpr int kWindow = 20;
+  constexpr int kLongRun = 60;
   struct State {
-    bool a_open = false, b_open = false, three_inside = false, bug = false;
+    int open = 0;  // windows open now
+    bool bug = false;
   };
   auto st = std::make_shared<State>();
+  for (int i = 0; i < 2; ++i) {
+    Spawn(s, [st, fixed]() -> Co<void> {
+      if (fixed) co_await YieldTimes(kWindow);
+      ++st->open;
+      if (!fixed) co_await YieldTimes(kWindow);
+      --st->open;
+    }).Detach();
+  }
   Spawn(s, [st]() -> Co<void> {
-    st->a_open = true;
-    co_await Yield();
-    st->a_open = false;
+    co_await YieldTimes(kLongRun);
+    st->bug = st->open == 2;
   }).Detach();
-  Spawn(s, [st, fixed]() -> Co<void> {
-    co_await YieldTimes(8);
-    st->b_open = st->a_open;
-    co_await Yield();
-    st->bug = !fixed && st->b_open && st->three_inside;
-    st->b_open = false;
-  }).Detach();
-  Spawn(s, [st]() -> Co<void> {
-    co_await YieldTimes(8);
-    st->three_inside = st->b_open && st->a_open;
-  }).Detach();
+  for (int i = 0; i < 6; ++i) Spawn(s, YieldTimes(4)).Detach();
   return !s.Run().ok() || st->bug;
 }
 
@@ -333,7 +339,7 @@ const std::vector<BugPattern>& AllPatterns() {
       {"torn_read", "reader between a writer's two stores", false, TornRead},
       {"order_depth2", "a 21-step task ends inside another's one-step window", true,
        OrderDepth2},
-      {"order_depth3", "a 9-step task ends inside nested windows of two others", false,
+      {"order_depth3", "a 61-step task ends inside two others' 20-step windows", true,
        OrderDepth3},
       {"preempt_1_of_16", "one task preempted while a 20-step task runs, 14 others",
        true, PreemptAmongSixteen},
@@ -349,6 +355,22 @@ Outcome RunPattern(const BugPattern& pattern, bool fixed, uint64_t seed,
   outcome.failed = pattern.run(scheduler, fixed);
   outcome.steps = scheduler.step_count();
   return outcome;
+}
+
+uint64_t CountFailures(const BugPattern& pattern, bool fixed, const std::string& strategy,
+                       uint64_t first_seed, uint64_t seeds) {
+  uint64_t failures = 0;
+  for (uint64_t seed = first_seed; seed < first_seed + seeds; ++seed) {
+    failures += RunPattern(pattern, fixed, seed, strategy).failed ? 1 : 0;
+  }
+  return failures;
+}
+
+const BugPattern* FindPattern(const std::string& name) {
+  for (const BugPattern& pattern : AllPatterns()) {
+    if (pattern.name == name) return &pattern;
+  }
+  return nullptr;
 }
 
 uint64_t CalibratedRunLength(const BugPattern& pattern, bool fixed) {

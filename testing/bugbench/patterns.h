@@ -11,7 +11,8 @@
 //
 // This header defines:
 //   * `simsched::bugbench::BugPattern`, `AllPatterns()`
-//   * `simsched::bugbench::RunPattern()`, `CalibratedRunLength()`
+//   * `simsched::bugbench::RunPattern()`, `CountFailures()`, `FindPattern()`,
+//     `CalibratedRunLength()`
 //
 // Example:
 //
@@ -57,6 +58,17 @@ struct Outcome {
 // One run under `seed` and a concrete or `mix` strategy string.
 Outcome RunPattern(const BugPattern& pattern, bool fixed, uint64_t seed,
                    const std::string& strategy);
+
+// CountFailures()
+//
+// How many of seeds first_seed .. first_seed + seeds - 1 fail under `strategy`.
+uint64_t CountFailures(const BugPattern& pattern, bool fixed, const std::string& strategy,
+                       uint64_t first_seed, uint64_t seeds);
+
+// FindPattern()
+//
+// The pattern called `name`, or null.
+const BugPattern* FindPattern(const std::string& name);
 
 // CalibratedRunLength()
 //

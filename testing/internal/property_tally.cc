@@ -7,9 +7,8 @@
 #include "absl/strings/str_format.h"
 
 namespace simsched::testing::properties_internal {
-namespace {
 
-std::string JsonString(std::string_view s) {
+std::string JsonQuote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') {
@@ -23,6 +22,8 @@ std::string JsonString(std::string_view s) {
   }
   return out + "\"";
 }
+
+namespace {
 
 std::string JsonUnescape(std::string_view s) {
   std::string out;
@@ -109,6 +110,50 @@ std::vector<std::string> PropertyTable::Unsatisfied() const {
   return out;
 }
 
+void PropertyTable::AddDeclared(const std::vector<DeclaredProperty>& declared) {
+  for (const DeclaredProperty& property : declared) {
+    if (IsSafetyProperty(property.kind)) continue;
+    Row row;
+    row.kind = property.kind;
+    row.location = absl::StrCat(std::string(property.file), ":", property.line);
+    // The first declaration (they come sorted) names the row; a row that
+    // exists keeps its counts and the location of its first evaluation.
+    rows_.try_emplace(std::string(property.name), row);
+  }
+}
+
+std::vector<std::string> PropertyTable::NeverReached() const {
+  std::vector<std::string> out;
+  for (const auto& [name, row] : rows_) {
+    if (!IsSafetyProperty(row.kind) && row.seeds_evaluated == 0) out.push_back(name);
+  }
+  return out;
+}
+
+void ProgramPropertyTally::AddSweep(std::string_view file, bool warn_only,
+                                    const PropertyTable& sweep) {
+  ++sweeps_;
+  warn_only_sweeps_ += warn_only ? 1 : 0;
+  auto [it, inserted] = by_file_.try_emplace(std::string(file));
+  ++it->second.all;
+  it->second.warn_only += warn_only ? 1 : 0;
+  for (const auto& [name, row] : sweep.rows()) {
+    if (!IsSafetyProperty(row.kind)) table_.MergeRow(name, row);
+  }
+}
+
+PropertyTable ProgramPropertyTally::Table(const std::vector<DeclaredProperty>& declared) const {
+  PropertyTable table = table_;
+  table.AddDeclared(declared);
+  return table;
+}
+
+bool ProgramPropertyTally::WarnOnly(std::string_view file) const {
+  auto it = by_file_.find(file);
+  if (it != by_file_.end()) return it->second.warn_only == it->second.all;
+  return sweeps_ > 0 && warn_only_sweeps_ == sweeps_;
+}
+
 std::string PropertyTable::Format() const {
   size_t width = 8;
   for (const auto& [name, row] : rows_) width = std::max(width, name.size() + 2);
@@ -118,7 +163,9 @@ std::string PropertyTable::Format() const {
     const std::string first =
         row.first_seed.has_value() ? absl::StrCat(*row.first_seed) : std::string("-");
     std::string verdict;
-    if (!IsSafetyProperty(row.kind) && row.seeds_held == 0) verdict = "  NEVER SATISFIED";
+    if (!IsSafetyProperty(row.kind) && row.seeds_held == 0) {
+      verdict = row.seeds_evaluated == 0 ? "  NEVER REACHED" : "  NEVER SATISFIED";
+    }
     if (IsSafetyProperty(row.kind) && row.seeds_held < row.seeds_evaluated) verdict = "  VIOLATED";
     if (row.kind == PropertyKind::kBuggify && row.seeds_held == 0) verdict = "  never fired";
     absl::StrAppend(&out, absl::StrFormat("  %-*s %-11s %10d %10d  %-10s  %s%s\n", width,
@@ -134,9 +181,9 @@ std::string PropertyTable::ToJson() const {
   std::string out = "[";
   bool first = true;
   for (const auto& [name, row] : rows_) {
-    absl::StrAppend(&out, first ? "" : ", ", "{\"name\": ", JsonString(name), ", \"kind\": \"",
+    absl::StrAppend(&out, first ? "" : ", ", "{\"name\": ", JsonQuote(name), ", \"kind\": \"",
                     std::string(PropertyKindName(row.kind)), "\", \"location\": ",
-                    JsonString(row.location), ", \"evaluated\": ", row.seeds_evaluated,
+                    JsonQuote(row.location), ", \"evaluated\": ", row.seeds_evaluated,
                     ", \"held\": ", row.seeds_held, ", \"first_seed\": ",
                     row.first_seed.has_value() ? absl::StrCat(*row.first_seed) : "null", "}");
     first = false;

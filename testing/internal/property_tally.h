@@ -4,7 +4,9 @@
 // Internal to the simulation harness: records the properties of
 // sim/properties.h while one seed runs (`SeedPropertyRecorder`), tallies
 // them over a sweep or over the summary files of several shards
-// (`PropertyTable`), prints the end-of-sweep table and writes/reads its JSON.
+// (`PropertyTable`), over all sweeps of a test program, so that a declared
+// property no seed reached is known (`ProgramPropertyTally`), prints the
+// end-of-sweep table and writes/reads its JSON.
 //
 // Example:
 //
@@ -29,6 +31,9 @@
 #include "sim/properties.h"
 
 namespace simsched::testing::properties_internal {
+
+// `s` as a JSON string literal, quotes included.
+std::string JsonQuote(std::string_view s);
 
 // What one seed did with one property.
 struct SeedProperty {
@@ -84,6 +89,12 @@ class PropertyTable {
   // Sometimes/reachable properties that no seed satisfied, by name.
   std::vector<std::string> Unsatisfied() const;
 
+  // Adds a row with no seeds for each declared sometimes/reachable property
+  // the table has none for (sim/properties.h registers them before main()).
+  void AddDeclared(const std::vector<DeclaredProperty>& declared);
+  // Sometimes/reachable properties that no seed even evaluated, by name.
+  std::vector<std::string> NeverReached() const;
+
   // The table, one line per property, with a header; ends with a newline.
   std::string Format() const;
 
@@ -95,6 +106,38 @@ class PropertyTable {
 
  private:
   std::map<std::string, Row> rows_;
+};
+
+// ProgramPropertyTally
+//
+// The sometimes/reachable properties of a whole test program, over all its
+// sweeps: what tells a property no test reached from one another test
+// reached. A never-reached property belongs to the sweeps of the source file
+// that declares it (or, if none ran from there, to every sweep of the
+// program); it is only a warning when all of those set
+// `.sometimes_warn_only`.
+class ProgramPropertyTally {
+ public:
+  // One finished sweep: the test's source file, its .sometimes_warn_only.
+  void AddSweep(std::string_view file, bool warn_only, const PropertyTable& sweep);
+  uint64_t sweeps() const { return sweeps_; }
+
+  // Every declared sometimes/reachable property (and any other evaluated
+  // one), counted over all sweeps; never-reached ones have no seeds.
+  PropertyTable Table(const std::vector<DeclaredProperty>& declared) const;
+
+  // Whether a never-reached property declared in `file` only warns.
+  bool WarnOnly(std::string_view file) const;
+
+ private:
+  struct Sweeps {
+    uint64_t all = 0;
+    uint64_t warn_only = 0;
+  };
+  PropertyTable table_;  // sometimes/reachable rows only
+  std::map<std::string, Sweeps, std::less<>> by_file_;
+  uint64_t sweeps_ = 0;
+  uint64_t warn_only_sweeps_ = 0;
 };
 
 }  // namespace simsched::testing::properties_internal
