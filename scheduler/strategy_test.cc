@@ -55,7 +55,9 @@ TEST(StrategyTest, MixPicksEveryStrategyFromTheSeedAloneAndKeepsK) {
     const StrategySpec a = ResolveStrategy(mix, seed);
     EXPECT_EQ(a, ResolveStrategy(mix, seed));
     EXPECT_NE(a.kind, StrategyKind::kMix);
-    if (a.is_pct()) EXPECT_EQ(a.run_length, 77u);
+    if (a.is_pct()) {
+      EXPECT_EQ(a.run_length, 77u);
+    }
     seen.insert(a.ToString());
   }
   EXPECT_THAT(seen, ElementsAre("pct:2:k=77", "pct:3:k=77", "pct:4:k=77", "pos", "random"));
