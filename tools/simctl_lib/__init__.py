@@ -1,0 +1,1 @@
+"""simctl's Python subcommands (see tools/simctl and main.py)."""
