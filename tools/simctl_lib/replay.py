@@ -82,13 +82,16 @@ def _seed(text):
 
 
 def _workspace_dir():
-  path = here = os.getcwd()
+  """The Bazel workspace around the current folder, else this simsched checkout."""
+  if os.environ.get('SIMCTL_WORKSPACE'):
+    return os.environ['SIMCTL_WORKSPACE']
+  path = os.getcwd()
   while True:
     if any(os.path.isfile(os.path.join(path, f)) for f in ('WORKSPACE', 'WORKSPACE.bazel')):
       return path
     parent = os.path.dirname(path)
     if parent == path:
-      return here
+      return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = parent
 
 
@@ -227,7 +230,8 @@ def run_seed(binary, test, seed, strategy=None, keep_trace=None):
                        + output[-2000:])
     run = load_trace(path, test)
     run.output = output
-    run.command = (f'SIMSCHED_SEED={seed}' + (f' SIMSCHED_STRATEGY={strategy}' if strategy else '')
+    resolved = strategy or run.header.get('strategy')
+    run.command = (f'SIMSCHED_SEED={seed}' + (f' SIMSCHED_STRATEGY={resolved}' if resolved else '')
                    + f' {os.path.relpath(binary, _workspace_dir()) if binary.startswith(_workspace_dir()) else binary}'
                    + f' --gtest_filter={test}')
     return run

@@ -98,7 +98,7 @@ def _chart(run):
   parts = [f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
            f'height="{height}" role="img" aria-label="timeline">']
   parts.append(f'<text x="4" y="14" class="tick">virtual time</text>')
-  parts.append(f'<text x="4" y="{_TOP - 8}">faults</text>')
+  parts.append(f'<text x="4" y="{_TOP - 8}">faults; the test body</text>')
   # Rows: the task's name and the span of its life.
   for task, info in tasks.items():
     top = y(task)

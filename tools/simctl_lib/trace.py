@@ -9,9 +9,10 @@ track (tid) in the process (pid) of its session (pid 0: tasks outside any
 session); each poll is an "X" slice; a wake or a spawn is a flow arrow (s/f)
 from the waker's last poll to the poll it caused; failures and faults are
 instant events ("i"); spawns and ends are instants on the task's track.
-Polls take no virtual time, so each step is drawn 1 ns wide and a burst of
-steps at one instant is laid out 1 ns apart (the exact virtual time is in
-each event's args).
+Polls take no virtual time, so each poll is drawn --step-width wide (100 ns
+by default) and a burst of steps at one instant is laid out that far apart:
+a step is drawn at its virtual time or just after the step before it,
+whichever is later (the exact virtual time is in each event's args).
 """
 
 import json
@@ -19,14 +20,14 @@ import sys
 
 from tools.simctl_lib import replay
 
-_STEP_NS = 1  # the drawing width of one poll
+DEFAULT_STEP_NS = 100  # the drawing width of one poll
 
 
 def _us(ns):
   return ns / 1000.0
 
 
-def build_trace(run):
+def build_trace(run, step_ns=DEFAULT_STEP_NS):
   """The Trace Event JSON object (a dict) for a replay.Run."""
   header = run.header
   lanes = header.get('lanes') or []
@@ -35,7 +36,7 @@ def build_trace(run):
   draw_ns = {}  # step -> where its poll is drawn
   last_poll = {}  # task id -> (pid, ts of its latest poll)
   flow_id = 0
-  cursor = -_STEP_NS
+  cursor = -step_ns
 
   def track_of(task, session=None, label=None):
     if task not in tracks:
@@ -47,7 +48,7 @@ def build_trace(run):
     kind = event['event']
     step, t_ns = event.get('step', 0), event.get('t_ns', 0)
     if kind == 'poll':
-      cursor = max(t_ns, cursor + _STEP_NS)
+      cursor = max(t_ns, cursor + step_ns)
       draw_ns[step] = cursor
       task = event['task']
       pid = track_of(task, event.get('session'), event.get('label'))
@@ -59,7 +60,7 @@ def build_trace(run):
         args['internal'] = True
       name = event.get('label') or f'task {task}'
       events.append({'name': name, 'cat': 'poll', 'ph': 'X', 'ts': _us(cursor),
-                     'dur': _us(_STEP_NS * 0.8), 'pid': pid, 'tid': task, 'args': args})
+                     'dur': _us(step_ns * 0.8), 'pid': pid, 'tid': task, 'args': args})
       waker = event.get('woken_by')
       if waker and waker in last_poll:
         flow_id += 1
@@ -73,7 +74,7 @@ def build_trace(run):
       continue
     # Everything else happened during (or, at step 0, before) a step: drawn
     # at that step's poll, just after it starts.
-    ts = _us(draw_ns[step] + _STEP_NS * 0.4) if step in draw_ns else _us(max(t_ns, 0))
+    ts = _us(draw_ns[step] + step_ns * 0.4) if step in draw_ns else _us(max(t_ns, 0))
     task = event.get('task')
     if kind in ('spawn', 'complete', 'cancel'):
       pid = track_of(task, event.get('session'), event.get('label'))
@@ -127,12 +128,17 @@ def register(subparsers):
   replay.add_run_arguments(parser)
   parser.add_argument('-o', '--output', metavar='FILE',
                       help='where to write the JSON (default: TEST.seedN.trace.json; "-": stdout)')
+  parser.add_argument('--step-width', type=int, default=DEFAULT_STEP_NS, metavar='NS',
+                      help='how wide each poll is drawn, in ns of the axis (polls take no '
+                      'virtual time; default %(default)s)')
   parser.set_defaults(run=_run)
 
 
 def _run(args):
   run = replay.obtain_run(args)
-  trace = build_trace(run)
+  if args.step_width <= 0:
+    raise replay.UsageError(f'--step-width {args.step_width}: a positive number of ns')
+  trace = build_trace(run, args.step_width)
   output = args.output or f'{run.header["test"]}.seed{run.header["seed"]}.trace.json'
   if output == '-':
     json.dump(trace, sys.stdout, indent=None)
