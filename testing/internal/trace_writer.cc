@@ -117,12 +117,13 @@ std::string FormatTraceLines(const TracedRun& run) {
       ", \"virtual_time_ns\": ", run.elapsed.count(), ", \"trace_hash\": \"",
       absl::StrFormat("0x%016x", run.trace_hash), "\", \"failed\": ",
       run.failures.empty() ? "false" : "true", ", \"lanes\": [", lanes, "]}\n");
-  // Each step's poll first, then what happened during it (spawns, ends,
-  // faults, failures), each kind in the order it was recorded. Events before
-  // the first step (spawns from the test body) have step 0.
+  // Each step's poll first, then what happened during it: spawns, faults,
+  // failures in tasks, then ends (a task ends as its last poll does), then
+  // failures outside any task; each kind in the order it was recorded. Events before the first step (spawns from the
+  // test body) have step 0.
   struct Line {
     uint64_t step;
-    int order;  // poll, task event, note, failure
+    int order;  // poll, spawn, fault, failure, end
     std::string text;
   };
   std::vector<Line> lines;
@@ -132,17 +133,18 @@ std::string FormatTraceLines(const TracedRun& run) {
     lines.push_back({run.trace[i].step, 0, PollLine(run.trace[i])});
   }
   for (size_t i = 0; i < run.task_events.size(); ++i) {
-    lines.push_back({run.task_events[i].step, 1, TaskEventLine(run.task_events[i])});
+    const bool spawn = run.task_events[i].kind == TaskEvent::Kind::kSpawned;
+    lines.push_back({run.task_events[i].step, spawn ? 1 : 4, TaskEventLine(run.task_events[i])});
   }
   for (size_t i = 0; i < run.notes.size(); ++i) {
     lines.push_back({run.notes[i].step, 2, NoteLine(run.notes[i])});
   }
   for (size_t i = 0; i < run.failures.size(); ++i) {
-    lines.push_back({run.failures[i].step, 3, FailureLine(run.failures[i])});
+    // One raised outside any task (the body, after the run) comes after the
+    // step's ends.
+    lines.push_back({run.failures[i].step, run.failures[i].task.value != 0 ? 3 : 5,
+                     FailureLine(run.failures[i])});
   }
-  // A failure is recorded when it happened; spawns and notes likewise. All
-  // kinds within one step keep their recorded order, so the sort is stable
-  // on (step, kind).
   std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
     return a.step != b.step ? a.step < b.step : a.order < b.order;
   });
