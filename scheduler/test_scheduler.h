@@ -183,7 +183,7 @@ struct TaskEvent {
 // TraceNote
 //
 // Something the simulated world reports while tracing ("buggify.fired",
-// "host.crashed", ...; see `TestScheduler::AddTraceNote`).
+// "host.crash", ...; see `TestScheduler::AddTraceNote`).
 struct TraceNote {
   uint64_t step = 0;
   Duration time{};

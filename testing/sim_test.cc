@@ -104,9 +104,9 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
     if (scheduler_ != nullptr) {
       failure.step = scheduler_->step_count();
       failure.time = scheduler_->Elapsed();
-    } else if (!run_.failures.empty()) {
-      failure.step = run_.failures.back().step;  // after the scheduler ended
-      failure.time = run_.failures.back().time;
+    } else {  // in the scheduler's shutdown: the run's end
+      failure.step = run_.steps;
+      failure.time = run_.elapsed;
     }
     if (run_.failures.empty() && scheduler_ != nullptr) {
       run_.first_failure_step = scheduler_->step_count();
