@@ -112,7 +112,8 @@ bool operator==(const TraceEntry& a, const TraceEntry& b) {
          std::string_view(a.spawn_location.file_name()) == b.spawn_location.file_name() &&
          a.resumed_what == b.resumed_what && a.resumed_at.line() == b.resumed_at.line() &&
          a.resumed_after_task == b.resumed_after_task && a.cause == b.cause &&
-         a.woken_by == b.woken_by && a.wake_reason == b.wake_reason && a.internal == b.internal;
+         a.woken_by == b.woken_by && a.wake_reason == b.wake_reason && a.internal == b.internal &&
+         a.session == b.session;
 }
 
 TestScheduler::TestScheduler(TestSchedulerOptions options)
@@ -487,7 +488,15 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
     wake_notes_.erase(it);
   }
   entry.internal = IsInternal(task.metadata.id);
+  entry.session = task.metadata.session;
   trace_.push_back(std::move(entry));
+}
+
+void TestScheduler::AddTraceNote(std::string_view kind, std::string_view text) {
+  if (!options_.record_trace) return;
+  const TaskHeader* running = internal::current_task;
+  trace_notes_.push_back({steps_, Elapsed(), std::string(kind), std::string(text),
+                          running != nullptr ? running->metadata.id : TaskId{}});
 }
 
 void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value); }
@@ -789,9 +798,11 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
   live_by_id_.emplace(task.metadata.id.value, &task);
   if (options_.record_trace) [[unlikely]] {
     const TaskHeader* parent = internal::current_task;
-    wake_notes_.insert_or_assign(
-        task.metadata.id.value,
-        WakeNote{WakeCause::kSpawned, parent != nullptr ? parent->metadata.id : TaskId{}});
+    const TaskId parent_id = parent != nullptr ? parent->metadata.id : TaskId{};
+    wake_notes_.insert_or_assign(task.metadata.id.value,
+                                 WakeNote{WakeCause::kSpawned, parent_id});
+    task_events_.push_back(
+        {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata, parent_id});
   }
   if (task_observer_ != nullptr) [[unlikely]] {
     // The parent only if it is one of ours (not a task of another scheduler
@@ -818,6 +829,11 @@ bool TestScheduler::CancelTask(TaskId id) {
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
   if (task.metadata.id.value == 0) return;
   if (live_by_id_.erase(task.metadata.id.value) == 0) return;
+  if (options_.record_trace) [[unlikely]] {
+    task_events_.push_back({task.cancelled() ? TaskEvent::Kind::kCancelled
+                                             : TaskEvent::Kind::kCompleted,
+                            steps_, Elapsed(), task.metadata, TaskId{}});
+  }
   if (task.live_prev != nullptr) {
     task.live_prev->live_next = task.live_next;
   } else {

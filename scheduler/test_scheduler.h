@@ -38,6 +38,7 @@
 //   * `simsched::TestSchedulerOptions`, `simsched::BlockOnBudget`
 //   * `simsched::TestScheduler`
 //   * `simsched::TraceEntry`, `simsched::LaneId`
+//   * `simsched::TaskEvent`, `simsched::TraceNote` (recorded with the trace)
 //
 // Example:
 //
@@ -160,11 +161,38 @@ struct TraceEntry {
   // A framework task (a session grace-period timer); hidden from reports
   // unless SIMSCHED_LOG=full.
   bool internal = false;
+  // The session (session/) the task belongs to, if any.
+  std::optional<SessionId> session;
 
   // "step 12 t=+5ms task 3 "io" [lane 1] resumed after Mutex 'a'::Lock at
   //  foo.cc:20 (Fn), woken by a mutex unlock from task 2"
   std::string DebugString() const;
   friend bool operator==(const TraceEntry& a, const TraceEntry& b);
+};
+
+// TaskEvent
+//
+// A task's spawn or end, recorded with the trace (`record_trace`): trace
+// viewers draw a task's life from these and its steps from `TraceEntry`s.
+struct TaskEvent {
+  enum class Kind : uint8_t { kSpawned, kCompleted, kCancelled };
+  Kind kind = Kind::kSpawned;
+  uint64_t step = 0;  // steps taken when it happened
+  Duration time{};
+  TaskMetadata task;
+  TaskId parent;  // kSpawned: the task that spawned it (zero: from outside)
+};
+
+// TraceNote
+//
+// Something the simulated world reports while tracing ("buggify.fired",
+// "host.crash", ...; see `TestScheduler::AddTraceNote`).
+struct TraceNote {
+  uint64_t step = 0;
+  Duration time{};
+  std::string kind;
+  std::string text;
+  TaskId task;  // the task running when it happened, if any
 };
 
 // PollCostModel
@@ -419,6 +447,15 @@ class TestScheduler final : public Scheduler {
   // The full trace; empty unless `record_trace` was set.
   const std::vector<TraceEntry>& trace() const { return trace_; }
 
+  // task_events() / trace_notes() / AddTraceNote()
+  //
+  // With `record_trace` only: every spawn and end of a task, and the notes
+  // the simulated world adds (faults, crashes, buggify firings). Without it
+  // AddTraceNote does nothing.
+  const std::vector<TaskEvent>& task_events() const { return task_events_; }
+  const std::vector<TraceNote>& trace_notes() const { return trace_notes_; }
+  void AddTraceNote(std::string_view kind, std::string_view text);
+
   // status()
   //
   // OK, or the first failure of this run (a detached task's exception, a
@@ -560,6 +597,8 @@ class TestScheduler final : public Scheduler {
   Instant next_timer_deadline_ = Instant::max();
 
   std::vector<TraceEntry> trace_;
+  std::vector<TaskEvent> task_events_;
+  std::vector<TraceNote> trace_notes_;
   absl::Status failure_;
   uint64_t failure_count_ = 0;
   std::shared_ptr<internal::Parker> parker_;

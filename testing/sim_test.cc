@@ -24,6 +24,7 @@
 #include "testing/internal/program_properties.h"
 #include "testing/internal/property_tally.h"
 #include "testing/internal/crash_reporter.h"
+#include "testing/internal/trace_writer.h"
 #include "testing/regression_seeds.h"
 #include "testing/sweep_config.h"
 
@@ -38,6 +39,8 @@ struct CapturedFailure {
   std::string message;
   std::string task;  // the task it happened in, if any
   TaskId task_id;
+  uint64_t step = 0;  // when it happened (SIMSCHED_TRACE_FILE)
+  Duration time{};
 };
 
 // Everything one run of one seed produced.
@@ -50,6 +53,10 @@ struct SeedRun {
   Duration elapsed{};
   uint64_t trace_hash = 0;
   std::vector<TraceEntry> trace;
+  // With the trace on: spawns and ends, world notes, lane names.
+  std::vector<TaskEvent> task_events;
+  std::vector<TraceNote> notes;
+  std::vector<std::string> lanes;
   std::vector<std::string> log;
   // What the seed did with SIMSCHED_* properties (sim/properties.h).
   std::map<std::string, properties_internal::SeedProperty> properties;
@@ -95,6 +102,13 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
   }
 
   void Add(CapturedFailure failure) {
+    if (scheduler_ != nullptr) {
+      failure.step = scheduler_->step_count();
+      failure.time = scheduler_->Elapsed();
+    } else {  // in the scheduler's shutdown: the run's end
+      failure.step = run_.steps;
+      failure.time = run_.elapsed;
+    }
     if (run_.failures.empty() && scheduler_ != nullptr) {
       run_.first_failure_step = scheduler_->step_count();
       run_.first_failure_time = scheduler_->Elapsed();
@@ -183,6 +197,13 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
     run.elapsed = scheduler->Elapsed();
     run.trace_hash = scheduler->TraceHash();
     run.trace = scheduler->trace();
+    if (record_trace) {
+      run.task_events = scheduler->task_events();
+      run.notes = scheduler->trace_notes();
+      for (LaneId lane = 0; lane < scheduler->LaneCount(); ++lane) {
+        run.lanes.emplace_back(scheduler->LaneName(lane));
+      }
+    }
     context.set_scheduler(nullptr);
     running = nullptr;
   }  // the scheduler's shutdown runs frame destructors: still intercepted
@@ -191,24 +212,7 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
   return run;
 }
 
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
+using sim_test_internal::JsonEscape;
 
 // Where a failure was raised ("file:line"), or "" for one with no site (a
 // deadlock, an exception from the body).
@@ -353,6 +357,27 @@ std::string DescribeFailedSeed(const char* test_name, const SeedRun& run, const 
   if (!replay.bazel.empty()) absl::StrAppend(&out, "  ", replay.bazel, "\n");
   absl::StrAppend(&out, "  ", replay.binary, "\n");
   return out;
+}
+
+// Writes a traced run to SIMSCHED_TRACE_FILE (testing/internal/trace_writer.h).
+absl::Status WriteRunTrace(const std::string& path, const char* test_name,
+                           const std::string& strategy, const SeedRun& run) {
+  sim_test_internal::TracedRun traced{.test = test_name,
+                                      .seed = run.seed,
+                                      .strategy = strategy,
+                                      .steps = run.steps,
+                                      .elapsed = run.elapsed,
+                                      .trace_hash = run.trace_hash,
+                                      .lanes = run.lanes,
+                                      .trace = run.trace,
+                                      .task_events = run.task_events,
+                                      .notes = run.notes,
+                                      .failures = {}};
+  for (const CapturedFailure& failure : run.failures) {
+    traced.failures.push_back({failure.step, failure.time, failure.task_id, failure.task,
+                               failure.file, failure.line, failure.message, failure.fatal});
+  }
+  return sim_test_internal::WriteTraceFile(path, traced);
 }
 
 // Returns a description of the first difference between two runs of one
@@ -565,8 +590,15 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       break;
     }
     const std::string strategy = strategy_for(seed);
-    SeedRun run =
-        RunSeed(body, seed, options, strategy, /*record_trace=*/config.check_determinism, 0);
+    const bool write_trace = config.trace_file.has_value();
+    SeedRun run = RunSeed(body, seed, options, strategy,
+                          /*record_trace=*/config.check_determinism || write_trace, 0);
+    if (write_trace) {
+      if (absl::Status written = WriteRunTrace(*config.trace_file, test_name, strategy, run);
+          !written.ok()) {
+        fail(absl::StrCat("simsched: ", written.message()));
+      }
+    }
     properties.AddSeed(seed, run.properties);
     ++ran;
     if (is_regression) ++ran_regression;
@@ -614,7 +646,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     note_failed();
     // Passing seeds run without a trace (it costs time); replay this one with
     // the trace on for the report. Same seed, same schedule.
-    SeedRun traced = RunSeed(body, seed, options, strategy, /*record_trace=*/true, 0);
+    SeedRun traced =
+        write_trace ? run : RunSeed(body, seed, options, strategy, /*record_trace=*/true, 0);
     fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay, strategy));
     AppendToUndeclaredOutput(
         "simsched_failures.jsonl",

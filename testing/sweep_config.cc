@@ -151,6 +151,18 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
     config.strategy = std::string(strategy);
   }
 
+  if (const char* trace = getenv("SIMSCHED_TRACE_FILE"); trace != nullptr) {
+    if (*trace == '\0') {
+      return BadValue("SIMSCHED_TRACE_FILE", trace, "a file path to write the run's events to");
+    }
+    if (!config.single_seed.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SIMSCHED_TRACE_FILE=", trace,
+          " records one run: set SIMSCHED_SEED too (a sweep's seeds are not traced)"));
+    }
+    config.trace_file = std::string(trace);
+  }
+
   // Seed sharding. The sim test main moves gtest's shard variables to these
   // SIMSCHED_ names so gtest itself does not also shard the tests away.
   std::optional<uint64_t> total, index;

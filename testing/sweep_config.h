@@ -17,6 +17,8 @@
 //   SIMSCHED_LOG=short|full       the failing seed's trace: last 20 steps or all
 //   SIMSCHED_STRATEGY=S           scheduling strategy for every test: random,
 //                                 fifo, pct:D[:k=N], pos, mix (scheduler/strategy.h)
+//   SIMSCHED_TRACE_FILE=path      with SIMSCHED_SEED: write the run's events
+//                                 as JSON lines (docs/trace-format.md)
 //   GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (set by Bazel's shard_count): run
 //                                 only this shard's share of the seeds
 //   SIMSCHED_TOTAL_SHARDS/SIMSCHED_SHARD_INDEX: the same, under simsched's
@@ -71,6 +73,9 @@ struct SweepConfig {
   uint64_t total_shards = 1;
   // Set by SIMSCHED_STRATEGY (validated); overrides the test's `.strategy`.
   std::optional<std::string> strategy = std::nullopt;
+  // Set by SIMSCHED_TRACE_FILE (only with SIMSCHED_SEED): where the replayed
+  // seed's events go, as JSON lines.
+  std::optional<std::string> trace_file = std::nullopt;
 };
 
 // Looks up an environment variable; returns null when unset.

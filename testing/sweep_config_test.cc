@@ -226,6 +226,23 @@ TEST(SweepConfigStrategyTest, StrategyComesFromTheEnvironmentAndIsValidated) {
   EXPECT_THAT(bad.status().message(), HasSubstr("unknown strategy \"pcd\""));
 }
 
+TEST(SweepConfigTraceFileTest, TraceFileNeedsOneSeedAndAPath) {
+  absl::StatusOr<SweepConfig> none = Parse(Env{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->trace_file.has_value());
+  absl::StatusOr<SweepConfig> traced =
+      Parse(Env{{{"SIMSCHED_SEED", "7"}, {"SIMSCHED_TRACE_FILE", "/tmp/t.jsonl"}}});
+  ASSERT_TRUE(traced.ok()) << traced.status();
+  EXPECT_EQ(traced->trace_file, "/tmp/t.jsonl");
+  absl::StatusOr<SweepConfig> sweep = Parse(Env{{{"SIMSCHED_TRACE_FILE", "/tmp/t.jsonl"}}});
+  ASSERT_FALSE(sweep.ok());
+  EXPECT_THAT(sweep.status().message(), HasSubstr("set SIMSCHED_SEED too"));
+  absl::StatusOr<SweepConfig> empty =
+      Parse(Env{{{"SIMSCHED_SEED", "7"}, {"SIMSCHED_TRACE_FILE", ""}}});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(empty.status().message(), HasSubstr("SIMSCHED_TRACE_FILE"));
+}
+
 }  // namespace
 }  // namespace simsched::testing
 

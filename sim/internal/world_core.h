@@ -32,7 +32,9 @@ class WorldCore {
 
   // Whether events are written out (formatting them costs; callers skip it
   // when nobody reads them).
-  bool verbose() const { return record_events_ || log_ != nullptr; }
+  bool verbose() const {
+    return record_events_ || log_ != nullptr || scheduler.options().record_trace;
+  }
 
   // Mixes `code` into the event digest and counts `counter`; with `text`
   // (verbose only) records "t=+5ms <text>".
@@ -43,6 +45,8 @@ class WorldCore {
   void Event(std::string_view counter, uint64_t code, std::string_view text) {
     Event(counter, code);
     if (!verbose()) return;
+    // A traced run (SIMSCHED_TRACE_FILE) shows world events on its timeline.
+    scheduler.AddTraceNote(counter, text);
     std::string line = absl::StrCat("t=", FormatDuration(scheduler.Elapsed()), " ", std::string(text));
     if (log_) log_(line);
     if (record_events_) {

@@ -1,1 +1,1 @@
-"""simctl's subcommands for the user's own targets (see main.py)."""
+"""simctl's Python subcommands (see tools/simctl and main.py)."""

@@ -1,9 +1,10 @@
-"""simctl's subcommands that work on the user's own targets.
+"""simctl's Python subcommands.
 
-tools/simctl runs setup and hands these to `python3 -m tools.simctl_lib.main`.
-Each subcommand is a module with register(subparsers), which adds its parser
-and sets `run` (args -> exit code). Bad input raises common.UsageError:
-printed as one clear line, exit code 2.
+tools/simctl runs setup and hands these to `python3 -m tools.simctl_lib.main`:
+sweep, fuzz and merge work on the user's own targets; replay, trace and
+report on one run. Each subcommand is a module with register(subparsers),
+which adds its parser and sets `run` (args -> exit code). Bad input raises
+common.UsageError: printed as one clear line, exit code 2.
 """
 
 import argparse
@@ -13,25 +14,33 @@ import sys
 from tools.simctl_lib import common
 from tools.simctl_lib import fuzz
 from tools.simctl_lib import merge
+from tools.simctl_lib import replay
+from tools.simctl_lib import report
 from tools.simctl_lib import sweep
+from tools.simctl_lib import trace
 
 # One entry per subcommand module, in the order --help lists them.
 MODULES = [
     sweep,
     fuzz,
     merge,
+    replay,
+    trace,
+    report,
 ]
 
 _EPILOG = """\
 Also (tools/simctl itself): test [TARGETS...] runs tests and ends with
 "N passed, N failed"; check, bench, setup. `tools/simctl sweep` with no
-target sweeps the bundled bank example. See docs/simctl.md.
+target sweeps the bundled bank example. See docs/simctl.md and
+docs/trace-format.md.
 """
 
 
 def build_parser():
   parser = argparse.ArgumentParser(
-      prog='simctl', description='Seed sweeps, fuzzing and reports for simsched sim_tests.',
+      prog='simctl',
+      description='Seed sweeps, fuzzing, merged reports and timelines for simsched sim_tests.',
       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
   subparsers.required = True
