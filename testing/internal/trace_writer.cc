@@ -48,6 +48,7 @@ std::string PollLine(const TraceEntry& e) {
       ", \"lane\": ", e.lane.has_value() ? absl::StrCat(*e.lane) : "null",
       ", \"internal\": ", e.internal ? "true" : "false", ", \"cause\": \"", CauseName(e.cause),
       "\", \"woken_by\": ", IdOrNull(e.woken_by),
+      ", \"wake_reason\": ", e.wake_reason.empty() ? "null" : Quoted(e.wake_reason),
       ", \"resumed_what\": ", e.resumed_what.empty() ? "null" : Quoted(e.resumed_what),
       ", \"resumed_at\": ", e.resumed_what.empty() ? "null" : Site(e.resumed_at),
       ", \"resumed_after_task\": ", IdOrNull(e.resumed_after_task),

@@ -306,8 +306,14 @@ def describe_wake(event):
   else:
     text = 'resumed'
   cause = event.get('cause')
-  if cause == 'task':
+  reason = event.get('wake_reason')
+  if cause == 'task' and reason:
+    text += f', woken by {reason} from task {event.get("woken_by")}'
+  elif cause == 'task':
     text += f', woken by task {event.get("woken_by")}'
+  elif reason and cause in ('outside', 'foreign_thread'):
+    where = 'outside any task' if cause == 'outside' else 'another thread'
+    text += f', woken by {reason} from {where}'
   elif cause == 'timer':
     text += ', woken by a timer'
   elif cause == 'outside':
