@@ -182,6 +182,11 @@ def summarize(paths, properties=True):
     if rows:
       report.files += 1
     for where, row in rows:
+      if 'program' in row and 'test' not in row:
+        # The whole program's declared properties (written after its last
+        # test): property_report reads them for the table below.
+        has_properties |= bool(row.get('properties'))
+        continue
       _check_row(where, row)
       report.lines += 1
       if row.get('single_seed'):
