@@ -431,12 +431,16 @@ inline YieldAwaiter Yield() { return YieldAwaiter(); }
 
 // SleepAwaiter
 //
-// See `Sleep()` and `SleepUntil()`.
+// See `Sleep()` and `SleepUntil()`. It lives in the sleeping coroutine's
+// frame, so it is kept small: one word holds the duration or the deadline,
+// and the timer word says which until the timer is started.
 class SleepAwaiter {
  public:
   SleepAwaiter(std::optional<Duration> duration, Instant deadline,
                SourceLocation location)
-      : duration_(duration), deadline_(deadline), location_(location) {}
+      : ns_(duration.has_value() ? duration->count() : deadline.time_since_epoch().count()),
+        location_(location),
+        timer_{duration.has_value() ? kRelative : 0} {}
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   ~SleepAwaiter() {
@@ -446,23 +450,32 @@ class SleepAwaiter {
 
   bool await_ready() {
     internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
-    Scheduler& scheduler = *task.scheduler();
-    const Instant now = scheduler.Now();
-    if (duration_.has_value()) deadline_ = DeadlineAfter(now, *duration_);
-    return deadline_ <= now;
+    const Instant now = task.scheduler()->Now();
+    if (timer_.value == kRelative) {
+      ns_ = DeadlineAfter(now, Duration(ns_)).time_since_epoch().count();
+      timer_ = TimerId{};
+    }
+    return deadline() <= now;
   }
   void await_suspend(std::coroutine_handle<>) {
     DescribeWait("Sleep", location_);
-    scheduler_ = internal::current_task->scheduler();
-    timer_ = scheduler_->StartTimer(deadline_, CurrentWaker());
+    internal::TaskHeader& task = *internal::current_task;
+    Scheduler* scheduler = task.scheduler();
+    timer_ = scheduler->StartTimer(deadline(), Waker::ForTask(&task));
+    scheduler_ = scheduler;  // after StartTimer: if that throws, nothing is armed
   }
   void await_resume() noexcept { scheduler_ = nullptr; }
 
  private:
-  std::optional<Duration> duration_;
-  Instant deadline_;
+  // timer_ before await_ready: ns_ holds a duration, not a deadline. Only
+  // read before any timer is started, so it cannot be mistaken for an id.
+  static constexpr uint64_t kRelative = 1;
+
+  Instant deadline() const { return Instant(Duration(ns_)); }
+
+  int64_t ns_;  // the duration until await_ready makes it a deadline
   SourceLocation location_;
-  Scheduler* scheduler_ = nullptr;
+  Scheduler* scheduler_ = nullptr;  // set while a timer is armed
   TimerId timer_;
 };
 

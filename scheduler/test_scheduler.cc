@@ -309,12 +309,16 @@ TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
 void TestScheduler::CancelTimer(TimerId timer) { timers_.Cancel(timer); }
 
 void TestScheduler::FireDueTimers() {
-  std::vector<Waker> due;
+  // Taken out of the member while waking, so a reentrant call (none is known)
+  // would get a fresh vector rather than this one.
+  std::vector<Waker> due = std::move(due_wakers_);
   timers_.PopDue(now_, due);
   // In (deadline, start order): the order in which the tasks become queued.
   const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
   for (const Waker& waker : due) waker.Wake();
   waking_from_ = previous;
+  due.clear();
+  due_wakers_ = std::move(due);
   next_timer_deadline_ = timers_.NextDeadline();
 }
 
@@ -326,7 +330,14 @@ void TestScheduler::AdvanceTimeTo(Instant when) {
 }
 
 void TestScheduler::AdvanceToNextTimer() {
-  FireDueTimers();
+  // The cached deadline is never later than the true one, so when it lies
+  // ahead nothing is due: refreshing it (a cancelled timer may linger there)
+  // is all firing would do.
+  if (next_timer_deadline_ <= now_) {
+    FireDueTimers();
+  } else {
+    next_timer_deadline_ = timers_.NextDeadline();
+  }
   if (next_timer_deadline_ == Instant::max()) return;
   AdvanceTimeTo(next_timer_deadline_);
 }

@@ -1,14 +1,29 @@
 // Internal: TimerQueue, the timer bookkeeping both schedulers share.
 //
-// A binary heap of (deadline, start sequence) entries over a slab of slots
-// that hold the wakers. Timers with equal deadlines fire in the order they
-// were started. Cancelling is O(1): the slot's generation moves on and the
+// A 4-ary min-heap of 16-byte entries over a slab of slots that hold the
+// wakers. An entry is one 128-bit key: the deadline in the high word, and
+// (start sequence, slot) in the low word, so a single unsigned comparison
+// orders timers by (deadline, start order); equal deadlines fire in the order
+// they were started. A 4-ary heap is half as deep as a binary one, and a
+// node's four children share a cache line or two, which is what popping
+// costs. Nothing is allocated per timer: slots are reused through a free
+// list threaded through the slab, and the heap's vector keeps its capacity.
+//
+// Cancelling is O(1): the slot is disarmed (its generation moves on) and the
 // heap entry is skipped when it surfaces; if stale entries pile up (long
 // timers cancelled early, over and over) the heap is rebuilt without them.
 // A TimerId packs (generation, slot + 1), so zero is never a valid id.
+// Sequences are 32 bits; the rare queue that starts 2^32 timers renumbers
+// its live entries (keeping their order) and carries on.
 //
 // Not thread-safe: the TestScheduler is confined to one thread, and the
 // ThreadPoolScheduler holds its timer lock around every call.
+//
+//   TimerQueue timers;
+//   TimerId id = timers.Add(deadline, CurrentWaker());
+//   std::vector<Waker> due;
+//   timers.PopDue(now, due);  // wakers of timers at or before `now`, in order
+//   timers.Cancel(id);        // no-op once fired
 
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 #define SIMSCHED_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
@@ -26,6 +41,20 @@ namespace simsched::internal {
 
 class TimerQueue {
  public:
+  // Timers started before the sequence is renumbered. Tests pass a small
+  // limit to exercise the renumbering.
+  static constexpr uint64_t kSequenceLimit = uint64_t{1} << 32;
+
+  TimerQueue() = default;
+  explicit TimerQueue(uint64_t sequence_limit) : sequence_limit_(sequence_limit) {}
+  // A moved-from queue is empty (and its ids are unknown to it).
+  TimerQueue(TimerQueue&& other) noexcept { Swap(other); }
+  TimerQueue& operator=(TimerQueue&& other) noexcept {
+    TimerQueue old(std::move(other));
+    Swap(old);
+    return *this;  // `old` now holds this queue's former timers and drops them
+  }
+
   // Add()
   //
   // Starts a timer that will hand out `waker` at `deadline`. A deadline at
@@ -33,19 +62,22 @@ class TimerQueue {
   // and the id returned is one `Cancel` ignores.
   TimerId Add(Instant deadline, Waker waker) {
     if (deadline == kEndOfTime) return TimerId{};
-    uint32_t slot;
-    if (!free_slots_.empty()) {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
+    if (sequence_ >= sequence_limit_) [[unlikely]] Renumber();
+    uint32_t slot = free_head_;
+    if (slot != kNoSlot) {
+      free_head_ = slots_[slot].sequence;  // a free slot's sequence links the list
     } else {
       slot = static_cast<uint32_t>(slots_.size());
       slots_.emplace_back();
     }
     Slot& entry = slots_[slot];
     entry.waker = std::move(waker);
-    entry.armed = true;
-    heap_.push_back(Entry{deadline, sequence_++, slot, entry.generation});
-    std::push_heap(heap_.begin(), heap_.end(), Later{});
+    ++entry.generation;  // odd: armed
+    entry.sequence = static_cast<uint32_t>(sequence_);
+    const Key key = MakeKey(deadline, static_cast<uint32_t>(sequence_), slot);
+    ++sequence_;
+    heap_.emplace_back();
+    SiftUp(heap_.size() - 1, key);
     ++live_;
     return TimerId{(uint64_t{entry.generation} << 32) | (uint64_t{slot} + 1)};
   }
@@ -60,14 +92,10 @@ class TimerQueue {
     const uint32_t slot = static_cast<uint32_t>(timer.value) - 1;
     const uint32_t generation = static_cast<uint32_t>(timer.value >> 32);
     if (slot >= slots_.size()) return Waker();
-    Slot& entry = slots_[slot];
-    if (!entry.armed || entry.generation != generation) return Waker();
+    const Slot& entry = slots_[slot];
+    if (!Armed(entry) || entry.generation != generation) return Waker();
     Waker waker = Disarm(slot);
-    if (++stale_ > 1024 && stale_ > heap_.size() / 2) {
-      std::erase_if(heap_, [this](const Entry& e) { return !IsLive(e); });
-      std::make_heap(heap_.begin(), heap_.end(), Later{});
-      stale_ = 0;
-    }
+    if (++stale_ > 1024 && stale_ > heap_.size() / 2) Rebuild();
     return waker;
   }
 
@@ -76,7 +104,7 @@ class TimerQueue {
   // The earliest deadline of a live timer, or Instant::max() if none.
   Instant NextDeadline() {
     DropStaleTop();
-    return heap_.empty() ? Instant::max() : heap_.front().deadline;
+    return heap_.empty() ? Instant::max() : DeadlineOf(heap_.front());
   }
 
   // PopDue()
@@ -84,15 +112,16 @@ class TimerQueue {
   // Moves the wakers of every live timer due at `now` into `due`, in
   // (deadline, start order).
   void PopDue(Instant now, std::vector<Waker>& due) {
-    while (!heap_.empty() && heap_.front().deadline <= now) {
-      std::pop_heap(heap_.begin(), heap_.end(), Later{});
-      const Entry fired = heap_.back();
-      heap_.pop_back();
-      if (!IsLive(fired)) {
+    const uint64_t limit = BiasedDeadline(now);
+    while (!heap_.empty() && High(heap_.front()) <= limit) {
+      const Key fired = heap_.front();
+      PopTop();
+      const uint32_t slot = SlotOf(fired);
+      if (!IsLive(fired, slot)) {
         --stale_;
         continue;
       }
-      due.push_back(Disarm(fired.slot));
+      due.push_back(Disarm(slot));
     }
   }
 
@@ -100,51 +129,136 @@ class TimerQueue {
   size_t live() const { return live_; }
 
  private:
-  struct Entry {
-    Instant deadline;
-    uint64_t sequence;
-    uint32_t slot;
-    uint32_t generation;
-  };
-  struct Later {
-    bool operator()(const Entry& a, const Entry& b) const {
-      if (a.deadline != b.deadline) return a.deadline > b.deadline;
-      return a.sequence > b.sequence;
-    }
-  };
+  void Swap(TimerQueue& other) noexcept {
+    heap_.swap(other.heap_);
+    slots_.swap(other.slots_);
+    std::swap(free_head_, other.free_head_);
+    std::swap(sequence_, other.sequence_);
+    std::swap(sequence_limit_, other.sequence_limit_);
+    std::swap(live_, other.live_);
+    std::swap(stale_, other.stale_);
+  }
+
+  // (biased deadline << 64) | (sequence << 32) | slot. The sequence is unique
+  // among entries, so the slot bits never decide an order.
+  using Key = unsigned __int128;
+
   struct Slot {
     Waker waker;
-    uint32_t generation = 0;
-    bool armed = false;
+    uint32_t generation = 0;  // odd while armed
+    uint32_t sequence = 0;    // armed: the live entry's; free: the next free slot
   };
 
-  bool IsLive(const Entry& e) const {
-    const Slot& s = slots_[e.slot];
-    return s.armed && s.generation == e.generation;
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  static constexpr size_t kArity = 4;
+
+  // Maps signed nanoseconds onto unsigned order (flip the sign bit).
+  static uint64_t BiasedDeadline(Instant t) {
+    return static_cast<uint64_t>(t.time_since_epoch().count()) ^ (uint64_t{1} << 63);
+  }
+  static Key MakeKey(Instant deadline, uint32_t sequence, uint32_t slot) {
+    return (Key{BiasedDeadline(deadline)} << 64) | (Key{sequence} << 32) | slot;
+  }
+  static uint64_t High(Key key) { return static_cast<uint64_t>(key >> 64); }
+  static Instant DeadlineOf(Key key) {
+    return Instant(Duration(static_cast<int64_t>(High(key) ^ (uint64_t{1} << 63))));
+  }
+  static uint32_t SequenceOf(Key key) { return static_cast<uint32_t>(key >> 32); }
+  static uint32_t SlotOf(Key key) { return static_cast<uint32_t>(key); }
+
+  static bool Armed(const Slot& s) { return (s.generation & 1) != 0; }
+  bool IsLive(Key key, uint32_t slot) const {
+    const Slot& s = slots_[slot];
+    return Armed(s) && s.sequence == SequenceOf(key);
   }
 
   Waker Disarm(uint32_t slot) {
     Slot& entry = slots_[slot];
     Waker waker = std::move(entry.waker);
-    entry.armed = false;
-    ++entry.generation;
-    free_slots_.push_back(slot);
+    ++entry.generation;  // even: free
+    entry.sequence = free_head_;
+    free_head_ = slot;
     --live_;
     return waker;
   }
 
+  // Puts `key` at the hole `i`, moving it up past larger parents.
+  void SiftUp(size_t i, Key key) {
+    while (i > 0) {
+      const size_t parent = (i - 1) / kArity;
+      if (!(key < heap_[parent])) break;
+      heap_[i] = heap_[parent];
+      i = parent;
+    }
+    heap_[i] = key;
+  }
+
+  // Removes the root. The hole goes down along the smallest children to a
+  // leaf, then the old last entry sifts up from there: it came from the
+  // bottom, so it rarely moves, and each level costs only the children's
+  // comparisons.
+  void PopTop() {
+    const Key last = heap_.back();
+    heap_.pop_back();
+    const size_t n = heap_.size();
+    if (n == 0) return;
+    Key* h = heap_.data();
+    size_t hole = 0;
+    for (;;) {
+      const size_t first = kArity * hole + 1;
+      size_t best;
+      if (first + kArity <= n) {
+        const size_t a = h[first + 1] < h[first] ? first + 1 : first;
+        const size_t b = h[first + 3] < h[first + 2] ? first + 3 : first + 2;
+        best = h[b] < h[a] ? b : a;
+      } else if (first < n) {
+        best = first;
+        for (size_t c = first + 1; c < n; ++c) {
+          if (h[c] < h[best]) best = c;
+        }
+      } else {
+        break;
+      }
+      h[hole] = h[best];
+      hole = best;
+    }
+    SiftUp(hole, last);
+  }
+
   void DropStaleTop() {
-    while (!heap_.empty() && !IsLive(heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), Later{});
-      heap_.pop_back();
+    while (!heap_.empty()) {
+      const Key top = heap_.front();
+      if (IsLive(top, SlotOf(top))) return;
+      PopTop();
       --stale_;
     }
   }
 
-  std::vector<Entry> heap_;
+  // Drops the stale entries. A sorted array is a valid heap.
+  void Rebuild() {
+    std::erase_if(heap_, [this](Key key) { return !IsLive(key, SlotOf(key)); });
+    std::sort(heap_.begin(), heap_.end());
+    stale_ = 0;
+  }
+
+  // Gives the live entries the sequences 0..n-1 in their current order, so
+  // 32 bits suffice however many timers a queue starts.
+  void Renumber() {
+    Rebuild();
+    for (size_t i = 0; i < heap_.size(); ++i) {
+      const uint32_t slot = SlotOf(heap_[i]);
+      const uint32_t sequence = static_cast<uint32_t>(i);
+      heap_[i] = (heap_[i] >> 64 << 64) | (Key{sequence} << 32) | slot;
+      slots_[slot].sequence = sequence;
+    }
+    sequence_ = heap_.size();
+  }
+
+  std::vector<Key> heap_;
   std::vector<Slot> slots_;
-  std::vector<uint32_t> free_slots_;
+  uint32_t free_head_ = kNoSlot;
   uint64_t sequence_ = 0;
+  uint64_t sequence_limit_ = kSequenceLimit;
   size_t live_ = 0;
   size_t stale_ = 0;  // cancelled entries still in the heap
 };

@@ -1,0 +1,290 @@
+// TimerQueue (scheduler/internal/timer_queue.h) against a simple model: a
+// std::map ordered by (deadline, start order). Thousands of seeded random
+// Add/Cancel/PopDue/NextDeadline sequences, with the edge cases the heap's
+// bookkeeping can get wrong: equal deadlines, the end of time, deadlines
+// already past, cancelling after firing, stale generations after a slot is
+// reused, forged ids, the stale-entry rebuild and sequence renumbering.
+
+#include "scheduler/internal/timer_queue.h"
+
+#include <coroutine>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/test_scheduler.h"
+#include "scheduler/waker.h"
+#include "sim/random.h"
+
+namespace simsched {
+namespace {
+
+using internal::TimerQueue;
+
+// Wakers of distinct tasks, parked forever, to tell timers apart: a timer's
+// waker names its task.
+class WakerPool {
+ public:
+  explicit WakerPool(int tasks) {
+    for (int i = 0; i < tasks; ++i) Spawn(scheduler_, Park(&wakers_)).Detach();
+    while (scheduler_.Step()) {
+    }
+  }
+  const Waker& operator[](size_t i) const { return wakers_[i]; }
+  size_t size() const { return wakers_.size(); }
+
+ private:
+  struct ParkAwaiter {
+    std::vector<Waker>* out;
+    bool await_ready() const { return false; }
+    void await_suspend(std::coroutine_handle<>) { out->push_back(CurrentWaker()); }
+    void await_resume() const {}
+  };
+  static Co<void> Park(std::vector<Waker>* out) { co_await ParkAwaiter{out}; }
+
+  TestScheduler scheduler_;
+  std::vector<Waker> wakers_;
+};
+
+Instant At(int64_t ns) { return Instant(Duration(ns)); }
+
+// The model: live timers by (deadline, start order), and each id's key.
+struct Model {
+  struct Key {
+    Instant deadline;
+    uint64_t order;
+    friend bool operator<(const Key& a, const Key& b) {
+      return a.deadline != b.deadline ? a.deadline < b.deadline : a.order < b.order;
+    }
+  };
+  std::map<Key, TaskId> timers;          // key -> the waker's task
+  std::map<uint64_t, Key> live_ids;      // TimerId::value -> key
+  uint64_t next_order = 0;
+};
+
+// Runs `steps` random operations on a queue and the model side by side.
+void RunRandomSequence(uint64_t seed, int steps, uint64_t sequence_limit,
+                       const WakerPool& wakers) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Rng rng(seed);
+  TimerQueue queue(sequence_limit);
+  Model model;
+  std::vector<TimerId> issued;  // every id ever returned, fired or not
+  int64_t now = static_cast<int64_t>(rng.Below(3)) - 1;  // sometimes before the epoch
+  // Narrow deadline ranges make equal deadlines common.
+  const int64_t spread = 1 + static_cast<int64_t>(rng.Below(rng.Below(2) == 0 ? 8 : 10'000));
+  std::vector<Waker> due;
+  for (int step = 0; step < steps; ++step) {
+    const uint64_t op = rng.Below(100);
+    if (op < 45) {
+      // Add.
+      Instant deadline;
+      const uint64_t kind = rng.Below(20);
+      if (kind == 0) {
+        deadline = kEndOfTime;
+      } else if (kind == 1) {
+        deadline = At(now - static_cast<int64_t>(rng.Below(5)));  // already due
+      } else if (kind == 2) {
+        deadline = kEndOfTime - Duration(1);  // the latest reachable deadline
+      } else {
+        deadline = At(now + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spread))));
+      }
+      const Waker& waker = wakers[rng.Below(wakers.size())];
+      const TimerId id = queue.Add(deadline, waker);
+      if (deadline == kEndOfTime) {
+        ASSERT_EQ(id, TimerId{}) << "a timer at the end of time is not kept";
+      } else {
+        ASSERT_NE(id, TimerId{});
+        ASSERT_EQ(model.live_ids.count(id.value), 0u) << "id reused while live";
+        const Model::Key key{deadline, model.next_order++};
+        model.timers.emplace(key, waker.task_id());
+        model.live_ids.emplace(id.value, key);
+      }
+      issued.push_back(id);
+    } else if (op < 70) {
+      // Cancel: an issued id (live, fired, cancelled or stale), zero, or forged.
+      TimerId id;
+      const uint64_t kind = rng.Below(10);
+      if (kind == 0 || issued.empty()) {
+        id = TimerId{rng.Below(4) == 0 ? 0 : rng.Next64()};
+      } else if (kind == 1) {
+        // Right slot, wrong generation.
+        id = issued[rng.Below(issued.size())];
+        id.value ^= uint64_t{2} << 32;
+      } else {
+        id = issued[rng.Below(issued.size())];
+      }
+      const Waker returned = queue.Cancel(id);
+      auto it = model.live_ids.find(id.value);
+      if (it == model.live_ids.end()) {
+        ASSERT_FALSE(returned) << "cancelling a dead id " << id.value << " returned a waker";
+      } else {
+        ASSERT_TRUE(returned) << "cancelling live id " << id.value << " returned nothing";
+        ASSERT_EQ(returned.task_id(), model.timers.at(it->second));
+        model.timers.erase(it->second);
+        model.live_ids.erase(it);
+      }
+    } else if (op < 95) {
+      // Advance and pop what is due.
+      const uint64_t jump = rng.Below(4);
+      if (jump == 1) now += static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spread)));
+      if (jump == 2) now += static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spread) * 4));
+      due.clear();
+      queue.PopDue(At(now), due);
+      std::vector<TaskId> expected;
+      while (!model.timers.empty() && model.timers.begin()->first.deadline <= At(now)) {
+        expected.push_back(model.timers.begin()->second);
+        model.timers.erase(model.timers.begin());
+      }
+      std::erase_if(model.live_ids, [&](const auto& e) { return e.second.deadline <= At(now); });
+      std::vector<TaskId> actual;
+      for (const Waker& w : due) actual.push_back(w.task_id());
+      ASSERT_EQ(actual, expected) << "fired out of (deadline, start) order at " << now;
+    } else {
+      const Instant expected =
+          model.timers.empty() ? Instant::max() : model.timers.begin()->first.deadline;
+      ASSERT_EQ(queue.NextDeadline(), expected);
+    }
+    ASSERT_EQ(queue.live(), model.timers.size());
+  }
+  // Drain: everything left fires in order at the end of reachable time.
+  due.clear();
+  queue.PopDue(kEndOfTime, due);
+  ASSERT_EQ(due.size(), model.timers.size());
+  size_t i = 0;
+  for (const auto& [key, task] : model.timers) ASSERT_EQ(due[i++].task_id(), task);
+  EXPECT_EQ(queue.live(), 0u);
+  EXPECT_EQ(queue.NextDeadline(), Instant::max());
+}
+
+TEST(TimerQueueTest, MatchesModelOverThousandsOfShortSequences) {
+  WakerPool wakers(61);
+  for (uint64_t seed = 1; seed <= 3000; ++seed) {
+    RunRandomSequence(seed, 150, TimerQueue::kSequenceLimit, wakers);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+TEST(TimerQueueTest, MatchesModelOverLongSequences) {
+  // Long enough for more than 1024 cancelled entries to pile up and force a
+  // rebuild of the heap.
+  WakerPool wakers(61);
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    RunRandomSequence(seed * 7919, 40'000, TimerQueue::kSequenceLimit, wakers);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+TEST(TimerQueueTest, MatchesModelWhileRenumberingSequences) {
+  // A tiny sequence space renumbers the live entries every few hundred
+  // starts; order and ids must survive it.
+  WakerPool wakers(61);
+  for (uint64_t seed = 1; seed <= 400; ++seed) {
+    RunRandomSequence(seed, 600, 257, wakers);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+TEST(TimerQueueTest, EqualDeadlinesFireInStartOrder) {
+  WakerPool wakers(40);
+  TimerQueue queue;
+  for (size_t i = 0; i < wakers.size(); ++i) queue.Add(At(5), wakers[i]);
+  std::vector<Waker> due;
+  queue.PopDue(At(4), due);
+  EXPECT_TRUE(due.empty());
+  queue.PopDue(At(5), due);
+  ASSERT_EQ(due.size(), wakers.size());
+  for (size_t i = 0; i < wakers.size(); ++i) EXPECT_EQ(due[i], wakers[i]) << i;
+}
+
+TEST(TimerQueueTest, CancelAfterFireAndStaleIdsAreIgnoredWhenTheSlotIsReused) {
+  WakerPool wakers(2);
+  TimerQueue queue;
+  const TimerId first = queue.Add(At(1), wakers[0]);
+  std::vector<Waker> due;
+  queue.PopDue(At(1), due);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_FALSE(queue.Cancel(first)) << "cancel after fire";
+  // The freed slot is reused; the old id must not reach the new timer.
+  const TimerId second = queue.Add(At(2), wakers[1]);
+  EXPECT_EQ(static_cast<uint32_t>(second.value), static_cast<uint32_t>(first.value));
+  EXPECT_NE(second, first);
+  EXPECT_FALSE(queue.Cancel(first));
+  EXPECT_EQ(queue.live(), 1u);
+  EXPECT_EQ(queue.Cancel(second), wakers[1]);
+  EXPECT_FALSE(queue.Cancel(second)) << "cancelled twice";
+  EXPECT_EQ(queue.live(), 0u);
+  EXPECT_EQ(queue.NextDeadline(), Instant::max());
+}
+
+TEST(TimerQueueTest, EndOfTimeKeepsNothing) {
+  WakerPool wakers(1);
+  TimerQueue queue;
+  EXPECT_EQ(queue.Add(kEndOfTime, wakers[0]), TimerId{});
+  EXPECT_EQ(queue.live(), 0u);
+  EXPECT_FALSE(queue.Cancel(TimerId{}));
+  EXPECT_EQ(queue.NextDeadline(), Instant::max());
+}
+
+TEST(TimerQueueTest, ExtremeDeadlinesOrderAcrossTheEpoch) {
+  WakerPool wakers(4);
+  TimerQueue queue;
+  queue.Add(kEndOfTime - Duration(1), wakers[0]);
+  queue.Add(At(0), wakers[1]);
+  queue.Add(Instant::min(), wakers[2]);
+  queue.Add(At(-1), wakers[3]);
+  EXPECT_EQ(queue.NextDeadline(), Instant::min());
+  std::vector<Waker> due;
+  queue.PopDue(kEndOfTime, due);
+  ASSERT_EQ(due.size(), 4u);
+  EXPECT_EQ(due[0], wakers[2]);
+  EXPECT_EQ(due[1], wakers[3]);
+  EXPECT_EQ(due[2], wakers[1]);
+  EXPECT_EQ(due[3], wakers[0]);
+}
+
+TEST(TimerQueueTest, MovedFromQueueIsEmptyAndUsable) {
+  WakerPool wakers(1);
+  TimerQueue queue;
+  const TimerId id = queue.Add(At(3), wakers[0]);
+  TimerQueue moved(std::move(queue));
+  EXPECT_EQ(moved.live(), 1u);
+  EXPECT_EQ(queue.live(), 0u);  // NOLINT(bugprone-use-after-move): documented
+  EXPECT_FALSE(queue.Cancel(id));
+  EXPECT_EQ(queue.NextDeadline(), Instant::max());
+  queue.Add(At(1), wakers[0]);
+  EXPECT_EQ(queue.live(), 1u);
+  EXPECT_EQ(moved.Cancel(id), wakers[0]);
+}
+
+TEST(TimerQueueTest, MassCancellationRebuildsAndKeepsOrder) {
+  WakerPool wakers(61);
+  TimerQueue queue;
+  Rng rng(42);
+  std::vector<std::pair<TimerId, int64_t>> timers;
+  for (int i = 0; i < 5000; ++i) {
+    const int64_t deadline = static_cast<int64_t>(rng.Below(100));
+    timers.emplace_back(queue.Add(At(deadline), wakers[static_cast<size_t>(i) % 61]), deadline);
+  }
+  std::map<std::pair<int64_t, int>, TaskId> kept;
+  for (int i = 0; i < 5000; ++i) {
+    if (i % 5 == 0) {
+      kept.emplace(std::make_pair(timers[i].second, i), wakers[static_cast<size_t>(i) % 61].task_id());
+    } else {
+      ASSERT_TRUE(queue.Cancel(timers[i].first));
+    }
+  }
+  EXPECT_EQ(queue.live(), kept.size());
+  std::vector<Waker> due;
+  queue.PopDue(At(100), due);
+  ASSERT_EQ(due.size(), kept.size());
+  size_t i = 0;
+  for (const auto& [key, task] : kept) EXPECT_EQ(due[i++].task_id(), task);
+}
+
+}  // namespace
+}  // namespace simsched
