@@ -5,7 +5,7 @@
 // (start sequence, slot) in the low word, so a single unsigned comparison
 // orders timers by (deadline, start order); equal deadlines fire in the order
 // they were started. A 4-ary heap is half as deep as a binary one, and a
-// node's four children share a cache line or two, which is what popping
+// node's four children share one cache line, which is what popping
 // costs. Nothing is allocated per timer: slots are reused through a free
 // list threaded through the slab, and the heap's vector keeps its capacity.
 //
@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -76,6 +77,7 @@ class TimerQueue {
     entry.sequence = static_cast<uint32_t>(sequence_);
     const Key key = MakeKey(deadline, static_cast<uint32_t>(sequence_), slot);
     ++sequence_;
+    if (heap_.empty()) heap_.resize(kRoot);  // the padding before the root
     heap_.emplace_back();
     SiftUp(heap_.size() - 1, key);
     ++live_;
@@ -95,7 +97,7 @@ class TimerQueue {
     const Slot& entry = slots_[slot];
     if (!Armed(entry) || entry.generation != generation) return Waker();
     Waker waker = Disarm(slot);
-    if (++stale_ > 1024 && stale_ > heap_.size() / 2) Rebuild();
+    if (++stale_ > 1024 && stale_ > entries() / 2) Rebuild();
     return waker;
   }
 
@@ -104,7 +106,7 @@ class TimerQueue {
   // The earliest deadline of a live timer, or Instant::max() if none.
   Instant NextDeadline() {
     DropStaleTop();
-    return heap_.empty() ? Instant::max() : DeadlineOf(heap_.front());
+    return entries() == 0 ? Instant::max() : DeadlineOf(heap_[kRoot]);
   }
 
   // PopDue()
@@ -113,8 +115,8 @@ class TimerQueue {
   // (deadline, start order).
   void PopDue(Instant now, std::vector<Waker>& due) {
     const uint64_t limit = BiasedDeadline(now);
-    while (!heap_.empty() && High(heap_.front()) <= limit) {
-      const Key fired = heap_.front();
+    while (entries() > 0 && High(heap_[kRoot]) <= limit) {
+      const Key fired = heap_[kRoot];
       PopTop();
       const uint32_t slot = SlotOf(fired);
       if (!IsLive(fired, slot)) {
@@ -150,7 +152,27 @@ class TimerQueue {
   };
 
   static constexpr uint32_t kNoSlot = UINT32_MAX;
-  static constexpr size_t kArity = 4;
+
+  // The heap's storage starts on a cache line and the root sits at index
+  // kRoot, so that every node's four children (at 4p - 8 .. 4p - 5) fill
+  // exactly one 64-byte line: one miss per level when popping.
+  static constexpr size_t kRoot = 3;
+  static constexpr size_t kLine = 64;
+  static_assert(4 * sizeof(Key) == kLine);
+  template <typename T>
+  struct LineAllocator {
+    using value_type = T;
+    LineAllocator() = default;
+    template <typename U>
+    LineAllocator(const LineAllocator<U>&) {}  // NOLINT: allocator rebinding
+    T* allocate(size_t n) {
+      return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kLine}));
+    }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{kLine}); }
+    friend bool operator==(const LineAllocator&, const LineAllocator&) { return true; }
+  };
+
+  size_t entries() const { return heap_.empty() ? 0 : heap_.size() - kRoot; }
 
   // Maps signed nanoseconds onto unsigned order (flip the sign bit).
   static uint64_t BiasedDeadline(Instant t) {
@@ -184,13 +206,14 @@ class TimerQueue {
 
   // Puts `key` at the hole `i`, moving it up past larger parents.
   void SiftUp(size_t i, Key key) {
-    while (i > 0) {
-      const size_t parent = (i - 1) / kArity;
-      if (!(key < heap_[parent])) break;
-      heap_[i] = heap_[parent];
+    Key* h = heap_.data();
+    while (i > kRoot) {
+      const size_t parent = i / 4 + 2;
+      if (!(key < h[parent])) break;
+      h[i] = h[parent];
       i = parent;
     }
-    heap_[i] = key;
+    h[i] = key;
   }
 
   // Removes the root. The hole goes down along the smallest children to a
@@ -201,13 +224,16 @@ class TimerQueue {
     const Key last = heap_.back();
     heap_.pop_back();
     const size_t n = heap_.size();
-    if (n == 0) return;
+    if (n == kRoot) {
+      heap_.clear();
+      return;
+    }
     Key* h = heap_.data();
-    size_t hole = 0;
+    size_t hole = kRoot;
     for (;;) {
-      const size_t first = kArity * hole + 1;
+      const size_t first = 4 * hole - 8;
       size_t best;
-      if (first + kArity <= n) {
+      if (first + 4 <= n) {
         const size_t a = h[first + 1] < h[first] ? first + 1 : first;
         const size_t b = h[first + 3] < h[first + 2] ? first + 3 : first + 2;
         best = h[b] < h[a] ? b : a;
@@ -226,8 +252,8 @@ class TimerQueue {
   }
 
   void DropStaleTop() {
-    while (!heap_.empty()) {
-      const Key top = heap_.front();
+    while (entries() > 0) {
+      const Key top = heap_[kRoot];
       if (IsLive(top, SlotOf(top))) return;
       PopTop();
       --stale_;
@@ -236,8 +262,11 @@ class TimerQueue {
 
   // Drops the stale entries. A sorted array is a valid heap.
   void Rebuild() {
-    std::erase_if(heap_, [this](Key key) { return !IsLive(key, SlotOf(key)); });
-    std::sort(heap_.begin(), heap_.end());
+    if (heap_.empty()) return;
+    const auto stale = std::remove_if(heap_.begin() + kRoot, heap_.end(),
+                                      [this](Key key) { return !IsLive(key, SlotOf(key)); });
+    heap_.erase(stale, heap_.end());
+    std::sort(heap_.begin() + kRoot, heap_.end());
     stale_ = 0;
   }
 
@@ -245,16 +274,17 @@ class TimerQueue {
   // 32 bits suffice however many timers a queue starts.
   void Renumber() {
     Rebuild();
-    for (size_t i = 0; i < heap_.size(); ++i) {
-      const uint32_t slot = SlotOf(heap_[i]);
+    for (size_t i = 0; i < entries(); ++i) {
+      Key& key = heap_[kRoot + i];
+      const uint32_t slot = SlotOf(key);
       const uint32_t sequence = static_cast<uint32_t>(i);
-      heap_[i] = (heap_[i] >> 64 << 64) | (Key{sequence} << 32) | slot;
+      key = (key >> 64 << 64) | (Key{sequence} << 32) | slot;
       slots_[slot].sequence = sequence;
     }
-    sequence_ = heap_.size();
+    sequence_ = entries();
   }
 
-  std::vector<Key> heap_;
+  std::vector<Key, LineAllocator<Key>> heap_;  // empty, or kRoot padding + the heap
   std::vector<Slot> slots_;
   uint32_t free_head_ = kNoSlot;
   uint64_t sequence_ = 0;
