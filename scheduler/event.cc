@@ -1,9 +1,11 @@
 #include "scheduler/event.h"
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
-#include <vector>
+
+#include "absl/container/inlined_vector.h"
 
 #include "scheduler/scheduler.h"
 
@@ -13,7 +15,7 @@ Event::Event(std::string_view name)
     : name_(name), description_(name.empty() ? "Event" : "Event '" + std::string(name) + "'") {}
 
 Event::~Event() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<internal::SpinLock> lock(mu_);
   while (!waiters_.empty()) {
     auto* awaiter = static_cast<Awaiter*>(waiters_.front());
     awaiter->event_ = nullptr;  // before the removal, which is the last access
@@ -29,11 +31,11 @@ Waker Event::ReleaseOldest() {
 }
 
 void Event::Set() {
-  std::vector<Waker> released;
+  // Inline room for the common few waiters: no allocation under the lock.
+  absl::InlinedVector<Waker, 8> released;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    set_ = true;
-    released.reserve(waiters_.size());
+    std::lock_guard<internal::SpinLock> lock(mu_);
+    set_.store(true, std::memory_order_release);
     while (!waiters_.empty()) released.push_back(ReleaseOldest());
   }
   // Woken outside the lock: a wake may run scheduler code.
@@ -41,14 +43,14 @@ void Event::Set() {
 }
 
 void Event::Reset() {
-  std::lock_guard<std::mutex> lock(mu_);
-  set_ = false;
+  std::lock_guard<internal::SpinLock> lock(mu_);
+  set_.store(false, std::memory_order_relaxed);
 }
 
 bool Event::NotifyOne() {
   Waker waker;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<internal::SpinLock> lock(mu_);
     if (waiters_.empty()) return false;
     waker = ReleaseOldest();
   }
@@ -56,20 +58,15 @@ bool Event::NotifyOne() {
   return true;
 }
 
-bool Event::IsSet() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return set_;
-}
-
 size_t Event::WaiterCount() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<internal::SpinLock> lock(mu_);
   return waiters_.size();
 }
 
 bool Event::Awaiter::await_suspend(std::coroutine_handle<>) {
   internal::RequireCurrentTask("Event::Wait()");
-  std::lock_guard<std::mutex> lock(event_->mu_);
-  if (event_->set_) return false;  // set between await_ready and now
+  std::lock_guard<internal::SpinLock> lock(event_->mu_);
+  if (event_->set_.load(std::memory_order_relaxed)) return false;  // set between await_ready and now
   waker_ = CurrentWaker();
   DescribeWait(event_->description_, location_);
   event_->waiters_.PushBack(this);
@@ -81,7 +78,7 @@ Event::Awaiter::~Awaiter() {
   // Set/NotifyOne (or ~Event) removed it, the event may already be destroyed:
   // do not touch it (regression tests cover both races).
   if (!linked()) return;
-  std::lock_guard<std::mutex> lock(event_->mu_);
+  std::lock_guard<internal::SpinLock> lock(event_->mu_);
   if (linked()) event_->waiters_.Remove(this);
 }
 

@@ -26,6 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/spin_lock.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/thread_pool_scheduler.h"
 
@@ -36,40 +37,7 @@ namespace internal {
 // Building blocks
 // -----------------------------------------------------------------------------
 
-// Spins with the CPU's pause hint: cheaper for the sibling hyperthread and
-// the memory system than a bare load loop.
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// SpinLock
-//
-// A test-and-test-and-set lock for the run queues, whose critical sections
-// are a few dozen instructions. After a short spin it yields the CPU, so a
-// holder preempted on an oversubscribed machine gets to run.
-class SpinLock {
- public:
-  void lock() {
-    int spins = 0;
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 100) {
-          CpuRelax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  void unlock() { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
-};
+// CpuRelax() and SpinLock: scheduler/internal/spin_lock.h.
 
 // -----------------------------------------------------------------------------
 // Live tasks

@@ -52,6 +52,7 @@
 
 #include "absl/status/status.h"
 #include "benchmark/benchmark.h"
+#include "scheduler/event.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
@@ -888,7 +889,46 @@ void BM_W3_ChannelPingPong_ThreadPoolScheduler(benchmark::State& state) {
   state.SetItemsProcessed(messages);
 }
 
+// --- Issue #16: Event round trips on the TestScheduler. ---
+//
+// Two tasks hand control back and forth through two Events: each round is a
+// Set that wakes a waiter, a Reset, and a Wait that suspends (IsSet plus the
+// locked enqueue) on each side. Items are round trips. Run it under
+// callgrind to count what Event's locking costs per operation.
+
+constexpr int kEventRounds = 100'000;
+
+simsched::Co<void> EventPinger(simsched::Event& a, simsched::Event& b, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    b.Reset();
+    a.Set();
+    co_await b.Wait();
+  }
+}
+
+simsched::Co<void> EventPonger(simsched::Event& a, simsched::Event& b, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await a.Wait();
+    a.Reset();
+    b.Set();
+  }
+}
+
+void BM_Event_PingPong_TestScheduler(benchmark::State& state) {
+  int64_t rounds = 0;
+  for (auto _ : state) {
+    simsched::TestScheduler scheduler({.seed = 1, .max_steps = 0});
+    simsched::Event a("a"), b("b");
+    simsched::Spawn(scheduler, EventPonger(a, b, kEventRounds)).Detach();
+    simsched::Spawn(scheduler, EventPinger(a, b, kEventRounds)).Detach();
+    if (!CheckStatus(state, scheduler.Run())) return;
+    rounds += kEventRounds;
+  }
+  state.SetItemsProcessed(rounds);
+}
+
 BENCHMARK(BM_W3_ChannelPingPong_TestScheduler)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Event_PingPong_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W3_ChannelPingPong_ThreadPoolScheduler)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_SeedSweep_SmallScenario_Harness)->Unit(benchmark::kMillisecond);
