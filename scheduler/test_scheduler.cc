@@ -139,6 +139,7 @@ TestScheduler::TestScheduler(TestSchedulerOptions options)
   }
   strategy_.Init(spec, rng_);
   uniform_pick_ = strategy_.uniform();
+  UpdatePlainSteps();
 }
 
 std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions options) {
@@ -509,7 +510,11 @@ void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value)
   const LaneId previous_lane = current_lane_;
   current_lane_ = lane;
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
-  if (task->PollOnce() == TaskHeader::PollResult::kRequeue) Requeue(task);
+  // Tasks of this scheduler are confined to its thread unless it allows
+  // parking (or a decorator in front of it says otherwise).
+  const TaskHeader::PollResult result =
+      task->confined() ? task->PollOnceConfined() : task->PollOnce();
+  if (result == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
   if (poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
@@ -519,13 +524,33 @@ void TestScheduler::ChargePollCost(TaskId task) {
   if (cost > Duration::zero()) AdvanceTimeTo(DeadlineAfter(now_, cost));
 }
 
+// The run loops check FailurePending() (which covers the inbox) before every
+// step; Step() checks the inbox itself.
 [[gnu::always_inline]] inline bool TestScheduler::StepInline() {
-  if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
   if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
+  if (lane_queued_ == 0 && plain_steps_ && !background_.empty()) [[likely]] {
+    // The common case, kept short: only background work is runnable, the
+    // pick is uniform, and nothing records or charges the step. The same
+    // transitions as RunPicked + Requeue, minus what is switched off.
+    TaskHeader* task = background_.SwapRemove(rng_.Below(background_.size()));
+    ++steps_;
+    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);
+    const LaneId previous_lane = std::exchange(current_lane_, kNoLane);
+    const TaskHeader::PollResult result =
+        task->confined() ? task->PollOnceConfined() : task->PollOnce();
+    current_lane_ = previous_lane;
+    if (result == TaskHeader::PollResult::kRequeue) {
+      if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
+        background_.push_back(task);
+      } else {
+        Requeue(task);
+      }
+    }
+    return true;
+  }
   TaskHeader* next;
   LaneId lane;
-  if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) [[likely]] {
-    // The common case, kept short: only background work is runnable.
+  if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) {
     next = background_.SwapRemove(rng_.Below(background_.size()));
     lane = kNoLane;
   } else if (!PickNextSlow(next, lane)) {
@@ -535,7 +560,10 @@ void TestScheduler::ChargePollCost(TaskId task) {
   return true;
 }
 
-bool TestScheduler::Step() { return StepInline(); }
+bool TestScheduler::Step() {
+  if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
+  return StepInline();
+}
 
 bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
   if ((task.state() & TaskHeader::kScheduled) == 0 || task.running()) return false;

@@ -401,7 +401,10 @@ class TestScheduler final : public Scheduler {
   //
   // Installs `model` (not owned; null removes it). With none installed (the
   // default) polls take no virtual time and cost nothing extra.
-  void SetPollCostModel(PollCostModel* model) { poll_cost_model_ = model; }
+  void SetPollCostModel(PollCostModel* model) {
+    poll_cost_model_ = model;
+    UpdatePlainSteps();
+  }
   PollCostModel* poll_cost_model() const { return poll_cost_model_; }
 
   // SetTaskObserver()
@@ -559,6 +562,12 @@ class TestScheduler final : public Scheduler {
   uint64_t next_task_id_ = 1;
   internal::ScheduleStrategy strategy_;
   bool uniform_pick_ = true;  // strategy_.uniform(), on the hot path
+  // Uniform picks, no trace recording and no poll cost model: the step's
+  // fast path applies (see StepInline).
+  bool plain_steps_ = true;
+  void UpdatePlainSteps() {
+    plain_steps_ = uniform_pick_ && !options_.record_trace && poll_cost_model_ == nullptr;
+  }
   uint64_t trace_state_ = 0;
   LaneId current_lane_ = kNoLane;
   bool shutting_down_ = false;
