@@ -277,15 +277,25 @@ def _bazel_flags():
             "--config=opt"]
 
 
+def _bazel_env():
+    """The environment for bazel: the PATH tools/bench/report was started with
+    (see there), since Bazel keys every compile on it."""
+    env = dict(os.environ)
+    if os.environ.get("SIMSCHED_REPORT_CALLER_PATH"):
+        env["PATH"] = os.environ["SIMSCHED_REPORT_CALLER_PATH"]
+    return env
+
+
 def build(root):
     targets = ["//tools/bench:scheduler_bench", "//tools/bench:pool_bench",
                "//tools/bench:world_bench"]
     print("report: building " + " ".join(targets) + " with --config=opt", flush=True)
     flags = _bazel_flags()
-    if subprocess.run(["bazel", "build", *flags, *targets], cwd=root, check=False).returncode:
+    if subprocess.run(["bazel", "build", *flags, *targets], cwd=root, check=False,
+                      env=_bazel_env()).returncode:
         raise BenchmarkError("the benchmark build failed (see bazel's output above)")
     bin_dir = subprocess.run(["bazel", "info", *flags, "bazel-bin"], cwd=root, check=True,
-                             capture_output=True, text=True).stdout.strip()
+                             capture_output=True, text=True, env=_bazel_env()).stdout.strip()
     return Path(bin_dir) / "tools" / "bench"
 
 
