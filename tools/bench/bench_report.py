@@ -28,6 +28,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BEGIN = "<!-- bench-report:begin -->"
@@ -300,7 +301,8 @@ def build(root):
 
 
 def run_benchmark(binary, bench_filter, repetitions, min_time, out):
-    print(f"report: running {binary.name} ({repetitions} repetitions)", flush=True)
+    print(f"report: running {binary.name} ({repetitions} repetition"
+          f"{'' if repetitions == 1 else 's'} of each benchmark)", flush=True)
     command = [str(binary), f"--benchmark_filter={bench_filter}",
                f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time}",
                f"--benchmark_out={out}", "--benchmark_out_format=json"]
@@ -344,8 +346,7 @@ def main(argv):
             out_dir = Path(args.from_json)
         else:
             out_dir = Path(args.out_dir) if args.out_dir else Path(
-                subprocess.run(["mktemp", "-d", "/tmp/bench-report.XXXXXX"], check=True,
-                               capture_output=True, text=True).stdout.strip())
+                tempfile.mkdtemp(prefix="bench-report."))
             out_dir.mkdir(parents=True, exist_ok=True)
             cores = os.cpu_count() or 1
             if load_start > 0.5 * cores:
@@ -374,7 +375,7 @@ def main(argv):
             results.update(parsed)
             repetitions[key] = max((r.repetitions for r in parsed.values()), default=0)
         cells = compute_rows(results)
-    except (BenchmarkError, OSError, ValueError) as e:
+    except (BenchmarkError, OSError, ValueError, subprocess.CalledProcessError) as e:
         print(f"report: FAILED: {e}", file=sys.stderr)
         if out_dir is not None and not args.from_json:
             print(f"report: the benchmarks' JSON output is in {out_dir}", file=sys.stderr)
