@@ -33,8 +33,10 @@
 #define SIMSCHED_SCHEDULER_CO_H_
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -64,6 +66,66 @@ class CoOwner {
   template <typename T>
   friend class ::simsched::Co;
   std::coroutine_handle<> frame_;
+};
+
+// Room for a task header before every Co frame.
+//
+// A spawned task is one allocation: the task header (TaskState<T>, see
+// task.h) is built in room reserved in front of its root frame. The frame is
+// allocated by the call to the coroutine function, before anyone knows
+// whether it will be spawned or awaited, so every Co<T> frame reserves the
+// room; a frame that is only awaited leaves it unused. The last byte of the
+// room says whether a header lives there: freeing such a frame (when the task
+// completes or is cancelled) leaves the block to the header, which outlives
+// the frame and frees the block when its last reference goes.
+template <typename T>
+using TaskResultSlot =
+    std::conditional_t<std::is_void_v<T>, bool,
+                       std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*,
+                                          std::optional<T>>>;
+
+// The layout of TaskState<T> (task.h), for its size.
+template <typename T>
+class TaskStateLayout : public TaskHeader {
+  TaskResultSlot<T> value_;
+};
+
+inline constexpr size_t kFrameAlignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+template <typename T>
+inline constexpr size_t kTaskRoomBytes =
+    (sizeof(TaskStateLayout<T>) + 1 + kFrameAlignment - 1) / kFrameAlignment * kFrameAlignment;
+
+// AllocateCoFrame(), FreeCoFrame()
+//
+// A frame of `frame_size` bytes behind `room` bytes of task-header room;
+// FreeCoFrame leaves a block that hosts a task header alone.
+inline void* AllocateCoFrame(size_t frame_size, size_t room) {
+  unsigned char* block = static_cast<unsigned char*>(::operator new(room + frame_size));
+  block[room - 1] = 0;  // no header lives here (yet)
+  return block + room;
+}
+inline void FreeCoFrame(void* frame, size_t room) noexcept {
+  unsigned char* const at = static_cast<unsigned char*>(frame);
+  if (at[-1] != 0) return;  // the task header frees the block
+  ::operator delete(at - room);
+}
+// The header room in front of a Co<T> frame, marked as hosting a header.
+inline void* HostTaskHeader(void* frame, size_t room) noexcept {
+  unsigned char* const at = static_cast<unsigned char*>(frame);
+  at[-1] = 1;
+  return at - room;
+}
+
+template <typename T>
+struct CoFrameAllocation {
+  static_assert(alignof(TaskStateLayout<T>) <= kFrameAlignment,
+                "simsched: a Co<T> whose T is over-aligned (alignas beyond "
+                "__STDCPP_DEFAULT_NEW_ALIGNMENT__) is not supported; return it boxed");
+  static void* operator new(std::size_t size) { return AllocateCoFrame(size, kTaskRoomBytes<T>); }
+  static void operator delete(void* frame, std::size_t) noexcept {
+    FreeCoFrame(frame, kTaskRoomBytes<T>);
+  }
 };
 
 class CoPromiseBase {
@@ -127,7 +189,7 @@ CoPromiseBase* CoPromiseOf(std::coroutine_handle<Promise> handle) noexcept {
 }
 
 template <typename T>
-class CoPromise final : public CoPromiseBase {
+class CoPromise final : public CoPromiseBase, public CoFrameAllocation<T> {
  public:
   Co<T> get_return_object() noexcept;
 
@@ -149,7 +211,7 @@ class CoPromise final : public CoPromiseBase {
 };
 
 template <typename T>
-class CoPromise<T&> final : public CoPromiseBase {
+class CoPromise<T&> final : public CoPromiseBase, public CoFrameAllocation<T&> {
  public:
   Co<T&> get_return_object() noexcept;
   void return_value(T& value) noexcept { value_ = std::addressof(value); }
@@ -164,7 +226,7 @@ class CoPromise<T&> final : public CoPromiseBase {
 };
 
 template <>
-class CoPromise<void> final : public CoPromiseBase {
+class CoPromise<void> final : public CoPromiseBase, public CoFrameAllocation<void> {
  public:
   Co<void> get_return_object() noexcept;
   void return_void() noexcept {}

@@ -283,7 +283,8 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
         "simsched: Spawn was given an empty Co (moved from or default-constructed); "
         "pass the result of calling a coroutine function");
   }
-  auto* state = new TaskState<T>(scheduler, kind, root, scheduler.IsThreadConfined());
+  auto* state =
+      TaskState<T>::CreateInFrameRoom(scheduler, kind, root, scheduler.IsThreadConfined());
   state->metadata.label = std::move(label);
   state->metadata.spawn_location = location;
   // A task spawned by a task belongs to the same session.

@@ -2,11 +2,11 @@
 // -----------------------------------------------------------------------------
 //
 // `SourceLocation` records where a call was written: spawn sites, `co_await`
-// sites and every report that names them. It is `std::source_location` in all
-// but name, built on the compiler builtins directly, because clang 14 with
-// libstdc++ 12 (a supported toolchain: `--config=clang`) has no usable
-// `std::source_location`. It converts from `std::source_location` where that
-// exists.
+// sites and every report that names them. It is `std::source_location` (one
+// pointer) where the toolchain has it, and the compiler builtins directly where
+// it does not: clang 14 with libstdc++ 12 (a supported toolchain:
+// `--config=clang`) has no usable `std::source_location`. It converts from
+// `std::source_location` where that exists.
 //
 // This header defines:
 //   * `simsched::SourceLocation`
@@ -26,15 +26,48 @@
 #include <source_location>
 #endif
 
+#if defined(__cpp_lib_source_location)
+#define SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER 1
+#else
+#define SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER 0
+#endif
+
 namespace simsched {
 
 // SourceLocation
 //
 // A file, line and function. Default-made, it is "unknown" (line 0).
+//
+// Where the compiler has `std::source_location` (g++ 11 and later, clang 15
+// and later) a SourceLocation is one pointer to a record the compiler keeps in
+// static storage, so every task header and awaiter that stores one stays
+// small; elsewhere (clang 14) it holds the file, function and line itself.
 class SourceLocation {
  public:
   constexpr SourceLocation() = default;
 
+#if SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER
+  // current()
+  //
+  // As a defaulted argument, the location of the call site (constexpr, not
+  // consteval: only so does a current() that is itself a default argument,
+  // as in every spawn function, name the outermost call site).
+  static constexpr SourceLocation current(
+      std::source_location location = std::source_location::current()) noexcept {
+    return SourceLocation(location);
+  }
+
+  // Implicit, so APIs taking a SourceLocation accept std::source_location too.
+  constexpr SourceLocation(const std::source_location& location)  // NOLINT
+      : location_(location) {}
+
+  constexpr const char* file_name() const noexcept { return location_.file_name(); }
+  constexpr const char* function_name() const noexcept { return location_.function_name(); }
+  constexpr uint32_t line() const noexcept { return location_.line(); }
+
+ private:
+  std::source_location location_;
+#else
   // current()
   //
   // As a defaulted argument, the location of the call site.
@@ -64,6 +97,7 @@ class SourceLocation {
   const char* file_ = "";
   const char* function_ = "";
   uint32_t line_ = 0;
+#endif
 };
 
 }  // namespace simsched

@@ -37,6 +37,7 @@
 #include <coroutine>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -68,7 +69,17 @@ class TaskState final : public TaskHeader {
  public:
   TaskState(Scheduler& scheduler, ScheduleKind kind,
             std::coroutine_handle<CoPromise<T>> root, bool confined)
-      : TaskHeader(scheduler, kind, root, &root.promise(), confined) {}
+      : TaskHeader(scheduler, kind, root, &root.promise(), confined) {
+    static_assert(sizeof(TaskState) == sizeof(TaskStateLayout<T>));
+  }
+
+  // Builds the header of a task whose root is `root`, in the room in front of
+  // the frame (co.h): one allocation per task.
+  static TaskState* CreateInFrameRoom(Scheduler& scheduler, ScheduleKind kind,
+                                      std::coroutine_handle<CoPromise<T>> root, bool confined) {
+    void* room = HostTaskHeader(root.address(), kTaskRoomBytes<T>);
+    return ::new (room) TaskState(scheduler, kind, root, confined);
+  }
 
   // Takes the result of a finished task: the value, or throws its exception,
   // or throws TaskCancelledError.
@@ -98,11 +109,13 @@ class TaskState final : public TaskHeader {
     }
   }
 
-  using Storage =
-      std::conditional_t<std::is_void_v<T>, bool,
-                         std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*,
-                                            std::optional<T>>>;
-  Storage value_{};
+  void Free() noexcept override {
+    void* const block = this;
+    this->~TaskState();
+    ::operator delete(block);
+  }
+
+  TaskResultSlot<T> value_{};
 };
 
 }  // namespace internal

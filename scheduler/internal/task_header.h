@@ -1,8 +1,10 @@
 // Internal: the task header, the state machine every task runs through.
 //
 // A task is a header (this class: state, reference count, metadata, how to
-// schedule it) plus a root coroutine frame. The frame is destroyed as soon as
-// the task completes or is cancelled; the header lives while anyone still
+// schedule it) plus a root coroutine frame, in one allocation: the header is
+// built in room the frame's allocation reserved in front of it (co.h). The
+// frame is destroyed as soon as the task completes or is cancelled, leaving
+// the block to the header, which lives while anyone still
 // refers to it: the `Task<T>` handle, the one queued `Runnable`, or `Waker`s
 // held by timers and primitives. That split is what makes "wake after the
 // end" and "waker outlives its scheduler" harmless: they touch only the header.
@@ -101,7 +103,7 @@ class TaskHeader {
     } else {
       remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
     }
-    if (remaining == 0) delete this;
+    if (remaining == 0) Free();
   }
 
   // Wake()
@@ -247,11 +249,14 @@ class TaskHeader {
     leaf = root;
     leaf_promise_ = root_promise;
   }
-  virtual ~TaskHeader() = default;
+  ~TaskHeader() = default;
 
   // Moves the value or exception out of the finished root frame's promise.
   // The exception goes to `exception_`.
   virtual void HarvestResult(std::coroutine_handle<> root) noexcept = 0;
+  // Destroys the header and frees the block it shares with its (already
+  // destroyed) root frame: see co.h, "Room for a task header".
+  virtual void Free() noexcept = 0;
 
  private:
   bool CasState(uint64_t& expected, uint64_t desired) {
