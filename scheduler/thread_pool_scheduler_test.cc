@@ -296,9 +296,10 @@ TEST(ThreadPoolSchedulerTest, ReusedIdBlocksKeepIdsUniqueAndTracked) {
     });
     std::vector<Task<int>> tasks;
     for (int i = 0; i < 40; ++i) tasks.push_back(Spawn(*scheduler, Twice(i)));
-    EXPECT_GT(gated.id().value, last);
-    EXPECT_TRUE(seen.insert(gated.id().value).second) << "id " << gated.id().value << " issued twice";
-    last = gated.id().value;
+    const uint64_t gated_id = gated.id().value;
+    EXPECT_GT(gated_id, last);
+    EXPECT_TRUE(seen.insert(gated_id).second) << "id " << gated_id << " issued twice";
+    last = gated_id;
     for (int i = 0; i < 40; ++i) {
       const uint64_t id = tasks[i].id().value;
       EXPECT_GT(id, last) << "round " << round;

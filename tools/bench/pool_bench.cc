@@ -79,7 +79,8 @@ int64_t W1Tasks() {
 // SIMSCHED_BENCH_ITERATIONS, or 0 when unset.
 int64_t FixedIterations() {
   static const int64_t iterations = [] {
-    absl::StatusOr<uint64_t> n = simsched::testing::EnvironmentUint64("SIMSCHED_BENCH_ITERATIONS", 0);
+    absl::StatusOr<uint64_t> n =
+        simsched::testing::EnvironmentUint64("SIMSCHED_BENCH_ITERATIONS", 0);
     if (!n.ok() || *n > INT64_MAX) {
       std::fprintf(stderr, "SIMSCHED_BENCH_ITERATIONS must be an iteration count: %s\n",
                    n.ok() ? "too large" : std::string(n.status().message()).c_str());
