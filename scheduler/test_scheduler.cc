@@ -177,8 +177,14 @@ void TestScheduler::Reinit(TestSchedulerOptions options) {
 
   StrategySpec spec;
   if (!options_.strategy.empty()) {
-    absl::StatusOr<StrategySpec> parsed = ParseStrategy(options_.strategy);
+    // A reused scheduler usually gets the text it parsed last time.
+    absl::StatusOr<StrategySpec> parsed =
+        parsed_strategy_.has_value() && parsed_strategy_text_ == options_.strategy
+            ? absl::StatusOr<StrategySpec>(*parsed_strategy_)
+            : ParseStrategy(options_.strategy);
     if (parsed.ok()) {
+      parsed_strategy_text_ = options_.strategy;
+      parsed_strategy_ = *parsed;
       spec = ResolveStrategy(*parsed, options_.seed);
     } else {
       RecordFailure(absl::InvalidArgumentError(

@@ -564,6 +564,10 @@ class TestScheduler final : public Scheduler {
   absl::Status DeadlockFailure(std::string_view operation) const;
 
   TestSchedulerOptions options_;
+  // The last strategy text that parsed, and its parse (a cache for Reinit:
+  // a function of the text alone, so it may outlive a run).
+  std::string parsed_strategy_text_;
+  std::optional<StrategySpec> parsed_strategy_;
   Rng rng_;
   Rng user_rng_;
   Instant now_{};
