@@ -116,25 +116,81 @@ bool operator==(const TraceEntry& a, const TraceEntry& b) {
          a.session == b.session;
 }
 
-TestScheduler::TestScheduler(TestSchedulerOptions options)
-    : options_(options),
-      rng_(options.seed),
-      user_rng_(SplitMix64(options.seed ^ kUserStreamSalt)),
-      owner_thread_marker_(&thread_marker),
-      parker_(std::make_shared<internal::Parker>()) {
-  step_limit_ = options.max_steps == 0 ? UINT64_MAX : options.max_steps;
-  lanes_.emplace_back();
-  lanes_.back().name = "main";
+TestScheduler::TestScheduler(TestSchedulerOptions options) { Reinit(std::move(options)); }
+
+// Every field, to what a fresh scheduler has: the constructor runs this on
+// default-initialized members, TestSchedulerPool on a scheduler that a seed
+// used and Shutdown() emptied (containers keep their capacity; nothing else
+// survives). A field added to the class must be reset here.
+void TestScheduler::Reinit(TestSchedulerOptions options) {
+  options_ = std::move(options);
+  rng_ = Rng(options_.seed);
+  user_rng_ = Rng(SplitMix64(options_.seed ^ kUserStreamSalt));
+  now_ = Instant{};
+  steps_ = 0;
+  step_limit_ = options_.max_steps == 0 ? UINT64_MAX : options_.max_steps;
+  next_task_id_ = 1;
+  trace_state_ = 0;
+  current_lane_ = kNoLane;
+  shutting_down_ = false;
+  failed_ = false;
+  owner_thread_marker_ = &thread_marker;
+
+  background_.clear();
+  deprioritized_.clear();
+  lanes_.resize(1);
+  lanes_[0].name = "main";
+  lanes_[0].queue.clear();
+  lanes_[0].blocked = 0;
+  lane_queued_ = 0;
+  deprioritized_labels_.clear();
+
+  live_head_ = nullptr;
+  live_tail_ = nullptr;
+  live_by_id_.clear();
+  idle_allowed_.clear();
+  internal_ids_.clear();
+  wake_notes_.clear();
+  waking_from_ = WakeCause::kUnknown;
+
+  // A fresh queue: timer ids (slot generations) start over as in a new one.
+  timers_ = internal::TimerQueue();
+  poll_cost_model_ = nullptr;
+  task_observer_ = nullptr;
+  next_timer_deadline_ = Instant::max();
+
+  trace_.clear();
+  task_events_.clear();
+  trace_notes_.clear();
+  failure_ = absl::OkStatus();
+  failure_count_ = 0;
+  // Only a scheduler that may park needs one up front (foreign threads unpark
+  // it); otherwise GetUnparker() makes one on demand. Never reused: an
+  // Unparker of an earlier run must not reach this one.
+  parker_ = options_.allow_parking ? std::make_shared<internal::Parker>() : nullptr;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.clear();
+    foreign_failure_ = absl::OkStatus();
+    inbox_pending_.store(false, std::memory_order_relaxed);
+  }
+
   StrategySpec spec;
-  if (!options.strategy.empty()) {
-    absl::StatusOr<StrategySpec> parsed = ParseStrategy(options.strategy);
+  if (!options_.strategy.empty()) {
+    // A reused scheduler usually gets the text it parsed last time.
+    absl::StatusOr<StrategySpec> parsed =
+        parsed_strategy_.has_value() && parsed_strategy_text_ == options_.strategy
+            ? absl::StatusOr<StrategySpec>(*parsed_strategy_)
+            : ParseStrategy(options_.strategy);
     if (parsed.ok()) {
-      spec = ResolveStrategy(*parsed, options.seed);
+      parsed_strategy_text_ = options_.strategy;
+      parsed_strategy_ = *parsed;
+      spec = ResolveStrategy(*parsed, options_.seed);
     } else {
       RecordFailure(absl::InvalidArgumentError(
           absl::StrCat("TestSchedulerOptions::strategy: ", parsed.status().message())));
     }
-  } else if (!options.randomize_order) {
+  } else if (!options_.randomize_order) {
     spec.kind = StrategyKind::kFifo;
   }
   strategy_.Init(spec, rng_);
@@ -146,7 +202,9 @@ std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions option
   return std::make_shared<TestScheduler>(options);
 }
 
-TestScheduler::~TestScheduler() {
+TestScheduler::~TestScheduler() { Shutdown(); }
+
+void TestScheduler::Shutdown() {
   SIMSCHED_CHECK(internal::current_task == nullptr ||
                      internal::current_task->scheduler() != this,
                  "a TestScheduler was destroyed from inside one of its own tasks");
@@ -252,7 +310,9 @@ void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
   // is dropped (cancelling the task) at shutdown.
   inbox_.push_back(runnable.ReleaseHeader());
   inbox_pending_.store(true, std::memory_order_release);
-  parker_->Unpark();
+  // Only a scheduler that may park has a thread to wake (and its parker_ is
+  // made before any thread can get here).
+  if (options_.allow_parking) parker_->Unpark();
 }
 
 void TestScheduler::DrainInbox() {
@@ -295,7 +355,10 @@ bool TestScheduler::Park(std::optional<Duration> timeout) {
   return parker_->Park(timeout);
 }
 
-Unparker TestScheduler::GetUnparker() { return Unparker(parker_); }
+Unparker TestScheduler::GetUnparker() {
+  if (parker_ == nullptr) parker_ = std::make_shared<internal::Parker>();
+  return Unparker(parker_);
+}
 
 uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
   return static_cast<uint32_t>(rng_.Below(uint64_t{max_yields} + 1));

@@ -73,6 +73,10 @@
 
 namespace simsched {
 
+namespace internal {
+class TestSchedulerPool;
+}  // namespace internal
+
 // TestSchedulerOptions
 struct TestSchedulerOptions {
   // Every scheduling decision derives from this.
@@ -495,6 +499,15 @@ class TestScheduler final : public Scheduler {
   std::string RunSummary() const;
 
  private:
+  // Reuse between the seeds of a sweep (scheduler/internal/test_scheduler_pool.h).
+  friend class internal::TestSchedulerPool;
+  // Sets every field to what `TestScheduler(options)` makes, keeping
+  // containers' storage; on a scheduler that is new or was Shutdown().
+  void Reinit(TestSchedulerOptions options);
+  // The destructor's work: cancels every task (frame destructors run) and
+  // drops the timers. Then only Reinit() or destruction may follow.
+  void Shutdown();
+
   // The task core's hooks, reached through internal::TaskCoreAccess.
   void OnTaskSpawned(internal::TaskHeader& task) override;
   void OnTaskFinished(internal::TaskHeader& task) override;
@@ -554,6 +567,10 @@ class TestScheduler final : public Scheduler {
   absl::Status DeadlockFailure(std::string_view operation) const;
 
   TestSchedulerOptions options_;
+  // The last strategy text that parsed, and its parse (a cache for Reinit:
+  // a function of the text alone, so it may outlive a run).
+  std::string parsed_strategy_text_;
+  std::optional<StrategySpec> parsed_strategy_;
   Rng rng_;
   Rng user_rng_;
   Instant now_{};

@@ -40,6 +40,11 @@ class RingQueue {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // Empties the queue, keeping its storage.
+  void clear() {
+    head_ = 0;
+    size_ = 0;
+  }
 
   T& operator[](size_t i) { return data_[(head_ + i) & mask_]; }
   const T& operator[](size_t i) const { return data_[(head_ + i) & mask_]; }
