@@ -20,7 +20,8 @@ include_guard(GLOBAL)
 # targets: a consumer's warnings are its own business.
 set(SIMSCHED_PRIVATE_COMPILE_OPTIONS
     -Wall -Wextra -Werror=return-type -fno-omit-frame-pointer
-    # .bazelrc builds with -O1; a CMake build without a build type does too.
+    # Bazel's default mode builds with -O1 (tools/build/defs.bzl); a CMake build
+    # without a build type does too. Build types keep CMake's own -O flags.
     $<$<STREQUAL:$<CONFIG>,>:-O1>
     # Bazel compiles with paths relative to the workspace, so __FILE__ and
     # SourceLocation read "scheduler/task.h", not "/abs/path/scheduler/task.h";

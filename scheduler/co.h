@@ -32,6 +32,10 @@
 #ifndef SIMSCHED_SCHEDULER_CO_H_
 #define SIMSCHED_SCHEDULER_CO_H_
 
+#if defined(__SANITIZE_ADDRESS__) || defined(SIMSCHED_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -67,6 +71,12 @@ class CoOwner {
   friend class ::simsched::Co;
   std::coroutine_handle<> frame_;
 };
+
+#if defined(__SANITIZE_ADDRESS__) || defined(SIMSCHED_ASAN)
+#define SIMSCHED_POISON_FRAME(at, size) ASAN_POISON_MEMORY_REGION(at, size)
+#else
+#define SIMSCHED_POISON_FRAME(at, size) ((void)(at), (void)(size))
+#endif
 
 // Room for a task header before every Co frame.
 //
@@ -105,9 +115,14 @@ inline void* AllocateCoFrame(size_t frame_size, size_t room) {
   block[room - 1] = 0;  // no header lives here (yet)
   return block + room;
 }
-inline void FreeCoFrame(void* frame, size_t room) noexcept {
+inline void FreeCoFrame(void* frame, size_t frame_size, size_t room) noexcept {
   unsigned char* const at = static_cast<unsigned char*>(frame);
-  if (at[-1] != 0) return;  // the task header frees the block
+  if (at[-1] != 0) {
+    // The task header frees the block. Under AddressSanitizer the dead
+    // frame is poisoned meanwhile, so a use of it is still reported.
+    SIMSCHED_POISON_FRAME(at, frame_size);
+    return;
+  }
   ::operator delete(at - room);
 }
 // The header room in front of a Co<T> frame, marked as hosting a header.
@@ -123,8 +138,8 @@ struct CoFrameAllocation {
                 "simsched: a Co<T> whose T is over-aligned (alignas beyond "
                 "__STDCPP_DEFAULT_NEW_ALIGNMENT__) is not supported; return it boxed");
   static void* operator new(std::size_t size) { return AllocateCoFrame(size, kTaskRoomBytes<T>); }
-  static void operator delete(void* frame, std::size_t) noexcept {
-    FreeCoFrame(frame, kTaskRoomBytes<T>);
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    FreeCoFrame(frame, size, kTaskRoomBytes<T>);
   }
 };
 

@@ -415,11 +415,11 @@ class YieldAwaiter {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
     internal::TaskHeader& task = internal::RequireCurrentTask("Yield()");
-    // The waker path every awaitable uses (Waker::Wake is exactly this call),
-    // minus the reference count a Waker object would add and drop: waking the
-    // task during its own poll re-queues it as soon as the poll ends. No wait
-    // site is recorded: a yielded task is always queued, and reports say so.
-    task.Wake(task.seq());
+    // The waker path every awaitable uses, minus the reference count a Waker
+    // object would add and drop: waking the task during its own poll
+    // re-queues it as soon as the poll ends. No wait site is recorded: a
+    // yielded task is always queued, and reports say so.
+    task.WakeSelf();
   }
   void await_resume() const noexcept {}
 };

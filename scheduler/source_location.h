@@ -3,8 +3,8 @@
 //
 // `SourceLocation` records where a call was written: spawn sites, `co_await`
 // sites and every report that names them. It is `std::source_location` (one
-// pointer) where the toolchain has it, and the compiler builtins directly where
-// it does not: clang 14 with libstdc++ 12 (a supported toolchain:
+// pointer) plus the function's short name where the toolchain has it, and the
+// compiler builtins directly where it does not: clang 14 with libstdc++ 12 (a supported toolchain:
 // `--config=clang`) has no usable `std::source_location`. It converts from
 // `std::source_location` where that exists.
 //
@@ -27,9 +27,9 @@
 #endif
 
 #if defined(__cpp_lib_source_location)
-#define SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER 1
+#define SIMSCHED_SOURCE_LOCATION_IS_COMPACT 1
 #else
-#define SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER 0
+#define SIMSCHED_SOURCE_LOCATION_IS_COMPACT 0
 #endif
 
 namespace simsched {
@@ -39,34 +39,42 @@ namespace simsched {
 // A file, line and function. Default-made, it is "unknown" (line 0).
 //
 // Where the compiler has `std::source_location` (g++ 11 and later, clang 15
-// and later) a SourceLocation is one pointer to a record the compiler keeps in
-// static storage, so every task header and awaiter that stores one stays
-// small; elsewhere (clang 14) it holds the file, function and line itself.
+// and later) a SourceLocation is two pointers: to the file-and-line record
+// the compiler keeps in static storage, and to the function's short name; so
+// every task header and awaiter that stores one stays small. Elsewhere
+// (clang 14) it holds the file, function and line itself.
 class SourceLocation {
  public:
   constexpr SourceLocation() = default;
 
-#if SIMSCHED_SOURCE_LOCATION_IS_ONE_POINTER
+#if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
   // current()
   //
   // As a defaulted argument, the location of the call site (constexpr, not
   // consteval: only so does a current() that is itself a default argument,
   // as in every spawn function, name the outermost call site).
   static constexpr SourceLocation current(
-      std::source_location location = std::source_location::current()) noexcept {
-    return SourceLocation(location);
+      std::source_location location = std::source_location::current(),
+      const char* function = __builtin_FUNCTION()) noexcept {
+    return SourceLocation(location, function);
   }
 
   // Implicit, so APIs taking a SourceLocation accept std::source_location too.
   constexpr SourceLocation(const std::source_location& location)  // NOLINT
-      : location_(location) {}
+      : location_(location), function_(location.function_name()) {}
 
   constexpr const char* file_name() const noexcept { return location_.file_name(); }
-  constexpr const char* function_name() const noexcept { return location_.function_name(); }
+  // The function's name as written ("TestBody", "operator()"), not the full
+  // signature std::source_location gives.
+  constexpr const char* function_name() const noexcept { return function_; }
   constexpr uint32_t line() const noexcept { return location_.line(); }
 
  private:
+  constexpr SourceLocation(const std::source_location& location, const char* function)
+      : location_(location), function_(function) {}
+
   std::source_location location_;
+  const char* function_ = "";
 #else
   // current()
   //

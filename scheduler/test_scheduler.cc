@@ -116,36 +116,95 @@ bool operator==(const TraceEntry& a, const TraceEntry& b) {
          a.session == b.session;
 }
 
-TestScheduler::TestScheduler(TestSchedulerOptions options)
-    : options_(options),
-      rng_(options.seed),
-      user_rng_(SplitMix64(options.seed ^ kUserStreamSalt)),
-      owner_thread_marker_(&thread_marker),
-      parker_(std::make_shared<internal::Parker>()) {
-  step_limit_ = options.max_steps == 0 ? UINT64_MAX : options.max_steps;
-  lanes_.emplace_back();
-  lanes_.back().name = "main";
+TestScheduler::TestScheduler(TestSchedulerOptions options) { Reinit(std::move(options)); }
+
+// Every field, to what a fresh scheduler has: the constructor runs this on
+// default-initialized members, TestSchedulerPool on a scheduler that a seed
+// used and Shutdown() emptied (containers keep their capacity; nothing else
+// survives). A field added to the class must be reset here.
+void TestScheduler::Reinit(TestSchedulerOptions options) {
+  options_ = std::move(options);
+  rng_ = Rng(options_.seed);
+  user_rng_ = Rng(SplitMix64(options_.seed ^ kUserStreamSalt));
+  now_ = Instant{};
+  steps_ = 0;
+  step_limit_ = options_.max_steps == 0 ? UINT64_MAX : options_.max_steps;
+  next_task_id_ = 1;
+  trace_state_ = 0;
+  current_lane_ = kNoLane;
+  shutting_down_ = false;
+  failed_ = false;
+  owner_thread_marker_ = &thread_marker;
+
+  background_.clear();
+  deprioritized_.clear();
+  lanes_.resize(1);
+  lanes_[0].name = "main";
+  lanes_[0].queue.clear();
+  lanes_[0].blocked = 0;
+  lane_queued_ = 0;
+  deprioritized_labels_.clear();
+
+  live_head_ = nullptr;
+  live_tail_ = nullptr;
+  live_by_id_.clear();
+  idle_allowed_.clear();
+  internal_ids_.clear();
+  wake_notes_.clear();
+  waking_from_ = WakeCause::kUnknown;
+
+  // A fresh queue: timer ids (slot generations) start over as in a new one.
+  timers_ = internal::TimerQueue();
+  poll_cost_model_ = nullptr;
+  task_observer_ = nullptr;
+  next_timer_deadline_ = Instant::max();
+
+  trace_.clear();
+  task_events_.clear();
+  trace_notes_.clear();
+  failure_ = absl::OkStatus();
+  failure_count_ = 0;
+  // Only a scheduler that may park needs one up front (foreign threads unpark
+  // it); otherwise GetUnparker() makes one on demand. Never reused: an
+  // Unparker of an earlier run must not reach this one.
+  parker_ = options_.allow_parking ? std::make_shared<internal::Parker>() : nullptr;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.clear();
+    foreign_failure_ = absl::OkStatus();
+    inbox_pending_.store(false, std::memory_order_relaxed);
+  }
+
   StrategySpec spec;
-  if (!options.strategy.empty()) {
-    absl::StatusOr<StrategySpec> parsed = ParseStrategy(options.strategy);
+  if (!options_.strategy.empty()) {
+    // A reused scheduler usually gets the text it parsed last time.
+    absl::StatusOr<StrategySpec> parsed =
+        parsed_strategy_.has_value() && parsed_strategy_text_ == options_.strategy
+            ? absl::StatusOr<StrategySpec>(*parsed_strategy_)
+            : ParseStrategy(options_.strategy);
     if (parsed.ok()) {
-      spec = ResolveStrategy(*parsed, options.seed);
+      parsed_strategy_text_ = options_.strategy;
+      parsed_strategy_ = *parsed;
+      spec = ResolveStrategy(*parsed, options_.seed);
     } else {
       RecordFailure(absl::InvalidArgumentError(
           absl::StrCat("TestSchedulerOptions::strategy: ", parsed.status().message())));
     }
-  } else if (!options.randomize_order) {
+  } else if (!options_.randomize_order) {
     spec.kind = StrategyKind::kFifo;
   }
   strategy_.Init(spec, rng_);
   uniform_pick_ = strategy_.uniform();
+  UpdatePlainSteps();
 }
 
 std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions options) {
   return std::make_shared<TestScheduler>(options);
 }
 
-TestScheduler::~TestScheduler() {
+TestScheduler::~TestScheduler() { Shutdown(); }
+
+void TestScheduler::Shutdown() {
   SIMSCHED_CHECK(internal::current_task == nullptr ||
                      internal::current_task->scheduler() != this,
                  "a TestScheduler was destroyed from inside one of its own tasks");
@@ -251,7 +310,9 @@ void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
   // is dropped (cancelling the task) at shutdown.
   inbox_.push_back(runnable.ReleaseHeader());
   inbox_pending_.store(true, std::memory_order_release);
-  parker_->Unpark();
+  // Only a scheduler that may park has a thread to wake (and its parker_ is
+  // made before any thread can get here).
+  if (options_.allow_parking) parker_->Unpark();
 }
 
 void TestScheduler::DrainInbox() {
@@ -294,7 +355,10 @@ bool TestScheduler::Park(std::optional<Duration> timeout) {
   return parker_->Park(timeout);
 }
 
-Unparker TestScheduler::GetUnparker() { return Unparker(parker_); }
+Unparker TestScheduler::GetUnparker() {
+  if (parker_ == nullptr) parker_ = std::make_shared<internal::Parker>();
+  return Unparker(parker_);
+}
 
 uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
   return static_cast<uint32_t>(rng_.Below(uint64_t{max_yields} + 1));
@@ -520,7 +584,11 @@ void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value)
   const LaneId previous_lane = current_lane_;
   current_lane_ = lane;
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
-  if (task->PollOnce() == TaskHeader::PollResult::kRequeue) Requeue(task);
+  // Tasks of this scheduler are confined to its thread unless it allows
+  // parking (or a decorator in front of it says otherwise).
+  const TaskHeader::PollResult result =
+      task->confined() ? task->PollOnceConfined() : task->PollOnce();
+  if (result == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
   if (poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
@@ -530,13 +598,33 @@ void TestScheduler::ChargePollCost(TaskId task) {
   if (cost > Duration::zero()) AdvanceTimeTo(DeadlineAfter(now_, cost));
 }
 
+// The run loops check FailurePending() (which covers the inbox) before every
+// step; Step() checks the inbox itself.
 [[gnu::always_inline]] inline bool TestScheduler::StepInline() {
-  if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
   if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
+  if (lane_queued_ == 0 && plain_steps_ && !background_.empty()) [[likely]] {
+    // The common case, kept short: only background work is runnable, the
+    // pick is uniform, and nothing records or charges the step. The same
+    // transitions as RunPicked + Requeue, minus what is switched off.
+    TaskHeader* task = background_.SwapRemove(rng_.Below(background_.size()));
+    ++steps_;
+    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);
+    const LaneId previous_lane = std::exchange(current_lane_, kNoLane);
+    const TaskHeader::PollResult result =
+        task->confined() ? task->PollOnceConfined() : task->PollOnce();
+    current_lane_ = previous_lane;
+    if (result == TaskHeader::PollResult::kRequeue) {
+      if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
+        background_.push_back(task);
+      } else {
+        Requeue(task);
+      }
+    }
+    return true;
+  }
   TaskHeader* next;
   LaneId lane;
-  if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) [[likely]] {
-    // The common case, kept short: only background work is runnable.
+  if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) {
     next = background_.SwapRemove(rng_.Below(background_.size()));
     lane = kNoLane;
   } else if (!PickNextSlow(next, lane)) {
@@ -546,7 +634,10 @@ void TestScheduler::ChargePollCost(TaskId task) {
   return true;
 }
 
-bool TestScheduler::Step() { return StepInline(); }
+bool TestScheduler::Step() {
+  if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
+  return StepInline();
+}
 
 bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
   if ((task.state() & TaskHeader::kScheduled) == 0 || task.running()) return false;

@@ -73,6 +73,10 @@
 
 namespace simsched {
 
+namespace internal {
+class TestSchedulerPool;
+}  // namespace internal
+
 // TestSchedulerOptions
 struct TestSchedulerOptions {
   // Every scheduling decision derives from this.
@@ -401,7 +405,10 @@ class TestScheduler final : public Scheduler {
   //
   // Installs `model` (not owned; null removes it). With none installed (the
   // default) polls take no virtual time and cost nothing extra.
-  void SetPollCostModel(PollCostModel* model) { poll_cost_model_ = model; }
+  void SetPollCostModel(PollCostModel* model) {
+    poll_cost_model_ = model;
+    UpdatePlainSteps();
+  }
   PollCostModel* poll_cost_model() const { return poll_cost_model_; }
 
   // SetTaskObserver()
@@ -492,6 +499,15 @@ class TestScheduler final : public Scheduler {
   std::string RunSummary() const;
 
  private:
+  // Reuse between the seeds of a sweep (scheduler/internal/test_scheduler_pool.h).
+  friend class internal::TestSchedulerPool;
+  // Sets every field to what `TestScheduler(options)` makes, keeping
+  // containers' storage; on a scheduler that is new or was Shutdown().
+  void Reinit(TestSchedulerOptions options);
+  // The destructor's work: cancels every task (frame destructors run) and
+  // drops the timers. Then only Reinit() or destruction may follow.
+  void Shutdown();
+
   // The task core's hooks, reached through internal::TaskCoreAccess.
   void OnTaskSpawned(internal::TaskHeader& task) override;
   void OnTaskFinished(internal::TaskHeader& task) override;
@@ -551,6 +567,10 @@ class TestScheduler final : public Scheduler {
   absl::Status DeadlockFailure(std::string_view operation) const;
 
   TestSchedulerOptions options_;
+  // The last strategy text that parsed, and its parse (a cache for Reinit:
+  // a function of the text alone, so it may outlive a run).
+  std::string parsed_strategy_text_;
+  std::optional<StrategySpec> parsed_strategy_;
   Rng rng_;
   Rng user_rng_;
   Instant now_{};
@@ -559,6 +579,12 @@ class TestScheduler final : public Scheduler {
   uint64_t next_task_id_ = 1;
   internal::ScheduleStrategy strategy_;
   bool uniform_pick_ = true;  // strategy_.uniform(), on the hot path
+  // Uniform picks, no trace recording and no poll cost model: the step's
+  // fast path applies (see StepInline).
+  bool plain_steps_ = true;
+  void UpdatePlainSteps() {
+    plain_steps_ = uniform_pick_ && !options_.record_trace && poll_cost_model_ == nullptr;
+  }
   uint64_t trace_state_ = 0;
   LaneId current_lane_ = kNoLane;
   bool shutting_down_ = false;

@@ -160,6 +160,10 @@ ThreadPoolScheduler::~ThreadPoolScheduler() {
   }
   DrainAllReturns();
   for (const auto& [index, block] : blocks_->blocks) delete block;
+  for (auto& worker : workers_) internal::DeleteSpareBlocks(worker->ids);
+  for (size_t i = 0; i < internal::kExternalIdSlots; ++i) {
+    internal::DeleteSpareBlocks(external_ids_[i].ids);
+  }
 }
 
 void ThreadPoolScheduler::DrainAllReturns() {
@@ -167,14 +171,29 @@ void ThreadPoolScheduler::DrainAllReturns() {
   // spawns (a task that is cancelled at once and returned again).
   for (bool any = true; any;) {
     any = false;
-    auto drain = [&any](internal::PoolReturnList& list) {
-      if (TaskHeader* tasks = internal::TakeReturns(list)) {
+    // The backlog first (the spawner's, under its lock if it is shared),
+    // then what is still on the list; both released outside any lock.
+    auto drain = [&any](internal::PoolIdAllocator& ids, TaskHeader* backlog) {
+      if (backlog != nullptr) {
         any = true;
-        internal::ReleaseReturns(list, tasks);
+        internal::ReleaseReturns(ids.returns, backlog);
+      }
+      if (TaskHeader* tasks = internal::TakeReturns(ids.returns)) {
+        any = true;
+        internal::ReleaseReturns(ids.returns, tasks);
       }
     };
-    for (auto& worker : workers_) drain(worker->ids.returns);
-    for (size_t i = 0; i < internal::kExternalIdSlots; ++i) drain(external_ids_[i].ids.returns);
+    // The workers have been joined: their allocators are this thread's now.
+    for (auto& worker : workers_) drain(worker->ids, internal::TakeWholeBacklog(worker->ids));
+    for (size_t i = 0; i < internal::kExternalIdSlots; ++i) {
+      internal::PoolExternalIds& slot = external_ids_[i];
+      TaskHeader* backlog;
+      {
+        std::lock_guard<internal::SpinLock> lock(slot.lock);
+        backlog = internal::TakeWholeBacklog(slot.ids);
+      }
+      drain(slot.ids, backlog);
+    }
   }
 }
 

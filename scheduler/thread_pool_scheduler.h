@@ -258,8 +258,10 @@ class ThreadPoolScheduler final : public Scheduler {
                              internal::TaskHeader* waited_task);
 
   // Task tracking (see "Live tasks" in the .cc).
+  // Issues `task` an id; returns a finished task for the caller to release
+  // (outside any lock), or null.
   internal::TaskHeader* AssignId(internal::PoolIdAllocator& ids, internal::TaskHeader& task);
-  internal::PoolIdBlock* NewIdBlock(internal::PoolReturnList& home);
+  internal::PoolIdBlock* NewIdBlock(internal::PoolIdAllocator& ids);
   void FreeIdBlock(internal::PoolIdBlock* block);
   std::shared_ptr<internal::PoolBlockWaiter> RegisterBlockWaiter(internal::TaskHeader& task,
                                                                  bool main_loop,

@@ -22,28 +22,26 @@ using internal::TaskHeader;
 // -----------------------------------------------------------------------------
 
 void ThreadPoolScheduler::OnTaskSpawned(TaskHeader& task) {
-  internal::PoolIdAllocator* ids;
-  TaskHeader* returns;
+  TaskHeader* release;
   PoolWorker* local = internal::tls_worker;
   if (local != nullptr && local->pool == this) {
-    ids = &local->ids;
-    returns = AssignId(*ids, task);
+    release = AssignId(local->ids, task);
   } else {
     internal::PoolExternalIds& slot = external_ids_[internal::ExternalSlot()];
-    ids = &slot.ids;
     std::lock_guard<internal::SpinLock> lock(slot.lock);
-    returns = AssignId(*ids, task);
+    release = AssignId(slot.ids, task);
   }
-  if (returns != nullptr) internal::ReleaseReturns(ids->returns, returns);
+  // Outside any lock: a release may destroy a task's result, running user
+  // code.
+  if (release != nullptr) release->Release();
 }
 
 TaskHeader* ThreadPoolScheduler::AssignId(internal::PoolIdAllocator& ids, TaskHeader& task) {
-  TaskHeader* returns = nullptr;
   if (ids.block == nullptr || ids.next == internal::kIdBlock) {
-    // Once per block, take back the finished tasks this allocator spawned
-    // (the caller releases them, outside any lock).
-    returns = internal::TakeReturns(ids.returns);
-    ids.block = NewIdBlock(ids.returns);
+    // Once per block, take back the finished tasks this allocator spawned,
+    // unless the previous ones are still being released.
+    if (ids.backlog == nullptr) internal::TakeBacklog(ids);
+    ids.block = NewIdBlock(ids);
     ids.next = 0;
   }
   PoolIdBlock* block = ids.block;
@@ -54,13 +52,25 @@ TaskHeader* ThreadPoolScheduler::AssignId(internal::PoolIdAllocator& ids, TaskHe
   task.enqueue_seq = reinterpret_cast<uintptr_t>(block);
   task.AddRef();  // the registry's, handed back through `block->home`
   block->issued.store(index + 1, std::memory_order_release);
-  return returns;
+  return internal::PopBacklog(ids);
 }
 
-PoolIdBlock* ThreadPoolScheduler::NewIdBlock(internal::PoolReturnList& home) {
+PoolIdBlock* ThreadPoolScheduler::NewIdBlock(internal::PoolIdAllocator& ids) {
   // Ids start at 1; block k holds ids [1 + 32k, 1 + 32(k + 1)).
   const uint64_t index = next_id_block_.fetch_add(1, std::memory_order_relaxed);
-  auto* block = new PoolIdBlock(1 + index * internal::kIdBlock, &home);
+  const uint64_t first_id = 1 + index * internal::kIdBlock;
+  // Reuse a block whose tasks all finished (FreeIdBlock) if there is one.
+  if (ids.spare_blocks == nullptr &&
+      ids.returns.free_blocks.load(std::memory_order_relaxed) != nullptr) {
+    ids.spare_blocks = ids.returns.free_blocks.exchange(nullptr, std::memory_order_acquire);
+  }
+  PoolIdBlock* block = ids.spare_blocks;
+  if (block != nullptr) {
+    ids.spare_blocks = block->next_free;
+    block->Reset(first_id);
+  } else {
+    block = new PoolIdBlock(first_id, &ids.returns);
+  }
   std::lock_guard<std::mutex> lock(registry_mu_);
   blocks_->blocks.emplace(index, block);
   return block;
@@ -71,7 +81,14 @@ void ThreadPoolScheduler::FreeIdBlock(PoolIdBlock* block) {
     std::lock_guard<std::mutex> lock(registry_mu_);
     blocks_->blocks.erase((block->first_id - 1) / internal::kIdBlock);
   }
-  delete block;
+  // Out of the registry, nobody else refers to the block: hand it back to
+  // its allocator for reuse.
+  std::atomic<PoolIdBlock*>& free_blocks = block->home->free_blocks;
+  PoolIdBlock* head = free_blocks.load(std::memory_order_relaxed);
+  do {
+    block->next_free = head;
+  } while (!free_blocks.compare_exchange_weak(head, block, std::memory_order_release,
+                                              std::memory_order_relaxed));
 }
 
 void ThreadPoolScheduler::OnTaskFinished(TaskHeader& task) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -274,6 +275,116 @@ TEST(ThreadPoolSchedulerTest, IsTaskRunningIsFalseForIdsNotIssuedYet) {
   ASSERT_TRUE(BlockOn(*scheduler, spawner).ok());
   EXPECT_FALSE(scheduler->IsTaskRunning(outer.id()));
   EXPECT_FALSE(scheduler->IsTaskRunning(TaskId{spawner.id().value + 1}));
+}
+
+// Id blocks whose 32 tasks all finished are reused for later ids. Over many
+// rounds (far more blocks than are ever live at once) ids stay unique and
+// increasing for one spawning thread, finished ids are not running, a task
+// kept alive in an old block stays tracked, and BlockOn on a task in a
+// reused block (whose waiter bit must start clear) waits for it.
+TEST(ThreadPoolSchedulerTest, ReusedIdBlocksKeepIdsUniqueAndTracked) {
+  auto scheduler = MakePool();
+  Event hold("hold");
+  Task<void> long_lived = Spawn(*scheduler, [&]() -> Co<void> { co_await hold.Wait(); });
+  std::set<uint64_t> seen = {long_lived.id().value};
+  uint64_t last = long_lived.id().value;
+  for (int round = 0; round < 40; ++round) {
+    Event go("go");
+    Task<int> gated = Spawn(*scheduler, [&]() -> Co<int> {
+      co_await go.Wait();
+      co_return 5;
+    });
+    std::vector<Task<int>> tasks;
+    for (int i = 0; i < 40; ++i) tasks.push_back(Spawn(*scheduler, Twice(i)));
+    const uint64_t gated_id = gated.id().value;
+    EXPECT_GT(gated_id, last);
+    EXPECT_TRUE(seen.insert(gated_id).second) << "id " << gated_id << " issued twice";
+    last = gated_id;
+    for (int i = 0; i < 40; ++i) {
+      const uint64_t id = tasks[i].id().value;
+      EXPECT_GT(id, last) << "round " << round;
+      EXPECT_TRUE(seen.insert(id).second) << "id " << id << " issued twice";
+      last = id;
+      absl::StatusOr<int> value = BlockOn(*scheduler, tasks[i]);
+      ASSERT_TRUE(value.ok()) << value.status();
+      EXPECT_EQ(*value, 2 * i);
+    }
+    // A BlockOn from another thread registers a waiter in the gated task's
+    // block, which by now is often a reused one.
+    absl::StatusOr<int> gated_value;
+    std::thread waiter([&] { gated_value = BlockOn(*scheduler, gated); });
+    EXPECT_TRUE(scheduler->IsTaskRunning(gated.id()));
+    go.Set();
+    waiter.join();
+    ASSERT_TRUE(gated_value.ok()) << gated_value.status();
+    EXPECT_EQ(*gated_value, 5);
+    for (const Task<int>& task : tasks) EXPECT_FALSE(scheduler->IsTaskRunning(task.id()));
+    EXPECT_FALSE(scheduler->IsTaskRunning(gated.id()));
+    EXPECT_TRUE(scheduler->IsTaskRunning(long_lived.id()));
+    EXPECT_EQ(scheduler->LiveTaskCount(), 1u);
+  }
+  hold.Set();
+  ASSERT_TRUE(BlockOn(*scheduler, long_lived).ok());
+  EXPECT_EQ(scheduler->LiveTaskCount(), 0u);
+}
+
+// A value that counts its destruction on `home`'s thread or elsewhere
+// (moved-from copies do not count).
+class CountsWhereDestroyed {
+ public:
+  CountsWhereDestroyed(std::thread::id home, std::atomic<int>* on_home,
+                       std::atomic<int>* elsewhere)
+      : home_(home), on_home_(on_home), elsewhere_(elsewhere) {}
+  CountsWhereDestroyed(CountsWhereDestroyed&& other) noexcept
+      : home_(other.home_),
+        on_home_(std::exchange(other.on_home_, nullptr)),
+        elsewhere_(std::exchange(other.elsewhere_, nullptr)) {}
+  CountsWhereDestroyed& operator=(CountsWhereDestroyed&&) = delete;
+  ~CountsWhereDestroyed() {
+    if (on_home_ == nullptr) return;
+    (std::this_thread::get_id() == home_ ? on_home_ : elsewhere_)->fetch_add(1);
+  }
+
+ private:
+  std::thread::id home_;
+  std::atomic<int>* on_home_;
+  std::atomic<int>* elsewhere_;
+};
+
+// The registry hands each finished task back to the thread that spawned it,
+// which frees the header (destroying a detached task's result) while it
+// spawns more. A burst that finishes entirely while its spawner waits (the
+// usual fork-join) is freed by the spawner during its next burst, not by the
+// workers: that keeps malloc's frees on the allocating thread. The one
+// exception: a worker hands a batch over inside a task's own OnTaskFinished,
+// and the spawner may release that task before the worker drops its last
+// reference (at most one task in 16).
+TEST(ThreadPoolSchedulerTest, BurstsOfDetachedTasksAreFreedByTheirSpawner) {
+  constexpr int kBurst = 2000;
+  constexpr int kRounds = 3;
+  std::atomic<int> on_home{0};
+  std::atomic<int> elsewhere{0};
+  std::atomic<int> done{0};
+  const std::thread::id home = std::this_thread::get_id();
+  {
+    auto scheduler = MakePool();
+    for (int round = 0; round < kRounds; ++round) {
+      Event go("go");
+      for (int i = 0; i < kBurst; ++i) {
+        Spawn(*scheduler, [&]() -> Co<CountsWhereDestroyed> {
+          co_await go.Wait();
+          done.fetch_add(1);
+          co_return CountsWhereDestroyed(home, &on_home, &elsewhere);
+        }).Detach();
+      }
+      go.Set();
+      ASSERT_TRUE(WaitFor([&] { return done.load() == (round + 1) * kBurst; }));
+      ASSERT_TRUE(WaitFor([&] { return scheduler->LiveTaskCount() == 0; }));
+    }
+  }  // what is still held is freed here, on this thread
+  EXPECT_EQ(on_home.load() + elsewhere.load(), kRounds * kBurst);
+  EXPECT_LE(elsewhere.load(), kRounds * kBurst / 16)
+      << "finished headers were freed by the workers, not handed back";
 }
 
 TEST(ThreadPoolSchedulerTest, LabelsAreAcceptedAndIgnored) {

@@ -16,6 +16,8 @@ Example:
     )
 """
 
+load("//tools/build:defs.bzl", "cc_test")
+
 def sim_test(
         name,
         srcs,
@@ -44,7 +46,7 @@ def sim_test(
     defines = ['SIMSCHED_TEST_TARGET=\\"//%s:%s\\"' % (package, name)]
     if seeds:
         defines.append('SIMSCHED_SEEDS_FILE=\\"%s/%s.seeds\\"' % (package, name))
-    native.cc_test(
+    cc_test(
         name = name,
         srcs = srcs,
         deps = deps + [

@@ -21,6 +21,7 @@
 #include "gtest/gtest-spi.h"
 #include "scheduler/strategy.h"
 #include "sim/properties.h"
+#include "scheduler/internal/test_scheduler_pool.h"
 #include "testing/internal/program_properties.h"
 #include "testing/internal/property_tally.h"
 #include "testing/internal/crash_reporter.h"
@@ -128,8 +129,12 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
   bool fatal_ = false;
 };
 
+// `pool` (may be null: a fresh scheduler) lends the seed its scheduler. The
+// determinism check's second run passes none, so it also runs on a scheduler
+// at a new address.
 SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& options,
-                const std::string& strategy, bool record_trace, size_t perturb_bytes) {
+                const std::string& strategy, bool record_trace, size_t perturb_bytes,
+                simsched::internal::TestSchedulerPool* pool) {
   SeedRun run;
   run.seed = seed;
   // The determinism check's second run shifts the heap, so any decision that
@@ -152,12 +157,15 @@ SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& option
       });
   simsched::internal::ScopedPropertySink property_sink(&recorder);
   {
-    auto scheduler = TestScheduler::Create({.seed = seed,
-                                            .randomize_order = options.randomize_order,
-                                            .strategy = strategy,
-                                            .max_steps = options.max_steps,
-                                            .record_trace = record_trace,
-                                            .allow_idle_tasks = options.allow_idle_tasks});
+    TestSchedulerOptions scheduler_options{.seed = seed,
+                                           .randomize_order = options.randomize_order,
+                                           .strategy = strategy,
+                                           .max_steps = options.max_steps,
+                                           .record_trace = record_trace,
+                                           .allow_idle_tasks = options.allow_idle_tasks};
+    std::shared_ptr<TestScheduler> scheduler =
+        pool != nullptr ? pool->Acquire(std::move(scheduler_options))
+                        : TestScheduler::Create(std::move(scheduler_options));
     context.set_scheduler(scheduler.get());
     running = scheduler.get();
     sim_test_internal::CrashReporter::BeginSeed(seed, strategy.c_str(), scheduler.get());
@@ -246,8 +254,9 @@ struct ReplayCommands {
   std::string binary;
 };
 
-ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint64_t seed,
-                      const std::string& strategy) {
+// `binary` is BinaryPath(bazel_target), found once per sweep.
+ReplayCommands Replay(const char* test_name, std::string_view bazel_target,
+                      const std::string& binary, uint64_t seed, const std::string& strategy) {
   ReplayCommands commands;
   if (!bazel_target.empty()) {
     commands.bazel = absl::StrCat("bazel test ", std::string(bazel_target), " --test_filter=",
@@ -256,7 +265,7 @@ ReplayCommands Replay(const char* test_name, std::string_view bazel_target, uint
                                   " --test_output=all");
   }
   commands.binary = absl::StrCat("SIMSCHED_SEED=", seed, " SIMSCHED_STRATEGY=", strategy, " ",
-                                 BinaryPath(bazel_target), " --gtest_filter=", test_name);
+                                 binary, " --gtest_filter=", test_name);
   return commands;
 }
 
@@ -500,7 +509,10 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   }
   // A crash inside a seed names the seed (sim_test_main installs these too).
   sim_test_internal::InstallCrashHandlers();
-  sim_test_internal::CrashReporter::BeginTest(test_name, bazel_target, BinaryPath(bazel_target));
+  const std::string binary_path = BinaryPath(bazel_target);  // for replay lines
+  sim_test_internal::CrashReporter::BeginTest(test_name, bazel_target, binary_path);
+  // Written to only under `bazel test` (TEST_UNDECLARED_OUTPUTS_DIR).
+  const bool write_outputs = EnvironmentValue("TEST_UNDECLARED_OUTPUTS_DIR") != nullptr;
 
   // The strategy: SIMSCHED_STRATEGY, else the test's, else mix (fifo for
   // randomize_order = false). Each seed runs under its resolved form.
@@ -513,6 +525,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     return fail(absl::StrCat("simsched: the test's .strategy is not valid: ",
                              spec.status().message()));
   }
+  // One scheduler serves every seed in turn (see TestSchedulerPool).
+  simsched::internal::TestSchedulerPool pool;
   auto strategy_for = [&](uint64_t seed) {
     StrategySpec resolved = ResolveStrategy(*spec, seed);
     if (resolved.is_pct() && resolved.run_length == 0) {
@@ -521,7 +535,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       // and every replay gets the same k). Their outcome is not reported.
       RunLengthEstimator estimator;
       for (uint64_t calibration = 0; calibration < kCalibrationSeeds; ++calibration) {
-        estimator.Observe(RunSeed(body, calibration, options, "random", false, 0).steps);
+        estimator.Observe(RunSeed(body, calibration, options, "random", false, 0, &pool).steps);
       }
       spec->run_length = estimator.Estimate();
       resolved.run_length = spec->run_length;
@@ -577,6 +591,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
   std::vector<uint64_t> listed_failed;
   std::string budget_note;
   ProgressFile progress(test_name, total);
+  std::string strategy_text_cache;
   for (uint64_t i = 0; i < total; ++i) {
     if (i > 0) progress.Update(ran, failed_count, /*last=*/false);
     const bool is_regression = i < regression.size();
@@ -589,10 +604,15 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                                  last_seed, ", the next would have been ", seed);
       break;
     }
-    const std::string strategy = strategy_for(seed);
+    // Only mix resolves differently per seed; the others are resolved once
+    // (after PCT's calibration, if any).
+    if (strategy_text_cache.empty() || spec->kind == StrategyKind::kMix) {
+      strategy_text_cache = strategy_for(seed);
+    }
+    const std::string& strategy = strategy_text_cache;
     const bool write_trace = config.trace_file.has_value();
     SeedRun run = RunSeed(body, seed, options, strategy,
-                          /*record_trace=*/config.check_determinism || write_trace, 0);
+                          /*record_trace=*/config.check_determinism || write_trace, 0, &pool);
     if (write_trace) {
       if (absl::Status written = WriteRunTrace(*config.trace_file, test_name, strategy, run);
           !written.ok()) {
@@ -611,20 +631,17 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       ++failed_count;
       if (listed_failed.size() < kListedSeeds) listed_failed.push_back(seed);
     };
-    const std::string origin =
-        is_regression ? std::string("a regression seed")
-                      : config.single_seed.has_value()
-                            ? std::string("replaying SIMSCHED_SEED")
-                            : absl::StrCat("run ", seed - config.start_seed + 1, " of ",
-                                           config.iterations, " in the sweep");
-    const ReplayCommands replay = Replay(test_name, bazel_target, seed, strategy);
+    // Replay lines and the seed's origin are words for failure reports only.
+    auto replay_for = [&] { return Replay(test_name, bazel_target, binary_path, seed, strategy); };
 
     if (config.check_determinism) {
-      // Perturb the heap by a seed-dependent amount for the second run.
-      SeedRun second =
-          RunSeed(body, seed, options, strategy, /*record_trace=*/true, 64 * (1 + seed % 97));
+      // Perturb the heap by a seed-dependent amount for the second run, on a
+      // fresh scheduler (not the pooled one: a new address too).
+      SeedRun second = RunSeed(body, seed, options, strategy, /*record_trace=*/true,
+                               64 * (1 + seed % 97), /*pool=*/nullptr);
       if (std::optional<std::string> difference = CompareRuns(run, second)) {
         note_failed();
+        const ReplayCommands replay = replay_for();
         fail(absl::StrCat("simsched: ", test_name, " is not deterministic on seed ", seed,
                           " (SIMSCHED_CHECK_DETERMINISM ran it twice, shifting the heap "
                           "between runs): ",
@@ -644,10 +661,18 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     if (!run.failed()) continue;
 
     note_failed();
+    const std::string origin =
+        is_regression ? std::string("a regression seed")
+                      : config.single_seed.has_value()
+                            ? std::string("replaying SIMSCHED_SEED")
+                            : absl::StrCat("run ", seed - config.start_seed + 1, " of ",
+                                           config.iterations, " in the sweep");
+    const ReplayCommands replay = replay_for();
     // Passing seeds run without a trace (it costs time); replay this one with
     // the trace on for the report. Same seed, same schedule.
-    SeedRun traced =
-        write_trace ? run : RunSeed(body, seed, options, strategy, /*record_trace=*/true, 0);
+    SeedRun traced = write_trace ? run
+                                 : RunSeed(body, seed, options, strategy, /*record_trace=*/true,
+                                           0, &pool);
     fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay, strategy));
     AppendToUndeclaredOutput(
         "simsched_failures.jsonl",
@@ -702,10 +727,12 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
                           .c_str()
                     : "");
   }
+  if (!write_outputs) return;  // nowhere to write the summary line
   std::string seeds_json, hashes_json, failed_json;
   for (size_t i = 0; i < listed_seeds.size(); ++i) {
     absl::StrAppend(&seeds_json, i ? ", " : "", listed_seeds[i]);
-    absl::StrAppend(&hashes_json, i ? ", " : "", "\"", absl::StrFormat("0x%016x", listed_hashes[i]), "\"");
+    absl::StrAppend(&hashes_json, i ? ", \"0x" : "\"0x", absl::Hex(listed_hashes[i], absl::kZeroPad16),
+                    "\"");
   }
   for (size_t i = 0; i < listed_failed.size(); ++i) absl::StrAppend(&failed_json, i ? ", " : "", listed_failed[i]);
   AppendToUndeclaredOutput(

@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -14,6 +16,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
+#include "scheduler/executor.h"
 #include "testing/internal/capture_failures.h"
 
 namespace simsched::testing {
@@ -92,6 +95,89 @@ TEST(RunSimTestTest, TasksLeftRunningAreRunByTheHarnessAfterTheBody) {
   });
   EXPECT_THAT(failures, ::testing::IsEmpty());
   EXPECT_EQ(finished_after_body, 0);
+}
+
+// The seeds of a sweep share one reused scheduler (TestSchedulerPool); what
+// one seed leaves behind must not reach the next. Each seed checks it starts
+// clean, then leaves junk: a lane, a deprioritized label, an idle task still
+// suspended, a pending timer's task cancelled. Its trace hash must equal the
+// one it gets when run alone (SIMSCHED_SEED, a fresh scheduler).
+struct JunkSeed {
+  uint64_t trace_hash = 0;
+  uint64_t steps = 0;
+};
+
+JunkSeed RunAndLeaveJunk(Sim& sim) {
+  TestScheduler& s = sim.scheduler();
+  EXPECT_EQ(s.LaneCount(), 1u);
+  EXPECT_EQ(s.step_count(), 0u);
+  EXPECT_EQ(s.LiveTaskCount(), 0u);
+  EXPECT_EQ(s.Elapsed(), Duration::zero());
+  EXPECT_TRUE(s.status().ok());
+  EXPECT_EQ(s.poll_cost_model(), nullptr);
+  ForegroundExecutor lane = ForegroundExecutor::ForNewLane(sim.scheduler_ptr(), "junk");
+  for (int i = 0; i < 3; ++i) {
+    SpawnLabeled(s, TaskLabel("junk"), [&s]() -> Co<void> {
+      for (uint64_t n = s.rng().Below(4); n > 0; --n) co_await Yield();
+    }).Detach();
+    lane.Spawn([]() -> Co<void> { co_await Yield(); }).Detach();
+  }
+  EXPECT_TRUE(s.Run().ok());
+  JunkSeed seen{s.TraceHash(), s.step_count()};
+  s.Deprioritize(TaskLabel("junk"));
+  auto never = std::make_shared<Event>("never");
+  Task<void> idle = Spawn(s, [never]() -> Co<void> { co_await never->Wait(); });
+  s.AllowIdle(idle.id());
+  idle.Detach();
+  Spawn(s, []() -> Co<void> { co_await Sleep(std::chrono::hours(1)); }).Detach();
+  return seen;
+}
+
+TEST(RunSimTestTest, SeedsOfASweepShareNothingThroughTheReusedScheduler) {
+  std::map<uint64_t, JunkSeed> swept;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Junk", [&](Sim& sim) { swept[sim.seed()] = RunAndLeaveJunk(sim); },
+               SimTestOptions{.iterations = 30, .run_after_body = false, .print_summary = false},
+               "", "", SourceLocation::current());
+  });
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  ASSERT_EQ(swept.size(), 30u);
+  for (uint64_t seed : {0, 1, 7, 18, 29}) {
+    const std::string seed_text = std::to_string(seed);
+    ScopedEnv env{{"SIMSCHED_SEED", seed_text.c_str()}};
+    std::optional<JunkSeed> alone;
+    failures = CaptureFailures([&] {
+      RunSimTest("Direct.Junk", [&](Sim& sim) { alone = RunAndLeaveJunk(sim); },
+                 SimTestOptions{.iterations = 30, .run_after_body = false, .print_summary = false},
+                 "", "", SourceLocation::current());
+    });
+    EXPECT_THAT(failures, ::testing::IsEmpty());
+    ASSERT_TRUE(alone.has_value());
+    EXPECT_EQ(alone->trace_hash, swept[seed].trace_hash) << "seed " << seed;
+    EXPECT_EQ(alone->steps, swept[seed].steps) << "seed " << seed;
+  }
+}
+
+TEST(RunSimTestTest, ASchedulerTheTestKeepsIsNotReusedByTheNextSeed) {
+  std::vector<std::shared_ptr<TestScheduler>> kept;
+  std::vector<std::string> failures = CaptureFailures([&] {
+    RunSimTest("Direct.Keep",
+               [&](Sim& sim) {
+                 for (int i = 0; i < 5; ++i) {
+                   Spawn(sim.scheduler(), []() -> Co<void> { co_await Yield(); }).Detach();
+                 }
+                 if (sim.seed() % 2 == 0) kept.push_back(sim.scheduler_ptr());
+               },
+               SimTestOptions{.iterations = 10, .print_summary = false, .strategy = "random"},
+               "", "", SourceLocation::current());
+  });
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  ASSERT_EQ(kept.size(), 5u);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_EQ(kept[i]->seed(), 2 * i) << "a later seed took over a scheduler the test kept";
+    EXPECT_EQ(kept[i]->step_count(), 10u);
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(kept[i].get(), kept[j].get());
+  }
 }
 
 class CounterFixture : public SimFixture {

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "scheduler/internal/ring_queue.h"
@@ -52,7 +53,9 @@ namespace internal {
 // Spawning writes only the spawning thread's block; finishing clears the
 // task's bits with one atomic AND (the block is found through the header's
 // scheduler-owned `enqueue_seq`, which this pool does not need for queueing).
-// The block whose last bit clears is freed. The map from block index to
+// The block whose last bit clears leaves the registry and goes back to its
+// issuing allocator for reuse (a lock-free stack, `free_blocks`), so a
+// steady stream of spawns allocates no blocks. The map from block index to
 // block, under `registry_mu_`, is touched once per 32 tasks, and by the rare
 // lookups (IsTaskRunning, BlockOn, LiveTaskCount, shutdown).
 //
@@ -65,33 +68,69 @@ namespace internal {
 // allocated by the spawning thread, is usually freed by that thread too.
 // glibc's malloc serializes frees of another thread's memory on the owning
 // arena's lock, and that lock, not the scheduler, would otherwise bound a
-// pool fed by one thread. A list its spawner does not come back to is
-// drained by the finisher once it holds kMaxReturns headers.
+// pool fed by one thread.
+//
+// The spawning thread does not free what it takes back all at once: it keeps
+// the taken headers as a backlog and releases one per spawn. Each spawn
+// allocates one header, so the header freed by one spawn is the memory the
+// next one gets from malloc's per-thread cache (glibc's tcache holds 7 chunks
+// of a size); freeing 32 at a time overflowed that cache into the arena, and
+// the next allocations went there too. One per spawn also bounds what an
+// allocator holds: about as many finished headers as it had live tasks
+// (each return is one of its tasks finishing).
+//
+// A thread that spawns a burst and then waits for it (the usual way to feed
+// a pool) gets the whole burst's headers back while it waits, and frees them
+// over its next burst. So the list is drained by a finisher only once it
+// holds kMaxReturns headers (about 4 MB of them), for a spawner that does not
+// come back: below that, freeing on the finishing threads cost the pool
+// about half its spawn-and-complete throughput (docs/production.md).
 
 constexpr uint32_t kIdBlock = 32;
 constexpr uint64_t kLiveMask = 0xffffffffULL;
-constexpr int32_t kMaxReturns = 256;
+// Finished headers an allocator's return list holds before a finisher frees
+// them itself (see above).
+constexpr int32_t kMaxReturns = 16384;
 // Workers collect this many returns for a list before handing them over
 // (and hand over what they have before they go idle).
 constexpr uint32_t kReturnBatch = 16;
 
+struct PoolIdBlock;
+
 // PoolReturnList
 //
-// Finished tasks whose registry reference goes back to the thread that
-// spawned them: a lock-free stack linked through `enqueue_seq` (NextReturn).
+// What goes back to an allocator from the threads that finish its tasks:
+// finished tasks whose registry reference goes back to the thread that
+// spawned them (a lock-free stack linked through `enqueue_seq`, NextReturn),
+// and id blocks all of whose tasks finished (a lock-free stack linked through
+// `next_free`). Many push; only the owning allocator takes, and it takes the
+// whole stack at once, so there is no ABA problem.
 struct alignas(64) PoolReturnList {
   std::atomic<TaskHeader*> head{nullptr};
   std::atomic<int32_t> count{0};  // approximate length
+  std::atomic<PoolIdBlock*> free_blocks{nullptr};
 };
 
 // PoolIdBlock
 //
-// 32 consecutive task ids, issued by one allocator.
+// 32 consecutive task ids, issued by one allocator. Reused by the same
+// allocator for a later range once all 32 tasks finished (see Reset).
 struct PoolIdBlock {
   PoolIdBlock(uint64_t first, PoolReturnList* home) : first_id(first), home(home) {}
 
-  const uint64_t first_id;
+  // Makes a block that left the registry ready for ids from `first` on.
+  // Only the issuing allocator calls it, after taking the block back from
+  // `home->free_blocks`; no other thread refers to the block then.
+  void Reset(uint64_t first) {
+    first_id = first;
+    next_free = nullptr;
+    word.store(kLiveMask, std::memory_order_relaxed);
+    issued.store(0, std::memory_order_relaxed);
+  }
+
+  uint64_t first_id;           // written by Reset only
   PoolReturnList* const home;  // the issuing allocator's return list
+  PoolIdBlock* next_free = nullptr;  // link on `home->free_blocks`
   // Low half: live tasks, plus ids not issued yet (so a block in use is never
   // freed). High half: tasks a BlockOn waits for. On its own cache line:
   // finishing threads write it, the issuing thread does not.
@@ -108,6 +147,13 @@ struct PoolIdBlock {
 struct PoolIdAllocator {
   PoolIdBlock* block = nullptr;
   uint32_t next = 0;  // next index in `block`
+  // Finished tasks taken off `returns`, released one per spawn (see "Live
+  // tasks"); `taken` counts the ones released since the last take, for
+  // `returns.count`, which includes the backlog until it is all released.
+  TaskHeader* backlog = nullptr;
+  int32_t taken = 0;
+  // Blocks taken back from `returns.free_blocks`, linked through next_free.
+  PoolIdBlock* spare_blocks = nullptr;
   PoolReturnList returns;
 };
 
@@ -275,6 +321,41 @@ inline void PushReturns(PoolReturnList& list, TaskHeader* first, TaskHeader* las
   const int32_t added = static_cast<int32_t>(count);
   if (list.count.fetch_add(added, std::memory_order_relaxed) + added >= kMaxReturns) {
     ReleaseReturns(list, TakeReturns(list));  // the spawner went quiet
+  }
+}
+
+// Takes the tasks returned to `ids` as its backlog (which must be empty).
+inline void TakeBacklog(PoolIdAllocator& ids) { ids.backlog = TakeReturns(ids.returns); }
+
+// Takes the next header of the backlog, or null; the caller releases it
+// outside any lock. One per spawn keeps the number of finished headers an
+// allocator holds near its number of live tasks: every return is one of its
+// tasks finishing.
+inline TaskHeader* PopBacklog(PoolIdAllocator& ids) {
+  TaskHeader* task = ids.backlog;
+  if (task == nullptr) return nullptr;
+  ids.backlog = NextReturn(*task);
+  ++ids.taken;
+  if (ids.backlog != nullptr) {
+    PrefetchTask(ids.backlog);  // built on other threads: load it early
+  } else {
+    ids.returns.count.fetch_sub(std::exchange(ids.taken, 0), std::memory_order_relaxed);
+  }
+  return task;
+}
+
+// Takes the whole backlog (for shutdown); release it with ReleaseReturns.
+inline TaskHeader* TakeWholeBacklog(PoolIdAllocator& ids) {
+  ids.returns.count.fetch_sub(std::exchange(ids.taken, 0), std::memory_order_relaxed);
+  return std::exchange(ids.backlog, nullptr);
+}
+
+// Frees the blocks an allocator kept for reuse (for the destructor).
+inline void DeleteSpareBlocks(PoolIdAllocator& ids) {
+  PoolIdBlock* block = ids.returns.free_blocks.exchange(nullptr, std::memory_order_acquire);
+  for (int list = 0; list < 2; ++list) {
+    while (block != nullptr) delete std::exchange(block, block->next_free);
+    block = std::exchange(ids.spare_blocks, nullptr);
   }
 }
 

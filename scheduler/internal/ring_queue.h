@@ -40,13 +40,18 @@ class RingQueue {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // Empties the queue, keeping its storage.
+  void clear() {
+    head_ = 0;
+    size_ = 0;
+  }
 
   T& operator[](size_t i) { return data_[(head_ + i) & mask_]; }
   const T& operator[](size_t i) const { return data_[(head_ + i) & mask_]; }
   T& front() { return (*this)[0]; }
   T& back() { return (*this)[size_ - 1]; }
 
-  void push_back(T value) {
+  [[gnu::always_inline]] void push_back(T value) {
     if (size_ == capacity_) Grow();
     data_[(head_ + size_) & mask_] = value;
     ++size_;
@@ -67,7 +72,7 @@ class RingQueue {
   }
 
   // Removes element i by moving the last element into its place.
-  T SwapRemove(size_t i) {
+  [[gnu::always_inline]] T SwapRemove(size_t i) {
     SIMSCHED_CHECK(i < size_, "SwapRemove index out of range");
     T& slot = (*this)[i];
     T value = slot;
@@ -86,7 +91,8 @@ class RingQueue {
   }
 
  private:
-  void Grow() {
+  // Out of line: keeps push_back small enough to inline on hot paths.
+  [[gnu::noinline]] void Grow() {
     const size_t new_capacity = capacity_ == 0 ? 64 : capacity_ * 2;
     auto data = std::make_unique<T[]>(new_capacity);
     for (size_t i = 0; i < size_; ++i) data[i] = (*this)[i];

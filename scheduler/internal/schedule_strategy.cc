@@ -6,6 +6,7 @@ namespace simsched::internal {
 
 void ScheduleStrategy::Init(const StrategySpec& concrete, Rng& rng) {
   spec_ = concrete;
+  enqueue_counter_ = 1;
   change_points_.clear();
   next_change_ = 0;
   fair_after_ = UINT64_MAX;

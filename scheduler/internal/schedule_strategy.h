@@ -34,8 +34,9 @@ namespace simsched::internal {
 
 class ScheduleStrategy {
  public:
-  // Sets up a concrete (resolved, not mix) strategy. PCT draws its change
-  // points from `rng` here, before any task runs.
+  // Sets up a concrete (resolved, not mix) strategy, from scratch (a reused
+  // scheduler calls it again). PCT draws its change points from `rng` here,
+  // before any task runs.
   void Init(const StrategySpec& concrete, Rng& rng);
 
   const StrategySpec& spec() const { return spec_; }

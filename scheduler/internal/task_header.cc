@@ -172,7 +172,11 @@ void TaskHeader::DestroyFrame() {
   if (!root) return;
   FramesBeingDestroyed scope{this, frames_being_destroyed};
   frames_being_destroyed = &scope;
-  DestroyAwaitChain(innermost, innermost_promise, root);
+  // The root frame shares its block with this header (co.h): a destruction
+  // deferred past the nesting bound must find the block alive, so it holds a
+  // reference until the root frame is gone.
+  AddRef();
+  DestroyAwaitChain(innermost, innermost_promise, root, this);
   frames_being_destroyed = scope.outer;
 }
 
@@ -235,6 +239,7 @@ struct DestroyJob {
   std::coroutine_handle<> leaf;
   CoPromiseBase* leaf_promise;
   std::coroutine_handle<> root;
+  TaskHeader* host;  // the header in the root's block, holding a reference; or null
 };
 
 using DeferredJobs = absl::InlinedVector<DestroyJob, 4>;
@@ -261,6 +266,7 @@ void RunJob(const DestroyJob& job) noexcept {
   // The root, and with it (recursively, through the objects that own them)
   // any frames the walk could not reach: links of another coroutine type.
   job.root.destroy();
+  if (job.host != nullptr) job.host->Release();
 }
 
 void RunOrDefer(const DestroyJob& job) noexcept {
@@ -290,12 +296,12 @@ void RunOrDefer(const DestroyJob& job) noexcept {
 }  // namespace
 
 void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept {
-  RunOrDefer(DestroyJob{frame, nullptr, frame});
+  RunOrDefer(DestroyJob{frame, nullptr, frame, nullptr});
 }
 
 void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
-                       std::coroutine_handle<> root) noexcept {
-  RunOrDefer(DestroyJob{leaf ? leaf : root, leaf ? leaf_promise : nullptr, root});
+                       std::coroutine_handle<> root, TaskHeader* host) noexcept {
+  RunOrDefer(DestroyJob{leaf ? leaf : root, leaf ? leaf_promise : nullptr, root, host});
 }
 
 }  // namespace simsched::internal

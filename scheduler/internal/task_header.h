@@ -148,13 +148,7 @@ class TaskHeader {
       SIMSCHED_CHECK((s & (kRunning | kCompleted)) == 0, "polled a running or completed task");
       if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
     }
-    TaskHeader* const previous = current_task;
-    current_task = this;
-    leaf.resume();
-    // The resumption trampoline: awaits of Co children and their returns
-    // hand control back here instead of nesting calls.
-    while (resume_next_) [[unlikely]] std::exchange(resume_next_, nullptr).resume();
-    current_task = previous;
+    ResumeLeaf();
     if (root_.done()) [[unlikely]] return PollEnded();
     s = state();
     for (;;) {
@@ -164,6 +158,42 @@ class TaskHeader {
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
     Release();
     return PollResult::kSuspended;
+  }
+
+  // PollOnceConfined()
+  //
+  // PollOnce() for a task of a thread-confined scheduler (`confined()`): the
+  // same transitions as plain loads and stores, for the TestScheduler's step.
+  [[gnu::always_inline]] PollResult PollOnceConfined() {
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kCancelled | kRunning | kCompleted)) != 0) [[unlikely]] {
+      if ((s & kCancelled) != 0) return PollClosedWhileQueued();
+      SIMSCHED_CHECK(false, "polled a running or completed task");
+    }
+    state_.store(((s & ~kScheduled) | kRunning) + kSeqOne, std::memory_order_relaxed);
+    ResumeLeaf();
+    if (root_.done()) [[unlikely]] return PollEnded();
+    s = state_.load(std::memory_order_relaxed);
+    if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
+    state_.store(s & ~kRunning, std::memory_order_relaxed);
+    if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
+    Release();
+    return PollResult::kSuspended;
+  }
+
+  // WakeSelf()
+  //
+  // Wake() from the task's own poll (Yield): the task is re-queued when the
+  // poll ends.
+  void WakeSelf() {
+    if (confined_) {
+      const uint64_t s = state_.load(std::memory_order_relaxed);
+      if ((s & (kCancelled | kScheduled)) == 0) {
+        state_.store(s | kScheduled, std::memory_order_relaxed);
+      }
+      return;
+    }
+    WakeSlow(seq());
   }
 
   // Cancel()
@@ -268,6 +298,17 @@ class TaskHeader {
                                         std::memory_order_acquire);
   }
   void WakeSlow(uint32_t seq);
+  // Resumes the task where it is suspended, as the current task, and runs
+  // the resumption trampoline until the poll's last suspension.
+  [[gnu::always_inline]] void ResumeLeaf() {
+    TaskHeader* const previous = current_task;
+    current_task = this;
+    leaf.resume();
+    // The resumption trampoline: awaits of Co children and their returns
+    // hand control back here instead of nesting calls.
+    while (resume_next_) [[unlikely]] std::exchange(resume_next_, nullptr).resume();
+    current_task = previous;
+  }
   PollResult PollClosedWhileQueued();
   PollResult PollEnded();
   void LockJoin();
@@ -345,8 +386,10 @@ void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept;
 // destroyed its owning `Co` (in the parent's frame) is emptied, so the
 // parent's destruction does not reach it again. Iterative: a 100,000-deep
 // await chain uses constant stack.
+// `host`, if not null, is the task header sharing the root's block; it holds
+// one reference for the destruction, released once the root is destroyed.
 void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
-                       std::coroutine_handle<> root) noexcept;
+                       std::coroutine_handle<> root, TaskHeader* host) noexcept;
 
 // How deep destructions may nest (a frame whose destruction cancels a task
 // whose destruction cancels another...) before they are deferred.

@@ -52,6 +52,8 @@
 
 #include "absl/status/status.h"
 #include "benchmark/benchmark.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
 #include "scheduler/event.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
@@ -92,12 +94,14 @@ namespace {
 std::atomic<bool> g_count_heap{false};
 std::atomic<int64_t> g_heap_bytes{0};
 std::atomic<int64_t> g_heap_blocks{0};
+std::atomic<int64_t> g_heap_allocations{0};  // every allocation, never decremented
 
 [[maybe_unused]] inline void NoteAlloc(void* p) {
   if (g_count_heap.load(std::memory_order_relaxed)) [[unlikely]] {
     g_heap_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p)),
                            std::memory_order_relaxed);
     g_heap_blocks.fetch_add(1, std::memory_order_relaxed);
+    g_heap_allocations.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -129,13 +133,14 @@ std::atomic<int64_t> g_heap_blocks{0};
   std::free(p);
 }
 
-// Net heap growth (usable bytes and live blocks) between construction and the
-// reading. Counting is on while one is alive; not reentrant.
+// Net heap growth (usable bytes and live blocks), and allocations made,
+// between construction and the reading. Counting is on while one is alive; not reentrant.
 class HeapCounter {
  public:
   HeapCounter()
       : bytes_(g_heap_bytes.load(std::memory_order_relaxed)),
-        blocks_(g_heap_blocks.load(std::memory_order_relaxed)) {
+        blocks_(g_heap_blocks.load(std::memory_order_relaxed)),
+        allocations_(g_heap_allocations.load(std::memory_order_relaxed)) {
     g_count_heap.store(true, std::memory_order_relaxed);
   }
   ~HeapCounter() { g_count_heap.store(false, std::memory_order_relaxed); }
@@ -144,10 +149,15 @@ class HeapCounter {
 
   int64_t bytes() const { return g_heap_bytes.load(std::memory_order_relaxed) - bytes_; }
   int64_t blocks() const { return g_heap_blocks.load(std::memory_order_relaxed) - blocks_; }
+  // Allocations made (freed or not) since construction.
+  int64_t allocations() const {
+    return g_heap_allocations.load(std::memory_order_relaxed) - allocations_;
+  }
 
  private:
   int64_t bytes_;
   int64_t blocks_;
+  int64_t allocations_;
 };
 
 }  // namespace
@@ -783,17 +793,36 @@ void BM_MemoryPerSuspendedTask_Reference(benchmark::State& state) {
   ReportMemory(state, bytes, blocks, frame_bytes);
 }
 
-// --- Issue #5: seed-sweep throughput of a small scenario. ---
+// --- Issue #5/#16: seed-sweep throughput of a small scenario. ---
 //
 // 10 tasks of about 100 steps each (99 yields), swept through the harness
-// (RunSimTest: a fresh TestScheduler, gtest failure interception and the
-// run-after-body per seed), next to the same scenario on a bare
-// TestScheduler loop, so the harness's per-seed overhead is visible.
-// Items are seeds: items_per_second is seeds/s on one core.
+// (RunSimTest: per seed a TestScheduler, gtest failure interception and the
+// run-after-body), next to the same scenario on a bare TestScheduler loop (a
+// fresh scheduler per seed, spawn, Run), so the harness's per-seed overhead
+// is visible. Both run under the "random" strategy (the bare loop's default);
+// `_HarnessMix` sweeps under the harness's default, "mix" (random, PCT and POS
+// by seed; PCT's k is calibrated once per sweep from 3 extra runs of the
+// body, which are not seeds of the sweep). The `_EmptyScenario` pair spawns
+// nothing: what a seed costs before any step.
+// Items are seeds: items_per_second is seeds/s on one core. `allocs_per_seed`
+// is heap allocations per seed, counted over one extra (untimed) sweep.
+//
+// SIMSCHED_BENCH_SWEEP_SEEDS=<n> changes the seeds per iteration (2000), for
+// running under valgrind/callgrind.
 
 constexpr int kSweepTasks = 10;
 constexpr int kSweepYields = 99;
-constexpr uint64_t kSweepSeedsPerIteration = 2000;
+// Sweeps start here, clear of the seeds (0-2) PCT's calibration runs use.
+constexpr uint64_t kSweepFirstSeed = 1000;
+
+uint64_t SweepSeedsPerIteration() {
+  static const uint64_t seeds = [] {
+    const char* env = std::getenv("SIMSCHED_BENCH_SWEEP_SEEDS");
+    const uint64_t n = env != nullptr && *env != '\0' ? std::strtoull(env, nullptr, 10) : 0;
+    return n > 0 ? n : uint64_t{2000};
+  }();
+  return seeds;
+}
 
 simsched::Co<void> SweepTask() {
   for (int i = 0; i < kSweepYields; ++i) co_await simsched::Yield();
@@ -803,39 +832,113 @@ void SpawnSweepScenario(simsched::TestScheduler& scheduler) {
   for (int i = 0; i < kSweepTasks; ++i) simsched::Spawn(scheduler, SweepTask()).Detach();
 }
 
-void BM_SeedSweep_SmallScenario_Harness(benchmark::State& state) {
-  uint64_t seeds = 0;
-  uint64_t start = 0;
-  for (auto _ : state) {
-    uint64_t ran = 0;
-    setenv("SIMSCHED_START_SEED", std::to_string(start).c_str(), 1);
+// One sweep of `count` seeds from `start` through RunSimTest. Checks that
+// every seed of the range ran exactly once and passed (the body may run for
+// other seeds too: PCT's calibration runs).
+bool SweepThroughHarness(benchmark::State& state, uint64_t start, uint64_t count,
+                         const std::string& strategy, bool spawn) {
+  std::vector<uint32_t> runs(count, 0);
+  const std::string start_text = std::to_string(start);
+  setenv("SIMSCHED_START_SEED", start_text.c_str(), 1);
+  ::testing::TestPartResultArray gtest_failures;
+  {
+    // The harness reports a failed seed through gtest; catch it here.
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD,
+        &gtest_failures);
     simsched::testing::RunSimTest(
         "Bench.SmallScenario",
-        [&ran](simsched::testing::Sim& sim) {
-          ++ran;
-          SpawnSweepScenario(sim.scheduler());
+        [&runs, start, count, spawn](simsched::testing::Sim& sim) {
+          const uint64_t seed = sim.seed();
+          if (seed >= start && seed - start < count) ++runs[seed - start];
+          if (spawn) SpawnSweepScenario(sim.scheduler());
         },
-        simsched::testing::SimTestOptions{.iterations = kSweepSeedsPerIteration,
-                                          .print_summary = false},
+        simsched::testing::SimTestOptions{
+            .iterations = count, .print_summary = false, .strategy = strategy},
         "", "", simsched::SourceLocation::current());
-    if (ran != kSweepSeedsPerIteration) state.SkipWithError("the sweep did not run every seed");
-    seeds += ran;
-    start += ran;
   }
   unsetenv("SIMSCHED_START_SEED");
-  state.SetItemsProcessed(static_cast<int64_t>(seeds));
-}
-
-void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
-  uint64_t seed = 0;
-  for (auto _ : state) {
-    for (uint64_t i = 0; i < kSweepSeedsPerIteration; ++i) {
-      simsched::TestScheduler scheduler({.seed = seed++});
-      SpawnSweepScenario(scheduler);
-      if (!scheduler.Run().ok()) state.SkipWithError("Run failed");
+  if (gtest_failures.size() > 0) {
+    state.SkipWithError(("the sweep failed: " +
+                         std::string(gtest_failures.GetTestPartResult(0).message()))
+                            .c_str());
+    return false;
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    if (runs[i] != 1) {
+      state.SkipWithError(("seed " + std::to_string(start + i) + " ran " +
+                           std::to_string(runs[i]) + " times, not once")
+                              .c_str());
+      return false;
     }
   }
-  state.SetItemsProcessed(static_cast<int64_t>(seed));
+  return true;
+}
+
+void BareSweep(benchmark::State& state, uint64_t start, uint64_t count, bool spawn) {
+  for (uint64_t seed = start; seed < start + count; ++seed) {
+    simsched::TestScheduler scheduler({.seed = seed});
+    if (spawn) SpawnSweepScenario(scheduler);
+    if (!scheduler.Run().ok()) state.SkipWithError("Run failed");
+  }
+}
+
+// Heap allocations per seed over one untimed sweep of `count` seeds.
+template <typename Sweep>
+void ReportAllocsPerSeed(benchmark::State& state, uint64_t count, Sweep sweep) {
+  if (SIMSCHED_BENCH_SANITIZED) return;
+  int64_t allocations = 0;
+  {
+    HeapCounter counter;
+    sweep();
+    allocations = counter.allocations();
+  }
+  state.counters["allocs_per_seed"] =
+      benchmark::Counter(static_cast<double>(allocations) / static_cast<double>(count));
+}
+
+void RunHarnessSweepBenchmark(benchmark::State& state, const std::string& strategy,
+                              bool spawn) {
+  const uint64_t per_iteration = SweepSeedsPerIteration();
+  uint64_t seeds = 0;
+  for (auto _ : state) {
+    if (!SweepThroughHarness(state, kSweepFirstSeed + seeds, per_iteration, strategy, spawn)) {
+      return;
+    }
+    seeds += per_iteration;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(seeds));
+  ReportAllocsPerSeed(state, per_iteration, [&] {
+    SweepThroughHarness(state, kSweepFirstSeed + seeds, per_iteration, strategy, spawn);
+  });
+}
+
+void RunBareSweepBenchmark(benchmark::State& state, bool spawn) {
+  const uint64_t per_iteration = SweepSeedsPerIteration();
+  uint64_t seeds = 0;
+  for (auto _ : state) {
+    BareSweep(state, kSweepFirstSeed + seeds, per_iteration, spawn);
+    seeds += per_iteration;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(seeds));
+  ReportAllocsPerSeed(state, per_iteration,
+                      [&] { BareSweep(state, kSweepFirstSeed + seeds, per_iteration, spawn); });
+}
+
+void BM_SeedSweep_SmallScenario_Harness(benchmark::State& state) {
+  RunHarnessSweepBenchmark(state, "random", /*spawn=*/true);
+}
+void BM_SeedSweep_SmallScenario_HarnessMix(benchmark::State& state) {
+  RunHarnessSweepBenchmark(state, "mix", /*spawn=*/true);
+}
+void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
+  RunBareSweepBenchmark(state, /*spawn=*/true);
+}
+void BM_SeedSweep_EmptyScenario_Harness(benchmark::State& state) {
+  RunHarnessSweepBenchmark(state, "random", /*spawn=*/false);
+}
+void BM_SeedSweep_EmptyScenario_BareScheduler(benchmark::State& state) {
+  RunBareSweepBenchmark(state, /*spawn=*/false);
 }
 
 // --- Issue #8: W3 ping-pong over sim::Channel, on both schedulers. ---
@@ -932,7 +1035,10 @@ BENCHMARK(BM_Event_PingPong_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W3_ChannelPingPong_ThreadPoolScheduler)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_SeedSweep_SmallScenario_Harness)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SeedSweep_SmallScenario_HarnessMix)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SeedSweep_EmptyScenario_Harness)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SeedSweep_EmptyScenario_BareScheduler)->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_W1_SpawnYield_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W1_SpawnYield_FifoReference)->Unit(benchmark::kMillisecond);
