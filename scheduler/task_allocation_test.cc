@@ -1,0 +1,135 @@
+// A task is one allocation: the header is built in room in front of the root
+// frame (scheduler/co.h). This binary replaces the global operator new and
+// delete to count allocations and frees.
+
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "gtest/gtest.h"
+#include "scheduler/co.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/task.h"
+#include "scheduler/test_scheduler.h"
+
+namespace {
+
+// Single-threaded test: plain counters.
+bool g_counting = false;
+int64_t g_allocations = 0;
+int64_t g_frees = 0;
+
+void* Allocate(std::size_t size) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void Free(void* p) noexcept {
+  if (p == nullptr) return;
+  if (g_counting) ++g_frees;
+  std::free(p);
+}
+
+}  // namespace
+
+void* operator new(std::size_t size) { return Allocate(size); }
+void* operator new[](std::size_t size) { return Allocate(size); }
+void operator delete(void* p) noexcept { Free(p); }
+void operator delete[](void* p) noexcept { Free(p); }
+void operator delete(void* p, std::size_t) noexcept { Free(p); }
+void operator delete[](void* p, std::size_t) noexcept { Free(p); }
+
+namespace simsched {
+namespace {
+
+// Counts allocations and frees between construction and the reading.
+class Counting {
+ public:
+  Counting() : allocations_(g_allocations), frees_(g_frees) { g_counting = true; }
+  ~Counting() { g_counting = false; }
+  int64_t allocations() const { return g_allocations - allocations_; }
+  int64_t frees() const { return g_frees - frees_; }
+
+ private:
+  int64_t allocations_;
+  int64_t frees_;
+};
+
+Co<void> SetOnEnd(bool* ended) {
+  struct Flag {
+    bool* ended;
+    ~Flag() { *ended = true; }
+  } flag{ended};
+  co_await Yield();
+}
+
+Co<int> Answer() { co_return 42; }
+
+// Runs enough tasks that the scheduler's queues and id map have grown, so a
+// later spawn measures the task alone.
+void WarmUp(TestScheduler& scheduler) {
+  bool ended = false;
+  for (int i = 0; i < 256; ++i) Spawn(scheduler, SetOnEnd(&ended)).Detach();
+  ASSERT_TRUE(scheduler.Run().ok());
+}
+
+TEST(TaskAllocationTest, ASpawnedTaskIsTheFramesOneAllocation) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  bool ended = false;
+  Counting counting;
+  Co<void> co = SetOnEnd(&ended);
+  EXPECT_EQ(counting.allocations(), 1) << "calling a coroutine function allocates its frame";
+  Task<void> task = Spawn(scheduler, std::move(co));
+  EXPECT_EQ(counting.allocations(), 1) << "spawning must build the header in the frame's block";
+  ASSERT_TRUE(BlockOn(scheduler, task).ok());
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(counting.allocations(), 1);
+}
+
+TEST(TaskAllocationTest, TheBlockOutlivesTheFrameUntilTheLastReference) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  bool ended = false;
+  Counting counting;
+  Task<void> task = Spawn(scheduler, SetOnEnd(&ended));
+  ASSERT_TRUE(scheduler.Run().ok());
+  // The frame is destroyed when the task completes (its RAII ran), but the
+  // block holds the header the handle still reads.
+  EXPECT_TRUE(ended);
+  EXPECT_TRUE(task.IsFinished());
+  EXPECT_EQ(counting.frees(), 0);
+  task = Task<void>();
+  EXPECT_EQ(counting.frees(), 1);
+  EXPECT_EQ(counting.allocations(), 1);
+}
+
+TEST(TaskAllocationTest, TheResultLivesInTheBlockAfterTheFrameIsGone) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  Counting counting;
+  Task<int> task = Spawn(scheduler, Answer());
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(counting.frees(), 0);
+  absl::StatusOr<int> result = BlockOn(scheduler, task);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(*result, 42);
+  task = Task<int>();
+  EXPECT_EQ(counting.frees(), counting.allocations());
+}
+
+TEST(TaskAllocationTest, AnAwaitedCoIsFreedWhenItReturns) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  Counting counting;
+  Task<int> task = Spawn(scheduler, []() -> Co<int> { co_return co_await Answer() + 1; });
+  ASSERT_TRUE(scheduler.Run().ok());
+  // The lambda's frame and Answer()'s frame are gone; the task's own block
+  // stays while the handle does.
+  EXPECT_EQ(counting.allocations() - counting.frees(), 1);
+  task = Task<int>();
+  EXPECT_EQ(counting.allocations(), counting.frees());
+}
+
+}  // namespace
+}  // namespace simsched
