@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
 #include "scheduler/executor.h"
+#include "scheduler/internal/testing/forwarding_scheduler.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 #include "session/execution_context.h"
@@ -614,43 +615,7 @@ TEST(CloudSimulatedSchedulerTest, WaitUntilAfterTheGracePeriodFailsAndStartsNoth
 }
 
 // A production-like scheduler: forwards to a TestScheduler but is not one.
-class ForwardingScheduler final : public Scheduler {
- public:
-  explicit ForwardingScheduler(std::shared_ptr<TestScheduler> inner) : inner_(std::move(inner)) {}
-  void Schedule(Runnable runnable) override { inner_->Schedule(std::move(runnable)); }
-  void ScheduleLabeled(Runnable runnable, TaskLabel label) override {
-    inner_->ScheduleLabeled(std::move(runnable), label);
-  }
-  void ScheduleForeground(Runnable runnable) override {
-    inner_->ScheduleForeground(std::move(runnable));
-  }
-  bool IsMainThread() const override { return inner_->IsMainThread(); }
-  Instant Now() const override { return inner_->Now(); }
-  bool Park(std::optional<Duration> timeout) override { return inner_->Park(timeout); }
-  Unparker GetUnparker() override { return inner_->GetUnparker(); }
-  TimerId StartTimer(Instant deadline, Waker waker) override {
-    return inner_->StartTimer(deadline, std::move(waker));
-  }
-  void CancelTimer(TimerId timer) override { inner_->CancelTimer(timer); }
-  bool IsTaskRunning(TaskId id) const override { return inner_->IsTaskRunning(id); }
-  absl::Status BlockOnTask(internal::TaskHeader& task) override {
-    return inner_->BlockOnTask(task);
-  }
-  void OnTaskSpawned(internal::TaskHeader& task) override {
-    internal::TaskCoreAccess::OnTaskSpawned(*inner_, task);
-  }
-  void OnTaskFinished(internal::TaskHeader& task) override {
-    internal::TaskCoreAccess::OnTaskFinished(*inner_, task);
-  }
-  void OnUnhandledTaskException(const TaskMetadata& task,
-                                const std::exception_ptr& exception) override {
-    internal::TaskCoreAccess::OnUnhandledTaskException(*inner_, task, exception);
-  }
-  bool IsThreadConfined() const override { return true; }
-
- private:
-  std::shared_ptr<TestScheduler> inner_;
-};
+using internal::ForwardingScheduler;
 
 TEST(CloudSimulatedSchedulerTest, ValidationNeedsTheTestScheduler) {
   auto test = TestScheduler::Create();

@@ -48,24 +48,28 @@ CombinatorWait::~CombinatorWait() {
 bool CombinatorWait::await_suspend(std::coroutine_handle<>) {
   RequireTaskFor("a combinator");
   Waker waker = CurrentWaker();
-  DescribeWait(what_, location_);
-  if (deadline_.has_value()) {
-    scheduler_ = CurrentScheduler();
-    timer_ = scheduler_->StartTimer(*deadline_, waker);
-  }
+  // Decide to suspend before any copy of the waker leaves this function. A
+  // waker belongs to the current poll, not to one co_await: a timer armed
+  // here and then abandoned (the inputs finished meanwhile, so no suspension)
+  // could still fire on the pool's timer thread before CancelTimer, and would
+  // end the task's *next* suspension in this poll at once: a Channel receiver
+  // or Mutex waiter resumed while still queued (the pool torture test's
+  // seeds 13875 and 21).
   {
     std::lock_guard<std::mutex> lock(state_.mu_);
-    if (!state_.satisfied_) {
-      state_.waiter_ = std::move(waker);
-      suspended_ = true;
-      return true;
-    }
+    if (state_.satisfied_) return false;  // satisfied between await_ready and now
+    DescribeWait(what_, location_);
+    state_.waiter_ = waker;
+    suspended_ = true;
   }
-  // Satisfied between await_ready and now: no need to wait.
-  if (scheduler_ != nullptr) {
-    std::exchange(scheduler_, nullptr)->CancelTimer(timer_);
+  // Committed: if an input finishes before the timer is armed, the wake is
+  // for this suspension, and await_resume cancels the timer.
+  if (deadline_.has_value()) {
+    Scheduler* scheduler = CurrentScheduler();
+    timer_ = scheduler->StartTimer(*deadline_, std::move(waker));
+    scheduler_ = scheduler;  // after StartTimer: if that throws, nothing is armed
   }
-  return false;
+  return true;
 }
 
 void CombinatorWait::await_resume() {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -18,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
+#include "scheduler/internal/testing/forwarding_scheduler.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 #include "sim/channel.h"
@@ -387,6 +389,60 @@ TEST(WithTimeoutTest, ExpiryCancelsTheTaskAndNamesTheDurationAndSite) {
     EXPECT_EQ(s.Elapsed(), milliseconds(250));
     EXPECT_EQ(s.LiveTaskCount(), 0u);
   }
+}
+
+// A scheduler whose timers fire as they are armed, after a hook has run: the
+// pool's timer thread and another worker can do both between a combinator's
+// await_ready and its registration, once in thousands of runs.
+class TimerFiresAtOnce final : public internal::ForwardingScheduler {
+ public:
+  using ForwardingScheduler::ForwardingScheduler;
+  std::function<void()> on_start_timer;
+
+  TimerId StartTimer(Instant deadline, Waker waker) override {
+    if (on_start_timer) std::exchange(on_start_timer, nullptr)();
+    waker.Wake("a timer firing as it is armed");
+    return ForwardingScheduler::StartTimer(deadline, std::move(waker));
+  }
+};
+
+// A combinator condition the test satisfies by hand.
+class ManualCondition final : public internal::CombinatorState {
+ public:
+  void Satisfy() {
+    Waker waiter;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      waiter = SatisfyLocked();
+    }
+    waiter.Wake();
+  }
+};
+
+// Regression (the pool torture test, seeds 13875 and 21): a combinator wait
+// with a deadline armed its timer before deciding to suspend; when the inputs
+// had finished meanwhile it continued without suspending, but the abandoned
+// timer could already have fired. A waker belongs to the poll, so that wake
+// ended the task's next suspension in the same poll at once: a Channel
+// receiver resumed while queued, a Mutex waiter resumed without the lock.
+TEST(WithTimeoutTest, ATimerOfAWaitThatDidNotSuspendCannotEndTheNextWait) {
+  auto test = TestScheduler::Create();
+  TimerFiresAtOnce scheduler(test);
+  ManualCondition condition;
+  Event never("never set");
+  bool passed_the_event = false;
+  // The input finishes as the timer is armed; the timer fires too.
+  scheduler.on_start_timer = [&] { condition.Satisfy(); };
+  Task<void> task = Spawn(scheduler, [&]() -> Co<void> {
+    co_await internal::CombinatorWait(condition, "a test condition", SourceLocation::current(),
+                                      scheduler.Now() + seconds(1));
+    co_await never.Wait();
+    passed_the_event = true;
+  });
+  ASSERT_TRUE(test->RunUntilIdle().ok());
+  EXPECT_FALSE(passed_the_event) << "the task was resumed at an Event nobody set";
+  EXPECT_FALSE(task.IsFinished());
+  EXPECT_EQ(never.WaiterCount(), 1u);
 }
 
 TEST(WithTimeoutTest, OfAVoidTaskGivesAStatus) {
