@@ -2,7 +2,6 @@
 // (testing/internal/trace_writer.h, docs/trace-format.md), driven through
 // RunSimTest as a user's test would be.
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -11,12 +10,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "scheduler/scheduler.h"
-#include "session/cloud_simulated_scheduler.h"
-#include "sim/buggify.h"
-#include "sim/channel.h"
-#include "sim/world.h"
 #include "testing/internal/capture_failures.h"
+#include "testing/internal/trace_probe_program.h"
 #include "testing/sim_test.h"
 
 namespace simsched::testing {
@@ -40,38 +35,10 @@ std::string ReadFile(const std::string& path) {
   return out.str();
 }
 
-// A small program with everything a trace shows: labeled tasks, a channel
-// wake, a timer, a session, a buggify firing, and (with `fail`) a failure
-// inside a task.
-void Program(Sim& sim, bool fail) {
-  World world(sim.scheduler(), {.buggify_enable_probability = 1.0,
-                                .buggify_fire_probability = 1.0});
-  auto cloud = CloudSimulatedScheduler::Create(sim.scheduler_ptr());
-  const SessionId session = cloud->CreateSession();
-  ExecutionContext ctx = *cloud->Context(session);
-  Channel<int> jobs(1, "jobs");
-  SpawnLabeled(sim.scheduler(), TaskLabel("producer"), [&]() -> Co<void> {
-    co_await Sleep(std::chrono::milliseconds(5));
-    if (SIMSCHED_BUGGIFY("producer.extra_job")) (void)co_await jobs.Send(0);
-    (void)co_await jobs.Send(1);
-    jobs.Close();
-  }).Detach();
-  SpawnLabeled(sim.scheduler(), TaskLabel("consumer"), [&]() -> Co<void> {
-    int sum = 0;
-    while (std::optional<int> job = co_await jobs.Recv()) sum += *job;
-    if (fail) {
-      EXPECT_EQ(sum, 42) << "the consumer saw the wrong total";
-    }
-  }).Detach();
-  Spawn(*cloud, [&]() -> Co<void> {
-    co_await ctx.Spawn([]() -> Co<void> { co_await Sleep(std::chrono::milliseconds(1)); });
-    ctx.End().IgnoreError();
-  }).Detach();
-  EXPECT_TRUE(sim.scheduler().Run().ok());
-}
-
-void Passing(Sim& sim) { Program(sim, false); }
-void Failing(Sim& sim) { Program(sim, true); }
+// The trace probe program: without its check, a passing run; with it, a
+// failure inside a task.
+void Passing(Sim& sim) { test_internal::TraceProbeProgram(sim, /*check_jobs=*/false); }
+void Failing(Sim& sim) { test_internal::TraceProbeProgram(sim, /*check_jobs=*/true); }
 
 TEST(TraceFileTest, SameSeedWritesTheSameFileByteForByte) {
   const std::string first = TempPath("trace_first.jsonl");
@@ -121,7 +88,7 @@ TEST(TraceFileTest, FailuresAreEventsWithTheirTask) {
   const std::string text = ReadFile(path);
   EXPECT_THAT(text, HasSubstr("\"failed\": true"));
   EXPECT_THAT(text, HasSubstr("\"event\": \"failure\""));
-  EXPECT_THAT(text, HasSubstr("the consumer saw the wrong total"));
+  EXPECT_THAT(text, HasSubstr("the consumer received an unexpected job"));
   EXPECT_THAT(text, HasSubstr("\"task_text\": \"task 2 \\\"consumer\\\""));
 }
 

@@ -86,7 +86,7 @@ class ReplayTest(unittest.TestCase):
     self.assertIn('[session 1]', out)
     self.assertRegex(out, r"resumed after Channel<int> 'jobs'::\w+ at .*, woken by a channel \w+ from task 1")
     self.assertIn('! FAULT buggify.fired:', out)
-    self.assertIn('X FAILURE in task 2 at testing/internal/trace_probe_sim_test.cc:', out)
+    self.assertIn('X FAILURE in task 2 at testing/internal/trace_probe_program.cc:', out)
     self.assertIn('the consumer received an unexpected job', out)
 
   def test_filters(self):

@@ -1,45 +1,16 @@
 // A run with everything a timeline shows, for simctl's replay, trace and
-// report tests (tools/simctl_timeline_test.py): labeled tasks, a channel
-// wake, timers, a session, a buggify firing, and a failure inside a task on
-// every seed. Run by that test only (tagged manual).
+// report tests (tools/simctl_timeline_test.py): the trace probe program
+// (trace_probe_program.h) with a failure inside a task on every seed. Run by
+// that test only (tagged manual).
 
-#include <chrono>
-#include <optional>
-
-#include "scheduler/scheduler.h"
-#include "session/cloud_simulated_scheduler.h"
-#include "sim/buggify.h"
-#include "sim/channel.h"
-#include "sim/world.h"
+#include "testing/internal/trace_probe_program.h"
 #include "testing/sim_test.h"
 
 namespace simsched {
 namespace {
 
 SIM_TEST(TraceProbe, ConsumerSeesEveryJob, .iterations = 5) {
-  World world(sim.scheduler(), {.buggify_enable_probability = 1.0,
-                                .buggify_fire_probability = 1.0});
-  auto cloud = CloudSimulatedScheduler::Create(sim.scheduler_ptr());
-  const SessionId session = cloud->CreateSession();
-  ExecutionContext ctx = *cloud->Context(session);
-  Channel<int> jobs(1, "jobs");
-  SpawnLabeled(sim.scheduler(), TaskLabel("producer"), [&]() -> Co<void> {
-    co_await Sleep(std::chrono::milliseconds(5));
-    if (SIMSCHED_BUGGIFY("producer.extra_job")) (void)co_await jobs.Send(0);
-    (void)co_await jobs.Send(1);
-    jobs.Close();
-  }).Detach();
-  SpawnLabeled(sim.scheduler(), TaskLabel("consumer"), [&]() -> Co<void> {
-    int received = 0;
-    while (std::optional<int> job = co_await jobs.Recv()) ++received;
-    // The planted bug: the buggified extra job was not expected.
-    EXPECT_EQ(received, 1) << "the consumer received an unexpected job";
-  }).Detach();
-  Spawn(*cloud, [&]() -> Co<void> {
-    co_await ctx.Spawn([]() -> Co<void> { co_await Sleep(std::chrono::milliseconds(1)); });
-    ctx.End().IgnoreError();
-  }).Detach();
-  EXPECT_TRUE(sim.scheduler().Run().ok());
+  testing::test_internal::TraceProbeProgram(sim, /*check_jobs=*/true);
 }
 
 }  // namespace
