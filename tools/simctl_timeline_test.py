@@ -135,6 +135,9 @@ class ReplayTest(unittest.TestCase):
     not_trace = os.path.join(self.tmp, 'not_trace.jsonl')
     with open(not_trace, 'w') as f:
       f.write('{"event": "poll", "step": 1}\n')
+    not_json = os.path.join(self.tmp, 'not_json.jsonl')
+    with open(not_json, 'w') as f:
+      f.write('{"event": "run", "test": "T"}\n{"event": \n')
     cases = [
         (('replay', 'No.SuchTest', '--seed', '1', '--binary', PROBE), 'has no test named'),
         (('replay', '--failures', bad_json, '--line', '1'), 'line 1 is not a simsched_failures'),
@@ -149,6 +152,7 @@ class ReplayTest(unittest.TestCase):
         (('replay', PROBE_TEST, '--seed', '1', '--binary', '/no/such/binary'),
          'no such executable'),
         (('trace', '--trace-file', not_trace), 'does not start with a "run" line'),
+        (('replay', '--trace-file', not_json), 'not_json.jsonl:2: not a JSON object'),
         (('report', PROBE_TEST, '--seed', '1'), 'pass --target'),
     ]
     for argv, message in cases:

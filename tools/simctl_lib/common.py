@@ -239,8 +239,9 @@ def run_shards(binary, jobs, out_dir, env, args=(), poll=None, poll_seconds=0.1)
   return [p.returncode for p, _ in processes]
 
 
-def read_jsonl(path, member=None):
-  """[(line number, object)] of a jsonl file, or of `member` inside a zip."""
+def read_jsonl(path, member=None, name=None):
+  """[(where, object)] of a jsonl file, or of `member` inside a zip; `where` is
+  "path:line". `name` says what the file is in errors ("trace file x.jsonl")."""
   try:
     if member is not None:
       with zipfile.ZipFile(path) as archive:
@@ -252,7 +253,10 @@ def read_jsonl(path, member=None):
       with open(path, encoding='utf-8', errors='replace') as f:
         text = f.read()
       where = path
-  except (OSError, zipfile.BadZipFile) as e:
+  except OSError as e:
+    raise UsageError(f'{name}: cannot read it ({e.strerror})' if name else
+                     f'cannot read {path}: {e}')
+  except zipfile.BadZipFile as e:
     raise UsageError(f'cannot read {path}: {e}')
   rows = []
   for number, line in enumerate(text.splitlines(), 1):

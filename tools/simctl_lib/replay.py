@@ -23,12 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-try:  # the CLI frame's error type, when it is there (exit code 2)
-  from tools.simctl_lib.common import UsageError
-except ImportError:  # pragma: no cover - this module on its own
-
-  class UsageError(Exception):
-    """Bad input (arguments, test, trace, jsonl line): exit code 2."""
+from tools.simctl_lib.common import UsageError, read_jsonl
 
 
 # What a parent (Bazel, CI) may have set that must not reach the replayed run:
@@ -239,21 +234,10 @@ def run_seed(binary, test, seed, strategy=None, keep_trace=None):
 
 def load_trace(path, test=None):
   """Parses a trace file; with several runs in it, the one of `test`."""
-  try:
-    with open(path, encoding='utf-8') as f:
-      lines = f.read().splitlines()
-  except OSError as e:
-    raise UsageError(f'trace file {path}: cannot read it ({e.strerror})')
   runs = []
-  for number, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      event = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise UsageError(f'trace file {path} line {number} is not JSON ({e.msg})')
-    if not isinstance(event, dict) or not isinstance(event.get('event'), str):
-      raise UsageError(f'trace file {path} line {number} has no "event" field')
+  for where, event in read_jsonl(path, name=f'trace file {path}'):
+    if not isinstance(event.get('event'), str):
+      raise UsageError(f'trace file {where} has no "event" field')
     if event['event'] == 'run':
       runs.append(Run(event, []))
     elif not runs:
