@@ -237,6 +237,16 @@ void TestScheduler::TakeQueuedForShutdown(std::vector<TaskHeader*>& queued) {
 
 bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
 
+internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
+  // Schedule() on the owner thread is exactly this push when nothing tracks
+  // enqueues (uniform picks) and nothing notes why a task was queued (no
+  // trace recording); otherwise wakes keep going through Schedule().
+  // Only on the owner thread: a wake from any other must reach Schedule()'s
+  // thread check.
+  if (!uniform_pick_ || options_.record_trace || !OnOwnerThread()) return {};
+  return {this, &background_};
+}
+
 void TestScheduler::Schedule(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
@@ -379,7 +389,8 @@ void TestScheduler::FireDueTimers() {
   timers_.PopDue(now_, due);
   // In (deadline, start order): the order in which the tasks become queued.
   const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
-  for (const Waker& waker : due) waker.Wake();
+  // Consuming wakes: each waker's reference goes to the queue (or is dropped).
+  for (Waker& waker : due) std::move(waker).Wake();
   waking_from_ = previous;
   due.clear();
   due_wakers_ = std::move(due);
@@ -636,6 +647,7 @@ void TestScheduler::ChargePollCost(TaskId task) {
 
 bool TestScheduler::Step() {
   if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   return StepInline();
 }
 
@@ -716,6 +728,7 @@ absl::Status TestScheduler::status() const {
 
 absl::Status TestScheduler::RunUntilIdle() {
   if (absl::Status status = CheckCanRun("RunUntilIdle()"); !status.ok()) return status;
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
@@ -727,6 +740,7 @@ absl::Status TestScheduler::RunUntilIdle() {
 
 absl::Status TestScheduler::Run() {
   if (absl::Status status = CheckCanRun("Run()"); !status.ok()) return status;
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
@@ -817,6 +831,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       if (lane != kNoLane) --scheduler->lanes_[lane].blocked;
     }
   } lane_block(this, blocked_lane);
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
 
   const bool budgeted = budget.max_steps.has_value() || budget.max_time.has_value();
   const uint64_t step_limit = budget.max_steps.has_value()

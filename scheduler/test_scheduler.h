@@ -524,6 +524,10 @@ class TestScheduler final : public Scheduler {
     int blocked = 0;
   };
   bool OnOwnerThread() const;
+  // What the run loops install while they drive this scheduler (see
+  // internal::DirectEnqueueTarget): this scheduler's background queue when a
+  // wake's Schedule() would only push onto it, else nothing.
+  internal::DirectEnqueueTarget DirectEnqueueTarget();
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
   [[gnu::always_inline]] void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
     // Only FIFO and the priority strategies track enqueues; out of line, so
