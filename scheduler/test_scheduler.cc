@@ -291,12 +291,18 @@ void TestScheduler::EnqueueOnLane(TaskHeader* task) {
 
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
+// `kPlain`: a plain step (see StepInline): no trace, uniform picks.
+template <bool kPlain>
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
-  if (options_.record_trace) [[unlikely]] {
+  if (!kPlain && options_.record_trace) [[unlikely]] {
     wake_notes_.try_emplace(task->metadata.id.value, WakeNote{WakeCause::kItself, TaskId{}});
   }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
-    EnqueueHeader(background_, task);
+    if (kPlain) {
+      background_.push_back(task);  // what EnqueueHeader does under uniform picks
+    } else {
+      EnqueueHeader(background_, task);
+    }
   } else if (task->kind() == internal::ScheduleKind::kLabeled) {
     EnqueueLabeled(task, *task->metadata.label);
   } else {
@@ -587,21 +593,25 @@ void TestScheduler::AddTraceNote(std::string_view kind, std::string_view text) {
 
 void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value); }
 
+// One step: polls `task` (picked from `lane`'s queue, or background work for
+// kNoLane) and re-queues it if it was woken during the poll. `kPlain`: the
+// caller knows the step is plain (`plain_steps_`: uniform picks, no trace,
+// no cost model) and background work, and the checks for those are left out.
+template <bool kPlain>
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
   ++steps_;
-  const uint64_t lane_code = lane == kNoLane ? 0 : uint64_t{lane} + 1;
+  const uint64_t lane_code = kPlain || lane == kNoLane ? 0 : uint64_t{lane} + 1;
   trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
-  if (options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
-  const LaneId previous_lane = current_lane_;
-  current_lane_ = lane;
+  if (!kPlain && options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
+  const LaneId previous_lane = std::exchange(current_lane_, kPlain ? kNoLane : lane);
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   // Tasks of this scheduler are confined to its thread unless it allows
   // parking (or a decorator in front of it says otherwise).
   const TaskHeader::PollResult result =
       task->confined() ? task->PollOnceConfined() : task->PollOnce();
-  if (result == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
-  if (poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
+  if (result == TaskHeader::PollResult::kRequeue) Requeue<kPlain>(task);
+  if (!kPlain && poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
 
 void TestScheduler::ChargePollCost(TaskId task) {
@@ -615,22 +625,8 @@ void TestScheduler::ChargePollCost(TaskId task) {
   if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
   if (lane_queued_ == 0 && plain_steps_ && !background_.empty()) [[likely]] {
     // The common case, kept short: only background work is runnable, the
-    // pick is uniform, and nothing records or charges the step. The same
-    // transitions as RunPicked + Requeue, minus what is switched off.
-    TaskHeader* task = background_.SwapRemove(rng_.Below(background_.size()));
-    ++steps_;
-    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);
-    const LaneId previous_lane = std::exchange(current_lane_, kNoLane);
-    const TaskHeader::PollResult result =
-        task->confined() ? task->PollOnceConfined() : task->PollOnce();
-    current_lane_ = previous_lane;
-    if (result == TaskHeader::PollResult::kRequeue) {
-      if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
-        background_.push_back(task);
-      } else {
-        Requeue(task);
-      }
-    }
+    // pick is uniform, and nothing records or charges the step.
+    RunPicked</*kPlain=*/true>(background_.SwapRemove(rng_.Below(background_.size())), kNoLane);
     return true;
   }
   TaskHeader* next;
@@ -641,7 +637,7 @@ void TestScheduler::ChargePollCost(TaskId task) {
   } else if (!PickNextSlow(next, lane)) {
     return false;
   }
-  RunPicked(next, lane);
+  RunPicked</*kPlain=*/false>(next, lane);
   return true;
 }
 
@@ -854,7 +850,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
     // Like a real blocking call, poll the awaited task first if it is ready
     // to run: a zero budget still polls it once.
     LaneId lane;
-    if (TakeQueued(task, lane)) RunPicked(&task, lane);
+    if (TakeQueued(task, lane)) RunPicked</*kPlain=*/false>(&task, lane);
   }
   for (;;) {
     if (task.finished()) return absl::OkStatus();

@@ -538,6 +538,7 @@ class TestScheduler final : public Scheduler {
   void TrackEnqueue(internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
+  template <bool kPlain>
   void Requeue(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   // With record_trace: notes why `task` is being queued (first note wins
@@ -551,6 +552,7 @@ class TestScheduler final : public Scheduler {
   bool StepInline();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
+  template <bool kPlain>
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);

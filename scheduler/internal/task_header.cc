@@ -52,7 +52,7 @@ void TaskHeader::WakeSlow(uint32_t seq) {
   ScheduleSelf();
 }
 
-void TaskHeader::WakeAndRelease(uint32_t seq) {
+void TaskHeader::WakeAndReleaseSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {
     if ((s & (kCompleted | kCancelled | kScheduled)) != 0) break;

@@ -132,7 +132,19 @@ class TaskHeader {
   // Waker's): if the wake schedules the task, that reference goes to the
   // queued Runnable instead of a new one being taken. The caller must not
   // touch the header afterwards.
-  void WakeAndRelease(uint32_t seq);
+  [[gnu::always_inline]] void WakeAndRelease(uint32_t seq) {
+    // Fast path: a suspended task of the TestScheduler driving this thread
+    // (see DirectEnqueueTarget) goes straight onto its queue.
+    if (confined_) {
+      const uint64_t s = state_.load(std::memory_order_relaxed);
+      if ((s & (kCompleted | kCancelled | kScheduled | kRunning)) == 0 &&
+          static_cast<uint32_t>(s >> kSeqShift) == seq && TryEnqueueDirect()) {
+        state_.store(s | kScheduled, std::memory_order_relaxed);
+        return;
+      }
+    }
+    WakeAndReleaseSlow(seq);
+  }
 
   // Poll()
   //
@@ -186,7 +198,10 @@ class TaskHeader {
     if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
     state_.store(s & ~kRunning, std::memory_order_relaxed);
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
-    Release();
+    // Release(), confined: inline here, whatever the caller's inlining budget.
+    const uint32_t remaining = refs_.load(std::memory_order_relaxed) - 1;
+    refs_.store(remaining, std::memory_order_relaxed);
+    if (remaining == 0) [[unlikely]] Free();
     return PollResult::kSuspended;
   }
 
@@ -309,6 +324,7 @@ class TaskHeader {
                                         std::memory_order_acquire);
   }
   void WakeSlow(uint32_t seq);
+  void WakeAndReleaseSlow(uint32_t seq);
   // ScheduleSelf() through the scheduler's virtual Schedule* functions.
   void ScheduleSelfVirtual();
   // ScheduleSelf() for a background task of the scheduler driving on this
