@@ -39,7 +39,7 @@ void Event::Set() {
     while (!waiters_.empty()) released.push_back(ReleaseOldest());
   }
   // Woken outside the lock: a wake may run scheduler code.
-  for (const Waker& waker : released) waker.Wake("an event set");
+  for (Waker& waker : released) std::move(waker).Wake("an event set");
 }
 
 void Event::Reset() {
@@ -54,7 +54,7 @@ bool Event::NotifyOne() {
     if (waiters_.empty()) return false;
     waker = ReleaseOldest();
   }
-  waker.Wake("an event notify");
+  std::move(waker).Wake("an event notify");
   return true;
 }
 

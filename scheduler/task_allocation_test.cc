@@ -2,6 +2,7 @@
 // frame (scheduler/co.h). This binary replaces the global operator new and
 // delete to count allocations and frees.
 
+#include <coroutine>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -11,6 +12,7 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/task.h"
 #include "scheduler/test_scheduler.h"
+#include "scheduler/waker.h"
 
 namespace {
 
@@ -129,6 +131,52 @@ TEST(TaskAllocationTest, AnAwaitedCoIsFreedWhenItReturns) {
   EXPECT_EQ(counting.allocations() - counting.frees(), 1);
   task = Task<int>();
   EXPECT_EQ(counting.allocations(), counting.frees());
+}
+
+// Stores the task's waker and suspends until it is woken.
+struct CaptureWaker {
+  Waker* out;
+  bool await_ready() const { return false; }
+  void await_suspend(std::coroutine_handle<>) { *out = CurrentWaker(); }
+  void await_resume() const {}
+};
+
+Co<void> WaitForWake(Waker* out) { co_await CaptureWaker{out}; }
+
+// A consuming wake (std::move(waker).Wake()) hands the waker's reference on
+// or drops it: a stale waker that is the header's last reference frees the
+// block, and a reference handed to the queue is released when the task ends.
+TEST(TaskAllocationTest, AConsumedStaleWakerReleasesTheBlock) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  Waker waker;
+  Counting counting;
+  Spawn(scheduler, WaitForWake(&waker)).Detach();
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  Waker stale = waker;
+  waker.Wake();
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
+  waker = Waker();
+  // The task finished; only `stale` holds its header now.
+  EXPECT_EQ(counting.allocations(), 1);
+  EXPECT_EQ(counting.frees(), 0);
+  std::move(stale).Wake();  // stale: does nothing but give up the reference
+  EXPECT_EQ(counting.frees(), 1);
+}
+
+TEST(TaskAllocationTest, AConsumedWakersReferenceGoesToTheQueueAndIsReleased) {
+  TestScheduler scheduler({.seed = 1});
+  WarmUp(scheduler);
+  Waker waker;
+  Counting counting;
+  Spawn(scheduler, WaitForWake(&waker)).Detach();
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  std::move(waker).Wake();  // the only waker: its reference is the queue's now
+  EXPECT_EQ(counting.frees(), 0);
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
+  EXPECT_EQ(counting.frees(), counting.allocations());
 }
 
 }  // namespace

@@ -237,6 +237,16 @@ void TestScheduler::TakeQueuedForShutdown(std::vector<TaskHeader*>& queued) {
 
 bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
 
+internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
+  // Schedule() on the owner thread is exactly this push when nothing tracks
+  // enqueues (uniform picks) and nothing notes why a task was queued (no
+  // trace recording); otherwise wakes keep going through Schedule().
+  // Only on the owner thread: a wake from any other must reach Schedule()'s
+  // thread check.
+  if (!uniform_pick_ || options_.record_trace || !OnOwnerThread()) return {};
+  return {this, &background_};
+}
+
 void TestScheduler::Schedule(Runnable runnable) {
   if (!OnOwnerThread()) [[unlikely]] {
     return ScheduleFromForeignThread(std::move(runnable));
@@ -281,12 +291,18 @@ void TestScheduler::EnqueueOnLane(TaskHeader* task) {
 
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
+// `kPlain`: a plain step (see StepInline): no trace, uniform picks.
+template <bool kPlain>
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
-  if (options_.record_trace) [[unlikely]] {
+  if (!kPlain && options_.record_trace) [[unlikely]] {
     wake_notes_.try_emplace(task->metadata.id.value, WakeNote{WakeCause::kItself, TaskId{}});
   }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
-    EnqueueHeader(background_, task);
+    if (kPlain) {
+      background_.push_back(task);  // what EnqueueHeader does under uniform picks
+    } else {
+      EnqueueHeader(background_, task);
+    }
   } else if (task->kind() == internal::ScheduleKind::kLabeled) {
     EnqueueLabeled(task, *task->metadata.label);
   } else {
@@ -379,7 +395,8 @@ void TestScheduler::FireDueTimers() {
   timers_.PopDue(now_, due);
   // In (deadline, start order): the order in which the tasks become queued.
   const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
-  for (const Waker& waker : due) waker.Wake();
+  // Consuming wakes: each waker's reference goes to the queue (or is dropped).
+  for (Waker& waker : due) std::move(waker).Wake();
   waking_from_ = previous;
   due.clear();
   due_wakers_ = std::move(due);
@@ -576,21 +593,25 @@ void TestScheduler::AddTraceNote(std::string_view kind, std::string_view text) {
 
 void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value); }
 
+// One step: polls `task` (picked from `lane`'s queue, or background work for
+// kNoLane) and re-queues it if it was woken during the poll. `kPlain`: the
+// caller knows the step is plain (`plain_steps_`: uniform picks, no trace,
+// no cost model) and background work, and the checks for those are left out.
+template <bool kPlain>
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
   ++steps_;
-  const uint64_t lane_code = lane == kNoLane ? 0 : uint64_t{lane} + 1;
+  const uint64_t lane_code = kPlain || lane == kNoLane ? 0 : uint64_t{lane} + 1;
   trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
-  if (options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
-  const LaneId previous_lane = current_lane_;
-  current_lane_ = lane;
+  if (!kPlain && options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
+  const LaneId previous_lane = std::exchange(current_lane_, kPlain ? kNoLane : lane);
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   // Tasks of this scheduler are confined to its thread unless it allows
   // parking (or a decorator in front of it says otherwise).
   const TaskHeader::PollResult result =
       task->confined() ? task->PollOnceConfined() : task->PollOnce();
-  if (result == TaskHeader::PollResult::kRequeue) Requeue(task);
   current_lane_ = previous_lane;
-  if (poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
+  if (result == TaskHeader::PollResult::kRequeue) Requeue<kPlain>(task);
+  if (!kPlain && poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
 
 void TestScheduler::ChargePollCost(TaskId task) {
@@ -604,22 +625,8 @@ void TestScheduler::ChargePollCost(TaskId task) {
   if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
   if (lane_queued_ == 0 && plain_steps_ && !background_.empty()) [[likely]] {
     // The common case, kept short: only background work is runnable, the
-    // pick is uniform, and nothing records or charges the step. The same
-    // transitions as RunPicked + Requeue, minus what is switched off.
-    TaskHeader* task = background_.SwapRemove(rng_.Below(background_.size()));
-    ++steps_;
-    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);
-    const LaneId previous_lane = std::exchange(current_lane_, kNoLane);
-    const TaskHeader::PollResult result =
-        task->confined() ? task->PollOnceConfined() : task->PollOnce();
-    current_lane_ = previous_lane;
-    if (result == TaskHeader::PollResult::kRequeue) {
-      if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
-        background_.push_back(task);
-      } else {
-        Requeue(task);
-      }
-    }
+    // pick is uniform, and nothing records or charges the step.
+    RunPicked</*kPlain=*/true>(background_.SwapRemove(rng_.Below(background_.size())), kNoLane);
     return true;
   }
   TaskHeader* next;
@@ -630,12 +637,13 @@ void TestScheduler::ChargePollCost(TaskId task) {
   } else if (!PickNextSlow(next, lane)) {
     return false;
   }
-  RunPicked(next, lane);
+  RunPicked</*kPlain=*/false>(next, lane);
   return true;
 }
 
 bool TestScheduler::Step() {
   if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   return StepInline();
 }
 
@@ -716,6 +724,7 @@ absl::Status TestScheduler::status() const {
 
 absl::Status TestScheduler::RunUntilIdle() {
   if (absl::Status status = CheckCanRun("RunUntilIdle()"); !status.ok()) return status;
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
@@ -727,6 +736,7 @@ absl::Status TestScheduler::RunUntilIdle() {
 
 absl::Status TestScheduler::Run() {
   if (absl::Status status = CheckCanRun("Run()"); !status.ok()) return status;
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
@@ -817,6 +827,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
       if (lane != kNoLane) --scheduler->lanes_[lane].blocked;
     }
   } lane_block(this, blocked_lane);
+  internal::DirectEnqueueScope direct(DirectEnqueueTarget());
 
   const bool budgeted = budget.max_steps.has_value() || budget.max_time.has_value();
   const uint64_t step_limit = budget.max_steps.has_value()
@@ -839,7 +850,7 @@ absl::Status TestScheduler::BlockOnTaskWithBudget(TaskHeader& task, BlockOnBudge
     // Like a real blocking call, poll the awaited task first if it is ready
     // to run: a zero budget still polls it once.
     LaneId lane;
-    if (TakeQueued(task, lane)) RunPicked(&task, lane);
+    if (TakeQueued(task, lane)) RunPicked</*kPlain=*/false>(&task, lane);
   }
   for (;;) {
     if (task.finished()) return absl::OkStatus();

@@ -524,6 +524,10 @@ class TestScheduler final : public Scheduler {
     int blocked = 0;
   };
   bool OnOwnerThread() const;
+  // What the run loops install while they drive this scheduler (see
+  // internal::DirectEnqueueTarget): this scheduler's background queue when a
+  // wake's Schedule() would only push onto it, else nothing.
+  internal::DirectEnqueueTarget DirectEnqueueTarget();
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
   [[gnu::always_inline]] void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
     // Only FIFO and the priority strategies track enqueues; out of line, so
@@ -534,6 +538,7 @@ class TestScheduler final : public Scheduler {
   void TrackEnqueue(internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
+  template <bool kPlain>
   void Requeue(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   // With record_trace: notes why `task` is being queued (first note wins
@@ -547,6 +552,7 @@ class TestScheduler final : public Scheduler {
   bool StepInline();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
+  template <bool kPlain>
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);

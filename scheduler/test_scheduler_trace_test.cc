@@ -2,6 +2,8 @@
 // woke it, and which steps belong to the framework.
 
 #include <chrono>
+#include <coroutine>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,6 +122,72 @@ TEST(TestSchedulerTraceTest, RecordingTheStoryDoesNotChangeTheSchedule) {
     return s.TraceHash();
   };
   EXPECT_EQ(scenario(false), scenario(true));
+}
+
+// Without trace recording, a wake on the driving thread pushes a background
+// task straight onto the scheduler's queue (internal::DirectEnqueueTarget);
+// with it, every wake goes through Schedule(). The two must queue the same
+// tasks in the same order: same seed, same trace hash, over wakes of every
+// kind (consuming and not, events, joins, timers, labels, lanes).
+TEST(TestSchedulerTraceTest, DirectEnqueueOfWakesKeepsTheSchedule) {
+  struct Slot {
+    Waker waiter;
+    int value = 0;
+  };
+  struct TakeSlot {
+    Slot& slot;
+    bool await_ready() const { return slot.value != 0; }
+    void await_suspend(std::coroutine_handle<>) {
+      DescribeWait("TakeSlot");
+      slot.waiter = CurrentWaker();
+    }
+    int await_resume() { return std::exchange(slot.value, 0); }
+  };
+  auto scenario = [](uint64_t seed, bool record) {
+    TestScheduler s({.seed = seed, .record_trace = record});
+    s.Deprioritize(TaskLabel("low"));
+    Event ready("ready");
+    Slot slots[4];
+    for (int i = 0; i < 4; ++i) {
+      Spawn(s, [&, i]() -> Co<void> {
+        for (int round = 0; round < 5; ++round) {
+          co_await ready.Wait();
+          co_await TakeSlot{slots[i]};
+          if (round % 2 == 0) co_await Sleep(std::chrono::microseconds(round + i));
+        }
+      }).Detach();
+    }
+    Task<int> child = SpawnLabeled(s, "io", [&]() -> Co<int> {
+      co_await Yield();
+      co_return 7;
+    });
+    SpawnLabeled(s, "low", [&]() -> Co<void> { co_await ready.Wait(); }).Detach();
+    SpawnForeground(s, [&, child = std::move(child)]() mutable -> Co<void> {
+      const int got = co_await child;  // a join: woken as the child finishes
+      EXPECT_EQ(got, 7);
+      ready.Set();
+      for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 4; ++i) {
+          while (slots[i].value != 0) co_await Yield();
+          slots[i].value = round + 1;
+          if (slots[i].waiter) {
+            if ((round + i) % 2 == 0) {
+              std::move(slots[i].waiter).Wake();
+            } else {
+              slots[i].waiter.Wake("a slot put");
+              slots[i].waiter = Waker();
+            }
+          }
+        }
+        co_await Sleep(std::chrono::microseconds(10));
+      }
+    }).Detach();
+    EXPECT_TRUE(s.Run().ok());
+    return std::make_pair(s.TraceHash(), s.step_count());
+  };
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    EXPECT_EQ(scenario(seed, false), scenario(seed, true)) << "seed " << seed;
+  }
 }
 
 }  // namespace

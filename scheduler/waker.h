@@ -91,8 +91,18 @@ class Waker {
   //
   // Schedules the task if it is still suspended at the point this waker was
   // made for. Idempotent; safe after the task or its scheduler is gone.
-  void Wake() const {
+  void Wake() const& {
     if (task_ != nullptr) task_->Wake(seq_);
+  }
+
+  // Wake() on an rvalue: `std::move(waker).Wake()`
+  //
+  // The same wake, consuming the waker (it is left empty): the reference it
+  // holds goes to the scheduler's queue instead of being taken again and
+  // dropped. Cheaper; use it when the waker is not needed afterwards (a
+  // primitive handing its stored waiter its turn).
+  void Wake() && {
+    if (task_ != nullptr) std::exchange(task_, nullptr)->WakeAndRelease(seq_);
   }
 
   // Wake(reason)
@@ -100,10 +110,17 @@ class Waker {
   // As `Wake()`, saying why, in a few words the TestScheduler's trace prints
   // ("woken by a channel send from task 3"). `reason` must be a string
   // literal (or otherwise live for the program): only the pointer is kept.
-  void Wake(const char* reason) const {
+  // `std::move(waker).Wake(reason)` consumes the waker as above.
+  void Wake(const char* reason) const& {
     if (task_ == nullptr) return;
     const char* const previous = std::exchange(internal::current_wake_reason, reason);
     task_->Wake(seq_);
+    internal::current_wake_reason = previous;
+  }
+  void Wake(const char* reason) && {
+    if (task_ == nullptr) return;
+    const char* const previous = std::exchange(internal::current_wake_reason, reason);
+    std::exchange(task_, nullptr)->WakeAndRelease(seq_);
     internal::current_wake_reason = previous;
   }
 

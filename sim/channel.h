@@ -490,9 +490,10 @@ class Channel {
   };
 
   // Woken outside the lock: a wake may run scheduler code.
-  // `reason` says what woke them, for the TestScheduler's trace.
-  static void WakeAll(const WakeList& wake, const char* reason) {
-    for (const Waker& waker : wake) waker.Wake(reason);
+  // `reason` says what woke them, for the TestScheduler's trace. Consumes
+  // the wakers (their references go to the scheduler's queue).
+  static void WakeAll(WakeList& wake, const char* reason) {
+    for (Waker& waker : wake) std::move(waker).Wake(reason);
   }
 
   std::shared_ptr<State> state_;

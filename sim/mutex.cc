@@ -91,7 +91,7 @@ void Mutex::Unlock(State& state) {
     std::lock_guard<std::mutex> lock(state.mu);
     next = ReleaseLocked(state);
   }
-  next.Wake("a mutex unlock");  // outside the lock: a wake may run scheduler code
+  std::move(next).Wake("a mutex unlock");  // outside the lock: a wake may run scheduler code
 }
 
 Mutex::LockAwaiter::LockAwaiter(std::shared_ptr<State> state, SourceLocation location)
@@ -109,7 +109,7 @@ Mutex::LockAwaiter::~LockAwaiter() {
       next = ReleaseLocked(*state_);  // handed to us, never used: pass it on
     }
   }
-  next.Wake("a mutex unlock");
+  std::move(next).Wake("a mutex unlock");
 }
 
 bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<>) {

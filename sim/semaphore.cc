@@ -16,9 +16,10 @@ namespace {
 
 using WakeList = absl::InlinedVector<Waker, 2>;
 
-// Woken outside the lock: a wake may run scheduler code.
-void WakeAll(const WakeList& wake) {
-  for (const Waker& waker : wake) waker.Wake("a semaphore release");
+// Woken outside the lock: a wake may run scheduler code. Consumes the
+// wakers (their references go to the scheduler's queue).
+void WakeAll(WakeList& wake) {
+  for (Waker& waker : wake) std::move(waker).Wake("a semaphore release");
 }
 
 }  // namespace

@@ -60,8 +60,8 @@ class RingQueue {
   T pop_front() {
     SIMSCHED_CHECK(size_ > 0, "pop_front on an empty RingQueue");
     T value = data_[head_];
-    head_ = (head_ + 1) & mask_;
-    --size_;
+    // Emptied, the ring starts over at slot 0, where SwapRemove is cheapest.
+    head_ = --size_ == 0 ? 0 : (head_ + 1) & mask_;
     return value;
   }
 
@@ -74,6 +74,13 @@ class RingQueue {
   // Removes element i by moving the last element into its place.
   [[gnu::always_inline]] T SwapRemove(size_t i) {
     SIMSCHED_CHECK(i < size_, "SwapRemove index out of range");
+    if (head_ == 0) [[likely]] {
+      // Never rotated (no pop_front since it was last empty): a plain array,
+      // no index masking. The randomized queue's usual state.
+      T value = data_[i];
+      data_[i] = data_[--size_];
+      return value;
+    }
     T& slot = (*this)[i];
     T value = slot;
     slot = back();

@@ -11,6 +11,7 @@
 namespace simsched::internal {
 
 thread_local constinit TaskHeader* current_task = nullptr;
+thread_local constinit DirectEnqueueTarget direct_enqueue_target;
 
 namespace {
 // Per thread: how deeply frame destructions nest right now (see
@@ -51,7 +52,24 @@ void TaskHeader::WakeSlow(uint32_t seq) {
   ScheduleSelf();
 }
 
-void TaskHeader::ScheduleSelf() {
+void TaskHeader::WakeAndReleaseSlow(uint32_t seq) {
+  uint64_t s = state();
+  for (;;) {
+    if ((s & (kCompleted | kCancelled | kScheduled)) != 0) break;
+    if (static_cast<uint32_t>(s >> kSeqShift) != seq) break;  // stale waker
+    if (CasState(s, s | kScheduled)) {
+      // Woken during its own poll: the poll's reference moves on when it
+      // ends, and the caller's is dropped below. Otherwise the caller's
+      // reference becomes the Runnable's.
+      if ((s & kRunning) != 0) break;
+      ScheduleSelf();
+      return;
+    }
+  }
+  Release();
+}
+
+void TaskHeader::ScheduleSelfVirtual() {
   Runnable runnable = Runnable::Adopt(this);
   switch (kind_) {
     case ScheduleKind::kBackground:
@@ -189,10 +207,7 @@ void TaskHeader::Finish() {
   TaskHeader* joiner = std::exchange(joiner_, nullptr);
   const uint32_t joiner_seq = joiner_seq_;
   UnlockJoin();
-  if (joiner != nullptr) {
-    joiner->Wake(joiner_seq);
-    joiner->Release();
-  }
+  if (joiner != nullptr) joiner->WakeAndRelease(joiner_seq);  // the reference joiner_ held
   Release();  // the task's own reference; every caller holds another
 }
 

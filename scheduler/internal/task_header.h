@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/ring_queue.h"
 #include "scheduler/task_metadata.h"
 
 namespace simsched {
@@ -125,6 +126,26 @@ class TaskHeader {
     WakeSlow(seq);
   }
 
+  // WakeAndRelease()
+  //
+  // Wake(seq), then gives up one reference the caller held (a consumed
+  // Waker's): if the wake schedules the task, that reference goes to the
+  // queued Runnable instead of a new one being taken. The caller must not
+  // touch the header afterwards.
+  [[gnu::always_inline]] void WakeAndRelease(uint32_t seq) {
+    // Fast path: a suspended task of the TestScheduler driving this thread
+    // (see DirectEnqueueTarget) goes straight onto its queue.
+    if (confined_) {
+      const uint64_t s = state_.load(std::memory_order_relaxed);
+      if ((s & (kCompleted | kCancelled | kScheduled | kRunning)) == 0 &&
+          static_cast<uint32_t>(s >> kSeqShift) == seq && TryEnqueueDirect()) {
+        state_.store(s | kScheduled, std::memory_order_relaxed);
+        return;
+      }
+    }
+    WakeAndReleaseSlow(seq);
+  }
+
   // Poll()
   //
   // Runs the task until its next suspension, consuming the reference the
@@ -177,7 +198,10 @@ class TaskHeader {
     if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
     state_.store(s & ~kRunning, std::memory_order_relaxed);
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
-    Release();
+    // Release(), confined: inline here, whatever the caller's inlining budget.
+    const uint32_t remaining = refs_.load(std::memory_order_relaxed) - 1;
+    refs_.store(remaining, std::memory_order_relaxed);
+    if (remaining == 0) [[unlikely]] Free();
     return PollResult::kSuspended;
   }
 
@@ -243,7 +267,9 @@ class TaskHeader {
 
   // Sends a Runnable for this task to its scheduler, by kind. Adopts one
   // reference.
-  void ScheduleSelf();
+  void ScheduleSelf() {
+    if (!TryEnqueueDirect()) ScheduleSelfVirtual();
+  }
 
   // The exception the task ended with, if any.
   const std::exception_ptr& exception() const { return exception_; }
@@ -298,6 +324,13 @@ class TaskHeader {
                                         std::memory_order_acquire);
   }
   void WakeSlow(uint32_t seq);
+  void WakeAndReleaseSlow(uint32_t seq);
+  // ScheduleSelf() through the scheduler's virtual Schedule* functions.
+  void ScheduleSelfVirtual();
+  // ScheduleSelf() for a background task of the scheduler driving on this
+  // thread that accepts direct enqueues (see DirectEnqueueTarget): pushes the
+  // header onto its queue, adopting one reference. False if it does not apply.
+  [[gnu::always_inline]] bool TryEnqueueDirect();
   // Resumes the task where it is suspended, as the current task, and runs
   // the resumption trampoline until the poll's last suspension.
   [[gnu::always_inline]] void ResumeLeaf() {
@@ -367,6 +400,42 @@ class TaskHeader {
 };
 
 inline TaskHeader* CurrentTask() { return current_task; }
+
+// DirectEnqueueTarget
+//
+// Set (per thread) by a scheduler while it drives its tasks on this thread,
+// when queuing a woken background task of it is nothing more than pushing
+// its header onto `queue` (the TestScheduler with a uniform pick and no trace
+// recording). A wake on this thread of such a task then skips the virtual
+// Schedule call, its thread check and the Runnable. Another thread never
+// matches (the variable is thread-local), so wakes from there still take
+// the scheduler's own, checked path.
+struct DirectEnqueueTarget {
+  const Scheduler* scheduler = nullptr;
+  RingQueue<TaskHeader*>* queue = nullptr;
+};
+extern thread_local constinit DirectEnqueueTarget direct_enqueue_target;
+
+// Installs `target` for its lifetime on this thread, restoring the previous
+// one after (drives nest: BlockOn from a lane task).
+class DirectEnqueueScope {
+ public:
+  explicit DirectEnqueueScope(DirectEnqueueTarget target)
+      : previous_(std::exchange(direct_enqueue_target, target)) {}
+  ~DirectEnqueueScope() { direct_enqueue_target = previous_; }
+  DirectEnqueueScope(const DirectEnqueueScope&) = delete;
+  DirectEnqueueScope& operator=(const DirectEnqueueScope&) = delete;
+
+ private:
+  DirectEnqueueTarget previous_;
+};
+
+inline bool TaskHeader::TryEnqueueDirect() {
+  const DirectEnqueueTarget& target = direct_enqueue_target;
+  if (target.scheduler != scheduler_ || kind_ != ScheduleKind::kBackground) return false;
+  target.queue->push_back(this);
+  return true;
+}
 
 // DestroyCoroutineFrame()
 //

@@ -324,10 +324,9 @@ class Mailbox {
   void Put(uint64_t value) {
     if (slot_.has_value()) Fatal("Mailbox::Put on a full slot");
     slot_ = value;
-    if (waiter_) {
-      simsched::Waker waker = std::move(waiter_);  // leaves waiter_ empty
-      waker.Wake();
-    }
+    // A consuming wake: leaves waiter_ empty, and its reference goes to
+    // the scheduler's queue.
+    if (waiter_) std::move(waiter_).Wake();
   }
 
   class TakeAwaiter {

@@ -1,0 +1,100 @@
+// RingQueue (scheduler/internal/ring_queue.h) against a std::deque model:
+// FIFO order across wrap-around and growth, and SwapRemove both on a queue
+// never rotated (the unmasked path) and on one rotated by pop_front.
+
+#include "scheduler/internal/ring_queue.h"
+
+#include <cstdint>
+#include <deque>
+#include <utility>
+
+#include "gtest/gtest.h"
+#include "sim/random.h"
+
+namespace simsched::internal {
+namespace {
+
+void ExpectSame(RingQueue<uint64_t>& queue, const std::deque<uint64_t>& model) {
+  ASSERT_EQ(queue.size(), model.size());
+  for (size_t i = 0; i < model.size(); ++i) EXPECT_EQ(queue[i], model[i]) << "index " << i;
+}
+
+uint64_t ModelSwapRemove(std::deque<uint64_t>& model, size_t i) {
+  const uint64_t value = model[i];
+  model[i] = model.back();
+  model.pop_back();
+  return value;
+}
+
+TEST(RingQueueTest, SwapRemoveOnAQueueNeverRotated) {
+  RingQueue<uint64_t> queue;
+  std::deque<uint64_t> model;
+  for (uint64_t v = 1; v <= 100; ++v) {  // grows past the first capacity
+    queue.push_back(v);
+    model.push_back(v);
+  }
+  for (size_t i : {size_t{0}, size_t{5}, size_t{97}, size_t{3}}) {
+    EXPECT_EQ(queue.SwapRemove(i), ModelSwapRemove(model, i));
+  }
+  ExpectSame(queue, model);
+  while (!model.empty()) {
+    const size_t last = model.size() - 1;
+    EXPECT_EQ(queue.SwapRemove(last), ModelSwapRemove(model, last));
+  }
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(RingQueueTest, SwapRemoveAfterPopFrontWrapsCorrectly) {
+  RingQueue<uint64_t> queue;
+  std::deque<uint64_t> model;
+  for (uint64_t v = 1; v <= 64; ++v) {  // exactly the first capacity
+    queue.push_back(v);
+    model.push_back(v);
+  }
+  for (int k = 0; k < 40; ++k) {
+    EXPECT_EQ(queue.pop_front(), model.front());
+    model.pop_front();
+  }
+  for (uint64_t v = 100; v < 130; ++v) {  // wraps around the ring's end
+    queue.push_back(v);
+    model.push_back(v);
+  }
+  ExpectSame(queue, model);
+  for (size_t i : {size_t{0}, size_t{20}, size_t{1}, size_t{50}}) {
+    EXPECT_EQ(queue.SwapRemove(i), ModelSwapRemove(model, i));
+    ExpectSame(queue, model);
+  }
+}
+
+TEST(RingQueueTest, RandomOperationsMatchTheModel) {
+  RingQueue<uint64_t> queue;
+  std::deque<uint64_t> model;
+  Rng rng(7);
+  uint64_t next = 1;
+  for (int op = 0; op < 20000; ++op) {
+    const uint64_t kind = rng.Below(10);
+    if (model.empty() || kind < 5) {
+      queue.push_back(next);
+      model.push_back(next);
+      ++next;
+    } else if (kind < 7) {
+      ASSERT_EQ(queue.pop_front(), model.front());
+      model.pop_front();
+    } else if (kind < 9) {
+      const size_t i = rng.Below(model.size());
+      ASSERT_EQ(queue.SwapRemove(i), ModelSwapRemove(model, i));
+    } else {
+      ASSERT_EQ(queue.pop_back(), model.back());
+      model.pop_back();
+    }
+    ASSERT_EQ(queue.size(), model.size());
+    if (!model.empty()) {
+      ASSERT_EQ(queue.front(), model.front());
+      ASSERT_EQ(queue.back(), model.back());
+    }
+  }
+  ExpectSame(queue, model);
+}
+
+}  // namespace
+}  // namespace simsched::internal
