@@ -343,12 +343,12 @@ class TaskHeader {
 
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
-  // suffices); `lane` is fixed at spawn; `live_prev/next` link the
-  // scheduler's list of live tasks.
+  // suffices); `lane` is fixed at spawn; `live_slot` is the task's place in
+  // the scheduler's index of live tasks (internal/live_task_index.h).
+  static constexpr uint32_t kNoLiveSlot = UINT32_MAX;
   uint64_t enqueue_seq = 0;
   uint32_t lane = 0;
-  TaskHeader* live_prev = nullptr;
-  TaskHeader* live_next = nullptr;
+  uint32_t live_slot = kNoLiveSlot;
 
   // Cold: read by reports and spawn functions.
   TaskMetadata metadata;
