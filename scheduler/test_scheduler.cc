@@ -286,7 +286,7 @@ void TestScheduler::EnqueueOnLane(TaskHeader* task) {
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     EnqueueHeader(background_, task);
   } else if (task->kind() == internal::ScheduleKind::kLabeled) {
-    EnqueueLabeled(task, *task->metadata.label);
+    EnqueueLabeled(task, *task->metadata.label());
   } else {
     EnqueueOnLane(task);
   }
@@ -545,7 +545,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   entry.step = steps_;
   entry.time = Elapsed();
   entry.task = task.metadata.id;
-  entry.label = task.metadata.label;
+  entry.label = task.metadata.label();
   entry.spawn_location = task.metadata.spawn_location;
   entry.lane = lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane);
   // The wait site is still the one the task suspended at: it changes only
@@ -561,7 +561,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
     wake_notes_.erase(it);
   }
   entry.internal = IsInternal(task.metadata.id);
-  entry.session = task.metadata.session;
+  entry.session = task.metadata.session();
   trace_.push_back(std::move(entry));
 }
 
@@ -894,7 +894,7 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
     wake_notes_.insert_or_assign(task.metadata.id.value,
                                  WakeNote{WakeCause::kSpawned, parent_id});
     task_events_.push_back(
-        {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata, parent_id});
+        {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata.Unpack(), parent_id});
   }
   if (task_observer_ != nullptr) [[unlikely]] {
     // The parent only if it is one of ours (not a task of another scheduler
@@ -922,7 +922,7 @@ void TestScheduler::OnTaskFinished(TaskHeader& task) {
   if (options_.record_trace) [[unlikely]] {
     task_events_.push_back({task.cancelled() ? TaskEvent::Kind::kCancelled
                                              : TaskEvent::Kind::kCompleted,
-                            steps_, Elapsed(), task.metadata, TaskId{}});
+                            steps_, Elapsed(), task.metadata.Unpack(), TaskId{}});
   }
   if (task_observer_ != nullptr) [[unlikely]] task_observer_->OnTaskFinished(task.metadata.id);
 }

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/task_metadata.h"
 
 namespace simsched {
@@ -351,7 +352,7 @@ class TaskHeader {
   uint32_t live_slot = kNoLiveSlot;
 
   // Cold: read by reports and spawn functions.
-  TaskMetadata metadata;
+  PackedTaskMetadata metadata;
 
  protected:
   std::exception_ptr exception_;
