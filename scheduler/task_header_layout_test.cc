@@ -99,14 +99,14 @@ TEST(TaskHeaderLayoutTest, PackedWaitSiteRoundTrips) {
   EXPECT_EQ(site.awaited_task, TaskId{});
 
   const TaskId big{(uint64_t{1} << 62) + 5};
-  header.SetWaitSite(WaitSite{"task", {}, big});
+  header.SetWaitSite(WaitSite{"task", {}, big, nullptr});
   site = header.wait_site();
   EXPECT_EQ(site.what, "task");
   EXPECT_EQ(site.awaited_task, big);
   EXPECT_EQ(site.target, nullptr);
   EXPECT_EQ(site.where.line(), 0u);
 
-  header.SetWaitSite(WaitSite{"plain", where});
+  header.SetWaitSite(WaitSite{"plain", where, {}, nullptr});
   site = header.wait_site();
   EXPECT_EQ(site.what, "plain");
   EXPECT_EQ(site.target, nullptr);

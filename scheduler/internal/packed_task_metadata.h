@@ -48,8 +48,13 @@ class PackedTaskMetadata {
     return session_;
   }
   void set_session(const std::optional<SessionId>& session) {
-    session_ = session.value_or(SessionId{});
-    label_bits_ = (label_bits_ & ~kHasSession) | (session.has_value() ? kHasSession : 0);
+    if (session.has_value()) {
+      session_ = *session;
+      label_bits_ |= kHasSession;
+    } else {
+      session_ = SessionId{};
+      label_bits_ &= ~kHasSession;
+    }
   }
 
   // The public record.
