@@ -66,7 +66,7 @@ class Runnable {
   //
   // The task's metadata, readable without running it. Requires a non-empty
   // Runnable.
-  const TaskMetadata& metadata() const { return task_->metadata; }
+  TaskMetadata metadata() const { return task_->metadata.Unpack(); }
 
   // Whether this Runnable holds a task (false after a move or Run).
   explicit operator bool() const { return task_ != nullptr; }

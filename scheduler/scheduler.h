@@ -285,10 +285,10 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   }
   auto* state =
       TaskState<T>::CreateInFrameRoom(scheduler, kind, root, scheduler.IsThreadConfined());
-  state->metadata.label = std::move(label);
+  state->metadata.set_label(label);
   state->metadata.spawn_location = location;
   // A task spawned by a task belongs to the same session.
-  if (TaskHeader* parent = current_task) state->metadata.session = parent->metadata.session;
+  if (TaskHeader* parent = current_task) state->metadata.set_session(parent->metadata.session());
   state->lane = lane;
   internal::TaskCoreAccess::OnTaskSpawned(scheduler, *state);
   Task<T> task = Task<T>::Adopt(state);

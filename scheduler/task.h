@@ -84,7 +84,7 @@ class TaskState final : public TaskHeader {
   // Takes the result of a finished task: the value, or throws its exception,
   // or throws TaskCancelledError.
   T TakeResult() {
-    if (!completed()) throw TaskCancelledError(metadata);
+    if (!completed()) throw TaskCancelledError(metadata.Unpack());
     if (exception_) {
       MarkExceptionObserved();
       std::rethrow_exception(exception_);
@@ -166,7 +166,7 @@ class [[nodiscard]] Task {
   // metadata()
   //
   // Id, label, session and spawn location. Requires a non-empty Task.
-  const TaskMetadata& metadata() const { return state_->metadata; }
+  TaskMetadata metadata() const { return state_->metadata.Unpack(); }
   TaskId id() const { return state_->metadata.id; }
 
   // IsFinished()

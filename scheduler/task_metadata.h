@@ -32,6 +32,9 @@
 #include <string_view>
 
 namespace simsched {
+namespace internal {
+class PackedTaskMetadata;
+}  // namespace internal
 
 // TaskId
 //
@@ -81,7 +84,16 @@ class TaskLabel {
   }
 
  private:
-  const std::string* name_;
+  // The task header stores a label as its interned name's address.
+  friend class internal::PackedTaskMetadata;
+  static TaskLabel FromInterned(const std::string* name) {
+    TaskLabel label;
+    label.name_ = name;
+    return label;
+  }
+  TaskLabel() = default;
+
+  const std::string* name_ = nullptr;
 };
 
 // SessionId

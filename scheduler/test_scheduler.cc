@@ -145,9 +145,7 @@ void TestScheduler::Reinit(TestSchedulerOptions options) {
   lane_queued_ = 0;
   deprioritized_labels_.clear();
 
-  live_head_ = nullptr;
-  live_tail_ = nullptr;
-  live_by_id_.clear();
+  live_.Clear();
   idle_allowed_.clear();
   internal_ids_.clear();
   wake_notes_.clear();
@@ -214,10 +212,10 @@ void TestScheduler::Shutdown() {
   internal::CancelInRounds(
       [this](std::vector<TaskHeader*>& queued) { TakeQueuedForShutdown(queued); },
       [this](std::vector<TaskHeader*>& live) {
-        for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-          task->AddRef();
-          live.push_back(task);
-        }
+        live_.ForEach([&live](TaskHeader& task) {
+          task.AddRef();
+          live.push_back(&task);
+        });
       });
   // Timers hold wakers (references to task headers); drop them last.
   timers_ = internal::TimerQueue();
@@ -304,7 +302,7 @@ template <bool kPlain>
       EnqueueHeader(background_, task);
     }
   } else if (task->kind() == internal::ScheduleKind::kLabeled) {
-    EnqueueLabeled(task, *task->metadata.label);
+    EnqueueLabeled(task, *task->metadata.label());
   } else {
     EnqueueOnLane(task);
   }
@@ -564,7 +562,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   entry.step = steps_;
   entry.time = Elapsed();
   entry.task = task.metadata.id;
-  entry.label = task.metadata.label;
+  entry.label = task.metadata.label();
   entry.spawn_location = task.metadata.spawn_location;
   entry.lane = lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane);
   // The wait site is still the one the task suspended at: it changes only
@@ -580,7 +578,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
     wake_notes_.erase(it);
   }
   entry.internal = IsInternal(task.metadata.id);
-  entry.session = task.metadata.session;
+  entry.session = task.metadata.session();
   trace_.push_back(std::move(entry));
 }
 
@@ -768,9 +766,9 @@ bool TestScheduler::IdleAllowed(const TaskHeader& task) const {
 size_t TestScheduler::StuckTaskCount() const {
   if (options_.allow_idle_tasks) return 0;
   size_t stuck = 0;
-  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-    if (!IdleAllowed(*task)) ++stuck;
-  }
+  live_.ForEach([&](const TaskHeader& task) {
+    if (!IdleAllowed(task)) ++stuck;
+  });
   return stuck;
 }
 
@@ -900,39 +898,29 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
     return;
   }
   task.metadata.id = TaskId{next_task_id_++};
-  task.live_prev = live_tail_;
-  task.live_next = nullptr;
-  if (live_tail_ != nullptr) {
-    live_tail_->live_next = &task;
-  } else {
-    live_head_ = &task;
-  }
-  live_tail_ = &task;
-  live_by_id_.emplace(task.metadata.id.value, &task);
+  live_.Add(&task);
   if (options_.record_trace) [[unlikely]] {
     const TaskHeader* parent = internal::current_task;
     const TaskId parent_id = parent != nullptr ? parent->metadata.id : TaskId{};
     wake_notes_.insert_or_assign(task.metadata.id.value,
                                  WakeNote{WakeCause::kSpawned, parent_id});
     task_events_.push_back(
-        {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata, parent_id});
+        {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata.Unpack(), parent_id});
   }
   if (task_observer_ != nullptr) [[unlikely]] {
     // The parent only if it is one of ours (not a task of another scheduler
     // polled on this thread).
     TaskId parent_id;
     if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
-      auto it = live_by_id_.find(parent->metadata.id.value);
-      if (it != live_by_id_.end() && it->second == parent) parent_id = parent->metadata.id;
+      if (live_.Find(parent->metadata.id) == parent) parent_id = parent->metadata.id;
     }
     task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
   }
 }
 
 bool TestScheduler::CancelTask(TaskId id) {
-  auto it = live_by_id_.find(id.value);
-  if (it == live_by_id_.end()) return false;
-  TaskHeader* task = it->second;
+  TaskHeader* task = live_.Find(id);
+  if (task == nullptr) return false;
   task->AddRef();  // the cancellation may drop the last other reference
   task->Cancel();
   task->Release();
@@ -941,23 +929,12 @@ bool TestScheduler::CancelTask(TaskId id) {
 
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
   if (task.metadata.id.value == 0) return;
-  if (live_by_id_.erase(task.metadata.id.value) == 0) return;
+  if (!live_.Remove(task)) return;
   if (options_.record_trace) [[unlikely]] {
     task_events_.push_back({task.cancelled() ? TaskEvent::Kind::kCancelled
                                              : TaskEvent::Kind::kCompleted,
-                            steps_, Elapsed(), task.metadata, TaskId{}});
+                            steps_, Elapsed(), task.metadata.Unpack(), TaskId{}});
   }
-  if (task.live_prev != nullptr) {
-    task.live_prev->live_next = task.live_next;
-  } else {
-    live_head_ = task.live_next;
-  }
-  if (task.live_next != nullptr) {
-    task.live_next->live_prev = task.live_prev;
-  } else {
-    live_tail_ = task.live_prev;
-  }
-  task.live_prev = task.live_next = nullptr;
   if (task_observer_ != nullptr) [[unlikely]] task_observer_->OnTaskFinished(task.metadata.id);
 }
 
@@ -981,10 +958,8 @@ void TestScheduler::RecordFailure(absl::Status status) {
 
 std::vector<TaskId> TestScheduler::LiveTasks() const {
   std::vector<TaskId> ids;
-  ids.reserve(live_by_id_.size());
-  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-    ids.push_back(task->metadata.id);
-  }
+  ids.reserve(live_.size());
+  live_.ForEach([&ids](const TaskHeader& task) { ids.push_back(task.metadata.id); });
   return ids;
 }
 
@@ -1008,7 +983,7 @@ std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
     }
   } else if (site.awaited_task.value != 0) {
     absl::StrAppend(&out, ": waiting for task ", site.awaited_task.value, " to finish");
-    if (!live_by_id_.contains(site.awaited_task.value)) {
+    if (!live_.Contains(site.awaited_task)) {
       absl::StrAppend(&out, " (already finished)");
     }
   } else if (!site.what.empty()) {
@@ -1029,16 +1004,15 @@ std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
 }
 
 std::string TestScheduler::DescribeTask(TaskId id) const {
-  auto it = live_by_id_.find(id.value);
-  if (it == live_by_id_.end()) return absl::StrCat("task ", id.value, ": not running");
-  return DescribeHeader(*it->second);
+  const TaskHeader* task = live_.Find(id);
+  if (task == nullptr) return absl::StrCat("task ", id.value, ": not running");
+  return DescribeHeader(*task);
 }
 
 std::string TestScheduler::DescribeLiveTasks() const {
-  std::string out = absl::StrCat("live tasks (", live_by_id_.size(), "):");
-  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-    absl::StrAppend(&out, "\n  ", DescribeHeader(*task));
-  }
+  std::string out = absl::StrCat("live tasks (", live_.size(), "):");
+  live_.ForEach(
+      [&](const TaskHeader& task) { absl::StrAppend(&out, "\n  ", DescribeHeader(task)); });
   return out;
 }
 
@@ -1052,25 +1026,27 @@ std::string TestScheduler::DescribeWaitFor() const {
   };
   std::string stuck, idle;
   size_t stuck_count = 0, idle_count = 0;
-  for (TaskHeader* task = live_head_; task != nullptr; task = task->live_next) {
-    const bool allowed = IdleAllowed(*task);
-    absl::StrAppend(allowed ? &idle : &stuck, "\n  ", DescribeHeader(*task));
+  std::vector<const TaskHeader*> live;
+  live.reserve(live_.size());
+  live_.ForEach([&](const TaskHeader& task) {
+    const bool allowed = IdleAllowed(task);
+    absl::StrAppend(allowed ? &idle : &stuck, "\n  ", DescribeHeader(task));
     ++(allowed ? idle_count : stuck_count);
-  }
+    live.push_back(&task);
+  });
   std::string out = absl::StrCat("stuck tasks (", stuck_count, "):", stuck);
   // Wait-for cycles, each reported once, from its lowest task id (the list
   // is in id order, so the walk and the report are deterministic).
   absl::flat_hash_set<uint64_t> reported;
-  for (TaskHeader* start = live_head_; start != nullptr; start = start->live_next) {
+  for (const TaskHeader* start : live) {
     if (reported.contains(start->metadata.id.value)) continue;
     std::vector<const TaskHeader*> path;
     const TaskHeader* at = start;
-    while (at != nullptr && path.size() <= live_by_id_.size()) {
+    while (at != nullptr && path.size() <= live_.size()) {
       path.push_back(at);
       const TaskId next = blocking_task(*at);
       if (next.value == 0) break;
-      auto it = live_by_id_.find(next.value);
-      at = it == live_by_id_.end() ? nullptr : it->second;
+      at = live_.Find(next);
       if (at == start) {
         std::string cycle = absl::StrCat("\nwait-for cycle: task ", start->metadata.id.value);
         for (const TaskHeader* t : path) {

@@ -64,6 +64,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/live_task_index.h"
 #include "scheduler/internal/schedule_strategy.h"
 #include "scheduler/outcome.h"
 #include "scheduler/internal/timer_queue.h"
@@ -258,7 +259,7 @@ class TestScheduler final : public Scheduler {
   Unparker GetUnparker() override;
   TimerId StartTimer(Instant deadline, Waker waker) override;
   void CancelTimer(TimerId timer) override;
-  bool IsTaskRunning(TaskId id) const override { return live_by_id_.contains(id.value); }
+  bool IsTaskRunning(TaskId id) const override { return live_.Contains(id); }
   absl::Status BlockOnTask(internal::TaskHeader& task) override;
   // Thread-confined unless `allow_parking` admits wakes from real threads:
   // then task state changes must be atomic read-modify-writes.
@@ -474,7 +475,7 @@ class TestScheduler final : public Scheduler {
   // LiveTaskCount() / LiveTasks()
   //
   // The tasks spawned and not yet finished, in id order.
-  size_t LiveTaskCount() const { return live_by_id_.size(); }
+  size_t LiveTaskCount() const { return live_.size(); }
   std::vector<TaskId> LiveTasks() const;
 
   // DescribeTask() / DescribeLiveTasks()
@@ -603,11 +604,8 @@ class TestScheduler final : public Scheduler {
   size_t lane_queued_ = 0;  // entries across all lanes' queues
   absl::flat_hash_set<TaskLabel> deprioritized_labels_;
 
-  // Live tasks: a list in spawn (= id) order for reports and shutdown, and a
-  // map for lookups only (never iterated, so its hash order cannot leak).
-  internal::TaskHeader* live_head_ = nullptr;
-  internal::TaskHeader* live_tail_ = nullptr;
-  absl::flat_hash_map<uint64_t, internal::TaskHeader*> live_by_id_;
+  // Live tasks in spawn (= id) order, for reports, shutdown and lookups by id.
+  internal::LiveTaskIndex live_;
   // Ids given to AllowIdle and MarkInternal (looked up, never iterated).
   absl::flat_hash_set<uint64_t> idle_allowed_;
   absl::flat_hash_set<uint64_t> internal_ids_;

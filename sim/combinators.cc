@@ -15,7 +15,7 @@ Task<void> SpawnSibling(Co<void> co, SourceLocation location) {
   // The same kind, label and lane as the awaiting task, so a combinator
   // awaited on a main thread (or a TestScheduler lane) keeps its inputs
   // there. The session is inherited by SpawnTask itself.
-  return SpawnTask(*self.scheduler(), std::move(co), self.kind(), self.metadata.label,
+  return SpawnTask(*self.scheduler(), std::move(co), self.kind(), self.metadata.label(),
                    self.lane, location);
 }
 

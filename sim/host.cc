@@ -19,7 +19,7 @@ Co<void> HostTaskBody(Co<void> co) {
     co_await std::move(co);
   } catch (...) {
     internal::TaskHeader& self = internal::RequireCurrentTask("host task");
-    internal::TaskCoreAccess::OnUnhandledTaskException(*self.scheduler(), self.metadata,
+    internal::TaskCoreAccess::OnUnhandledTaskException(*self.scheduler(), self.metadata.Unpack(),
                                                       std::current_exception());
   }
 }

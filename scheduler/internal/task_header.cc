@@ -76,7 +76,7 @@ void TaskHeader::ScheduleSelfVirtual() {
       scheduler_->Schedule(std::move(runnable));
       break;
     case ScheduleKind::kLabeled:
-      scheduler_->ScheduleLabeled(std::move(runnable), *metadata.label);
+      scheduler_->ScheduleLabeled(std::move(runnable), *metadata.label());
       break;
     case ScheduleKind::kForeground:
       scheduler_->ScheduleForeground(std::move(runnable));
@@ -114,7 +114,7 @@ void TaskHeader::Complete() {
   }
   if (exception_ != nullptr && (s & kDetached) != 0) {
     exception_observed_ = true;
-    TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata, exception_);
+    TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata.Unpack(), exception_);
   }
   Finish();
 }
@@ -179,7 +179,7 @@ void TaskHeader::Detach() {
     // The task finished before it was detached, so its scheduler may be gone:
     // report through the logger, which always outlives it.
     exception_observed_ = true;
-    Scheduler::LogUnhandledTaskException(metadata, exception_);
+    Scheduler::LogUnhandledTaskException(metadata.Unpack(), exception_);
   }
 }
 

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/internal/ring_queue.h"
 #include "scheduler/task_metadata.h"
 
@@ -276,13 +277,31 @@ class TaskHeader {
   void MarkExceptionObserved() { exception_observed_ = true; }
 
   // Records what the task waits on, for reports; valid until it is resumed.
+  // A site names an awaited task or a target, not both (the task wins).
   void SetWaitSite(const WaitSite& site) {
-    wait_site_ = site;
+    wait_what_ = site.what.data();
+    // A description longer than 4 GiB is cut short, never misread.
+    wait_what_size_ = site.what.size() <= UINT32_MAX ? static_cast<uint32_t>(site.what.size())
+                                                     : UINT32_MAX;
+    wait_where_ = site.where;
+    wait_object_ = site.awaited_task.value != 0 ? (site.awaited_task.value << 1) | 1
+                                                : reinterpret_cast<uintptr_t>(site.target);
     wait_seq_ = seq();
   }
   // What the task waits on now, or an empty site if its current suspension
   // recorded none.
-  WaitSite wait_site() const { return wait_seq_ == seq() ? wait_site_ : WaitSite{}; }
+  WaitSite wait_site() const {
+    if (wait_seq_ != seq()) return WaitSite{};
+    WaitSite site;
+    site.what = std::string_view(wait_what_, wait_what_size_);
+    site.where = wait_where_;
+    if ((wait_object_ & 1) != 0) {
+      site.awaited_task = TaskId{wait_object_ >> 1};
+    } else {
+      site.target = reinterpret_cast<const WaitTarget*>(wait_object_);
+    }
+    return site;
+  }
 
   // Makes `next` the coroutine this poll resumes next, and suspends the
   // caller: the Co awaiter and final_suspend use this instead of symmetric
@@ -376,15 +395,15 @@ class TaskHeader {
 
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
-  // suffices); `lane` is fixed at spawn; `live_prev/next` link the
-  // scheduler's list of live tasks.
+  // suffices); `lane` is fixed at spawn; `live_slot` is the task's place in
+  // the scheduler's index of live tasks (internal/live_task_index.h).
+  static constexpr uint32_t kNoLiveSlot = UINT32_MAX;
   uint64_t enqueue_seq = 0;
   uint32_t lane = 0;
-  TaskHeader* live_prev = nullptr;
-  TaskHeader* live_next = nullptr;
+  uint32_t live_slot = kNoLiveSlot;
 
   // Cold: read by reports and spawn functions.
-  TaskMetadata metadata;
+  PackedTaskMetadata metadata;
 
  protected:
   std::exception_ptr exception_;
@@ -395,8 +414,14 @@ class TaskHeader {
   // cycle of two tasks cancelling each other.
   std::atomic<TaskHeader*> joining_{nullptr};
   uint32_t joiner_seq_ = 0;
+  // The wait site (see SetWaitSite), packed: 40 bytes instead of 52. Task
+  // ids are below 2^63 and a WaitTarget is at least 2-aligned, so bit 0 of
+  // `wait_object_` says which of the two it holds.
   uint32_t wait_seq_ = 0;
-  WaitSite wait_site_;
+  uint32_t wait_what_size_ = 0;
+  const char* wait_what_ = nullptr;
+  SourceLocation wait_where_;
+  uintptr_t wait_object_ = 0;
 };
 
 inline TaskHeader* CurrentTask() { return current_task; }

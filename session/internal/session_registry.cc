@@ -141,14 +141,14 @@ SessionRegistry::SpawnClaim SessionRegistry::ClaimSpawn(internal::TaskHeader& ta
   // already given the task the spawning task's session.
   if (pending_spawn.registry != this) return SpawnClaim{};
   pending_spawn.registry = nullptr;  // for this one spawn only
-  task.metadata.session = pending_spawn.session;
+  task.metadata.set_session(pending_spawn.session);
   return SpawnClaim{pending_spawn.covered};
 }
 
 void SessionRegistry::OnTaskSpawned(internal::TaskHeader& task, SpawnClaim claim) {
   internal::TaskHeader* const spawner = internal::current_task;
   const TaskId id = task.metadata.id;
-  const std::optional<SessionId> session = task.metadata.session;
+  const std::optional<SessionId> session = task.metadata.session();
 
   absl::MutexLock lock(&mu_);
   TaskRecord record{&task, session, TaskId{}, claim.covered};
@@ -168,7 +168,7 @@ void SessionRegistry::OnTaskSpawned(internal::TaskHeader& task, SpawnClaim claim
   if (state.ended_at.has_value() && !record.covered) {
     state.offences.emplace(id,
                            Offence{OffenceKind::kSpawnedAfterResponse, task.metadata.DebugString(),
-                                   BriefName(task.metadata),
+                                   BriefName(task.metadata.Unpack()),
                                    "queued to run", Now(), std::nullopt});
   }
 }
@@ -232,7 +232,7 @@ absl::Status SessionRegistry::End(SessionId session) {
       if (record.covered || id == responder) continue;
       state.offences.emplace(
           id, Offence{OffenceKind::kOutlivedResponse, record.header->metadata.DebugString(),
-                      BriefName(record.header->metadata),
+                      BriefName(record.header->metadata.Unpack()),
                       DescribeState(*record.header), now, std::nullopt});
     }
   }
@@ -264,7 +264,7 @@ void SessionRegistry::ExpireGrace(SessionId session) {
       if (!record.covered) continue;  // a leak: already reported, left running
       state.offences.insert_or_assign(
           id, Offence{OffenceKind::kCutOffByGracePeriod, record.header->metadata.DebugString(),
-                      BriefName(record.header->metadata),
+                      BriefName(record.header->metadata.Unpack()),
                       DescribeState(*record.header), now, std::nullopt});
       record.header->AddRef();
       cut_off.push_back(record.header);
@@ -295,7 +295,7 @@ absl::Status SessionRegistry::WaitUntil(SessionId session, internal::TaskHeader&
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return UnknownSession(session);
-  const TaskMetadata& metadata = task.metadata;
+  const TaskMetadata metadata = task.metadata.Unpack();
   if (task.scheduler() != &owner_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "WaitUntil was given ", metadata.DebugString(),
@@ -387,7 +387,7 @@ absl::Status SessionRegistry::Validate(SessionId session) const {
     for (TaskId id : state.live) {
       const TaskRecord& record = live_.at(id);
       if (record.covered) continue;
-      names.push_back(BriefName(record.header->metadata));
+      names.push_back(BriefName(record.header->metadata.Unpack()));
       lines.push_back(absl::StrCat(
           "  ", record.header->metadata.DebugString(),
           "\n    is still running without WaitUntil: ", DescribeState(*record.header)));

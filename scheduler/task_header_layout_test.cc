@@ -1,0 +1,117 @@
+// The task header's packed fields (metadata, wait site) give back exactly
+// what was stored, and the header stays within its size budget: every Co
+// frame reserves room for one (scheduler/co.h), so its size is per-frame
+// memory (docs/performance.md, Memory).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gtest/gtest.h"
+#include "scheduler/co.h"
+#include "scheduler/internal/packed_task_metadata.h"
+#include "scheduler/internal/task_header.h"
+#include "scheduler/test_scheduler.h"
+#include "scheduler/waker.h"
+
+namespace simsched {
+namespace {
+
+using internal::PackedTaskMetadata;
+using internal::TaskHeader;
+
+TEST(TaskHeaderLayoutTest, HeaderAndFrameRoomStayWithinBudget) {
+#if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
+  if constexpr (sizeof(void*) == 8) {
+    EXPECT_LE(sizeof(PackedTaskMetadata), 40u);
+    EXPECT_LE(sizeof(TaskHeader), 192u);
+    EXPECT_LE(internal::kTaskRoomBytes<void>, 208u);
+    EXPECT_LE(internal::kTaskRoomBytes<int>, 208u);
+  }
+#else
+  GTEST_SKIP() << "budget is for toolchains with std::source_location";
+#endif
+}
+
+TEST(TaskHeaderLayoutTest, PackedMetadataRoundTripsEveryCombination) {
+  const TaskLabel label("layout-test");
+  for (bool with_label : {false, true}) {
+    for (std::optional<SessionId> session :
+         {std::optional<SessionId>(), std::optional<SessionId>(SessionId{0}),
+          std::optional<SessionId>(SessionId{7}),
+          std::optional<SessionId>(SessionId{UINT64_MAX})}) {
+      PackedTaskMetadata packed;
+      packed.id = TaskId{42};
+      // Either order of setting leaves the other field alone.
+      packed.set_session(session);
+      packed.set_label(with_label ? std::optional<TaskLabel>(label) : std::nullopt);
+      packed.set_session(session);
+      const TaskMetadata full = packed.Unpack();
+      EXPECT_EQ(full.id, TaskId{42});
+      EXPECT_EQ(full.label, with_label ? std::optional<TaskLabel>(label) : std::nullopt);
+      EXPECT_EQ(full.session, session);
+      EXPECT_EQ(packed.has_label(), with_label);
+      EXPECT_EQ(packed.DebugString(), full.DebugString());
+    }
+  }
+  PackedTaskMetadata cleared;
+  cleared.set_label(label);
+  cleared.set_session(SessionId{3});
+  cleared.set_label(std::nullopt);
+  EXPECT_EQ(cleared.label(), std::nullopt);
+  EXPECT_EQ(cleared.session(), SessionId{3});
+  cleared.set_session(std::nullopt);
+  EXPECT_EQ(cleared.session(), std::nullopt);
+}
+
+class FakeHeader final : public TaskHeader {
+ public:
+  explicit FakeHeader(Scheduler& scheduler)
+      : TaskHeader(scheduler, internal::ScheduleKind::kBackground, {}, nullptr, true) {}
+
+ private:
+  void HarvestResult(std::coroutine_handle<>) noexcept override {}
+  void Free() noexcept override {}
+};
+
+class Target final : public WaitTarget {
+ public:
+  std::string DescribeBlocker() const override { return "test target"; }
+};
+
+TEST(TaskHeaderLayoutTest, PackedWaitSiteRoundTrips) {
+  TestScheduler scheduler;
+  FakeHeader header(scheduler);
+  EXPECT_TRUE(header.wait_site().what.empty());
+
+  const std::string owned = "a name owned by the awaited object";
+  const std::string_view what(owned.data(), 6);  // not NUL-terminated there
+  const SourceLocation where = SourceLocation::current();
+  Target target;
+  header.SetWaitSite(WaitSite{what, where, {}, &target});
+  WaitSite site = header.wait_site();
+  EXPECT_EQ(site.what, "a name");
+  EXPECT_EQ(site.what.data(), owned.data());
+  EXPECT_EQ(site.where.line(), where.line());
+  EXPECT_STREQ(site.where.file_name(), where.file_name());
+  EXPECT_EQ(site.target, &target);
+  EXPECT_EQ(site.awaited_task, TaskId{});
+
+  const TaskId big{(uint64_t{1} << 62) + 5};
+  header.SetWaitSite(WaitSite{"task", {}, big, nullptr});
+  site = header.wait_site();
+  EXPECT_EQ(site.what, "task");
+  EXPECT_EQ(site.awaited_task, big);
+  EXPECT_EQ(site.target, nullptr);
+  EXPECT_EQ(site.where.line(), 0u);
+
+  header.SetWaitSite(WaitSite{"plain", where, {}, nullptr});
+  site = header.wait_site();
+  EXPECT_EQ(site.what, "plain");
+  EXPECT_EQ(site.target, nullptr);
+  EXPECT_EQ(site.awaited_task, TaskId{});
+}
+
+}  // namespace
+}  // namespace simsched
