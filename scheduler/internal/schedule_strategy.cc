@@ -10,6 +10,7 @@ void ScheduleStrategy::Init(const StrategySpec& concrete, Rng& rng) {
   change_points_.clear();
   next_change_ = 0;
   fair_after_ = UINT64_MAX;
+  background_top_.Reset();
   if (spec_.kind != StrategyKind::kPct) return;
   const uint64_t k =
       spec_.run_length != 0 ? spec_.run_length : StrategySpec::kDefaultRunLength;

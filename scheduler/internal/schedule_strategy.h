@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "scheduler/internal/task_header.h"
+#include "scheduler/internal/top_priorities.h"
 #include "scheduler/strategy.h"
 #include "sim/random.h"
 
@@ -77,6 +78,10 @@ class ScheduleStrategy {
     return true;
   }
 
+  // PCT and POS: the background queue's largest priorities, kept between
+  // picks (reset by Init, so a reused scheduler starts from nothing).
+  TopPriorities& background_top() { return background_top_; }
+
   struct ChangePoint {
     uint64_t step;      // 1-based
     uint64_t priority;  // 1..D-1
@@ -95,6 +100,7 @@ class ScheduleStrategy {
   std::vector<ChangePoint> change_points_;
   size_t next_change_ = 0;
   uint64_t fair_after_ = UINT64_MAX;
+  TopPriorities background_top_;
 };
 
 }  // namespace simsched::internal
