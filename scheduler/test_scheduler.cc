@@ -444,7 +444,7 @@ void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_wo
         best_index = top.Best(background_);
         best = background_[best_index]->enqueue_seq;
       }
-      for (LaneId id = 0; id < lanes_.size(); ++id) {
+      for (LaneId id = 0; lane_queued_ != 0 && id < lanes_.size(); ++id) {
         Lane& l = lanes_[id];
         if (l.queue.empty() || l.blocked != 0) continue;
         const uint64_t priority = l.queue.front()->enqueue_seq;
@@ -485,6 +485,11 @@ void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_wo
 }
 
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
+  if (lane_queued_ == 0 && !background_.empty() && strategy_.ByPriority(steps_ + 1)) {
+    // PCT and POS with only background work queued (the common case).
+    PickByPriority(next, lane, /*main_work=*/true);
+    return true;
+  }
   const size_t background = background_.size();
   // Candidates: all background entries, then the head of each runnable lane
   // in lane order.
