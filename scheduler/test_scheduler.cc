@@ -485,11 +485,24 @@ void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_wo
 }
 
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
-  if (lane_queued_ == 0 && !background_.empty() && strategy_.ByPriority(steps_ + 1)) {
-    // PCT and POS with only background work queued (the common case).
-    PickByPriority(next, lane, /*main_work=*/true);
+  if (lane_queued_ == 0 && !background_.empty() && strategy_.ByPriority(steps_ + 1)) [[likely]] {
+    // PCT and POS with only background work queued (the common case): what
+    // PickByPriority does then, without its generality.
+    internal::TopPriorities& top = strategy_.background_top();
+    const size_t best = top.Best(background_);
+    if (strategy_.DemoteAtChangePoint(steps_ + 1, *background_[best])) [[unlikely]] {
+      top.Reset();
+      PickByPriority(next, lane, /*main_work=*/true);  // picks again
+      return true;
+    }
+    next = top.Take(background_, best);
+    lane = kNoLane;
     return true;
   }
+  return PickNextGeneral(next, lane);
+}
+
+bool TestScheduler::PickNextGeneral(TaskHeader*& next, LaneId& lane) {
   const size_t background = background_.size();
   // Candidates: all background entries, then the head of each runnable lane
   // in lane order.
