@@ -75,28 +75,20 @@ class TopPriorities {
     return top_index_;
   }
 
-  // Removes entry `index` (normally Best()'s) as the full scan's pick did,
-  // and returns it.
+  // Removes entry `index` (Best()'s answer; any other index forgets what is
+  // known) as the full scan's pick did, and returns it.
   template <typename Queue>
   auto Take(Queue& queue, size_t index) {
     const size_t last = queue.size() - 1;
     auto task = index == 0 ? queue.pop_front() : queue.SwapRemove(index);
-    if (seen_ != last + 1) [[unlikely]] {
-      Reset();
-      return task;
+    if (has_top_ && index == top_index_ && seen_ == last + 1) [[likely]] {
+      // The rest is what remains, and rest_max_ still bounds it.
+      has_top_ = false;
+      seen_ = last;
+      if (last == 0) rest_max_ = 0;
+    } else {
+      Reset();  // a tie at the top was taken, or the queue changed behind our back
     }
-    seen_ = last;
-    if (has_top_) {
-      // Follow the top as the queue moved it.
-      if (top_index_ == index) {
-        has_top_ = false;
-      } else if (index == 0) {
-        --top_index_;
-      } else if (top_index_ == last) {
-        top_index_ = index;
-      }
-    }
-    if (seen_ == (has_top_ ? 1 : 0)) rest_max_ = 0;  // no rest left
     return task;
   }
 
