@@ -54,6 +54,18 @@ class TopPriorities {
   template <typename Queue>
   size_t Best(const Queue& queue) {
     const size_t size = queue.size();
+    if (!has_top_ && seen_ + 1 == size) [[likely]] {
+      // One entry queued since the last pick (under PCT: the task that ran,
+      // with its priority): on top if it beats the rest.
+      const uint64_t priority = queue[seen_]->enqueue_seq;
+      if (priority > rest_max_) {
+        top_priority_ = priority;
+        top_index_ = seen_;
+        has_top_ = true;
+        seen_ = size;
+        return top_index_;
+      }
+    }
     if (seen_ > size) [[unlikely]] Reset();  // changed without a Reset: start over
     for (size_t i = seen_; i < size; ++i) {
       const uint64_t priority = queue[i]->enqueue_seq;
