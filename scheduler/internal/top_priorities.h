@@ -52,7 +52,7 @@ class TopPriorities {
   // something with an `enqueue_seq`): the largest priority, the first in
   // queue order among equals. `queue` must not be empty.
   template <typename Queue>
-  size_t Best(const Queue& queue) {
+  [[gnu::always_inline]] size_t Best(const Queue& queue) {
     const size_t size = queue.size();
     if (!has_top_ && seen_ + 1 == size) [[likely]] {
       // One entry queued since the last pick (under PCT: the task that ran,
@@ -90,7 +90,7 @@ class TopPriorities {
   // Removes entry `index` (Best()'s answer; any other index forgets what is
   // known) as the full scan's pick did, and returns it.
   template <typename Queue>
-  auto Take(Queue& queue, size_t index) {
+  [[gnu::always_inline]] auto Take(Queue& queue, size_t index) {
     const size_t last = queue.size() - 1;
     auto task = index == 0 ? queue.pop_front() : queue.SwapRemove(index);
     if (has_top_ && index == top_index_ && seen_ == last + 1) [[likely]] {
