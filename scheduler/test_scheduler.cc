@@ -444,34 +444,53 @@ void TestScheduler::TrackEnqueue(TaskHeader& task) { strategy_.OnEnqueue(task, r
 // PCT and POS: the candidate with the largest priority (ties: the first in
 // candidate order: background queue order, then lanes by id). Deprioritized
 // work competes only when nothing else is runnable (`main_work` false), as in
-// every strategy.
+// every strategy. The background's best comes from TopPriorities, which picks
+// what a scan of the whole queue picks (scheduler/priority_pick_test.cc).
 void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_work) {
+  internal::TopPriorities& top = strategy_.background_top();
   for (;;) {
     Queue* best_queue = nullptr;
     size_t best_index = 0;
     LaneId best_lane = kNoLane;
     uint64_t best = 0;
-    auto consider = [&](Queue& queue, size_t index, LaneId queue_lane) {
-      const uint64_t priority = queue[index]->enqueue_seq;
-      if (best_queue == nullptr || priority > best) {
-        best_queue = &queue;
-        best_index = index;
-        best_lane = queue_lane;
-        best = priority;
-      }
-    };
-    Queue& pool = main_work ? background_ : deprioritized_;
-    for (size_t i = 0; i < pool.size(); ++i) consider(pool, i, kNoLane);
     if (main_work) {
-      for (LaneId id = 0; id < lanes_.size(); ++id) {
-        if (!lanes_[id].queue.empty() && lanes_[id].blocked == 0) consider(lanes_[id].queue, 0, id);
+      if (!background_.empty()) {
+        best_queue = &background_;
+        best_index = top.Best(background_);
+        best = background_[best_index]->enqueue_seq;
+      }
+      for (LaneId id = 0; lane_queued_ != 0 && id < lanes_.size(); ++id) {
+        Lane& l = lanes_[id];
+        if (l.queue.empty() || l.blocked != 0) continue;
+        const uint64_t priority = l.queue.front()->enqueue_seq;
+        if (best_queue == nullptr || priority > best) {
+          best_queue = &l.queue;
+          best_index = 0;
+          best_lane = id;
+          best = priority;
+        }
+      }
+    } else {
+      best_queue = &deprioritized_;
+      for (size_t i = 0; i < deprioritized_.size(); ++i) {
+        const uint64_t priority = deprioritized_[i]->enqueue_seq;
+        if (i == 0 || priority > best) {
+          best_index = i;
+          best = priority;
+        }
       }
     }
-    SIMSCHED_CHECK(best_queue != nullptr, "PickByPriority without a candidate");
-    if (strategy_.DemoteAtChangePoint(steps_ + 1, *(*best_queue)[best_index])) continue;
+    SIMSCHED_CHECK(best_queue != nullptr && !best_queue->empty(),
+                   "PickByPriority without a candidate");
+    if (strategy_.DemoteAtChangePoint(steps_ + 1, *(*best_queue)[best_index])) {
+      if (best_queue == &background_) top.Reset();  // a kept priority changed
+      continue;
+    }
     if (best_lane != kNoLane) {
       next = best_queue->pop_front();
       --lane_queued_;
+    } else if (best_queue == &background_) {
+      next = top.Take(background_, best_index);
     } else {
       next = best_index == 0 ? best_queue->pop_front() : best_queue->SwapRemove(best_index);
     }
@@ -481,6 +500,24 @@ void TestScheduler::PickByPriority(TaskHeader*& next, LaneId& lane, bool main_wo
 }
 
 bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
+  if (lane_queued_ == 0 && !background_.empty() && strategy_.ByPriority(steps_ + 1)) [[likely]] {
+    // PCT and POS with only background work queued (the common case): what
+    // PickByPriority does then, without its generality.
+    internal::TopPriorities& top = strategy_.background_top();
+    const size_t best = top.Best(background_);
+    if (strategy_.DemoteAtChangePoint(steps_ + 1, *background_[best])) [[unlikely]] {
+      top.Reset();
+      PickByPriority(next, lane, /*main_work=*/true);  // picks again
+      return true;
+    }
+    next = top.Take(background_, best);
+    lane = kNoLane;
+    return true;
+  }
+  return PickNextGeneral(next, lane);
+}
+
+bool TestScheduler::PickNextGeneral(TaskHeader*& next, LaneId& lane) {
   const size_t background = background_.size();
   // Candidates: all background entries, then the head of each runnable lane
   // in lane order.
@@ -520,6 +557,7 @@ bool TestScheduler::PickNextSlow(TaskHeader*& next, LaneId& lane) {
     // In randomized mode the queue's order carries no meaning, so the picked
     // entry is swapped with the back and popped in O(1).
     next = pick == 0 ? background_.pop_front() : background_.SwapRemove(pick);
+    strategy_.background_top().Reset();  // (PCT past fair_after_ picks here)
     lane = kNoLane;
     return true;
   }
@@ -657,7 +695,11 @@ bool TestScheduler::TakeQueued(TaskHeader& task, LaneId& lane) {
     }
     return false;
   };
-  if (take(background_, kNoLane) || take(deprioritized_, kNoLane)) return true;
+  if (take(background_, kNoLane)) {
+    strategy_.background_top().Reset();  // an entry left the middle of the queue
+    return true;
+  }
+  if (take(deprioritized_, kNoLane)) return true;
   for (LaneId id = 0; id < lanes_.size(); ++id) {
     if (take(lanes_[id].queue, id)) {
       --lane_queued_;

@@ -552,6 +552,8 @@ class TestScheduler final : public Scheduler {
   void DrainInbox();
   bool StepInline();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
+  // PickNextSlow's other cases: lanes, deprioritized work, FIFO, uniform.
+  [[gnu::noinline]] bool PickNextGeneral(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
   template <bool kPlain>
   void RunPicked(internal::TaskHeader* task, LaneId lane);

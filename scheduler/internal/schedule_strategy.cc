@@ -9,7 +9,10 @@ void ScheduleStrategy::Init(const StrategySpec& concrete, Rng& rng) {
   enqueue_counter_ = 1;
   change_points_.clear();
   next_change_ = 0;
+  next_change_step_ = 0;
   fair_after_ = UINT64_MAX;
+  background_top_.Reset();
+  priority_until_ = spec_.kind == StrategyKind::kPos ? UINT64_MAX : 0;
   if (spec_.kind != StrategyKind::kPct) return;
   const uint64_t k =
       spec_.run_length != 0 ? spec_.run_length : StrategySpec::kDefaultRunLength;
@@ -30,6 +33,8 @@ void ScheduleStrategy::Init(const StrategySpec& concrete, Rng& rng) {
   // loop waiting for another task); PCT's guarantee assumes terminating
   // programs. Past ten times the expected length, pick uniformly instead.
   fair_after_ = 10 * k + 1000;
+  priority_until_ = fair_after_;
+  next_change_step_ = NextChangeStep();
 }
 
 }  // namespace simsched::internal

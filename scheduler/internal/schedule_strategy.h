@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "scheduler/internal/task_header.h"
+#include "scheduler/internal/top_priorities.h"
 #include "scheduler/strategy.h"
 #include "sim/random.h"
 
@@ -46,12 +47,9 @@ class ScheduleStrategy {
   // Priority strategies pick the candidate with the largest priority, until
   // a PCT run outlives `fair_after_` steps (a spin loop under strict
   // priorities would never end); from then on they pick uniformly.
-  bool ByPriority(uint64_t step) const {
-    return (spec_.kind == StrategyKind::kPct || spec_.kind == StrategyKind::kPos) &&
-           step <= fair_after_;
-  }
+  bool ByPriority(uint64_t step) const { return step <= priority_until_; }
 
-  void OnEnqueue(TaskHeader& task, Rng& rng) {
+  [[gnu::always_inline]] void OnEnqueue(TaskHeader& task, Rng& rng) {
     switch (spec_.kind) {
       case StrategyKind::kFifo: task.enqueue_seq = enqueue_counter_++; break;
       case StrategyKind::kPct:
@@ -66,16 +64,19 @@ class ScheduleStrategy {
   // it) to that change point's low priority and returns true: the scheduler
   // then picks again. Several change points on one step demote in turn.
   bool DemoteAtChangePoint(uint64_t step, TaskHeader& task) {
-    if (next_change_ >= change_points_.size() || change_points_[next_change_].step != step) {
-      return false;
-    }
+    if (step != next_change_step_) [[likely]] return false;
     // As in the paper, change point k_i carries priority i (1..D-1, all below
     // the initial priorities), and the k_i are drawn independently: which
     // demoted task ranks higher is random, not fixed by the time order.
     task.enqueue_seq = change_points_[next_change_].priority;
     ++next_change_;
+    next_change_step_ = NextChangeStep();
     return true;
   }
+
+  // PCT and POS: the background queue's largest priorities, kept between
+  // picks (reset by Init, so a reused scheduler starts from nothing).
+  TopPriorities& background_top() { return background_top_; }
 
   struct ChangePoint {
     uint64_t step;      // 1-based
@@ -85,6 +86,12 @@ class ScheduleStrategy {
   const std::vector<ChangePoint>& change_points() const { return change_points_; }
 
  private:
+  // The step of the next change point not yet used; 0 (never a step) when
+  // none is left.
+  uint64_t NextChangeStep() const {
+    return next_change_ < change_points_.size() ? change_points_[next_change_].step : 0;
+  }
+
   uint64_t DrawPriority(Rng& rng) const {
     // Above every demoted priority (1..D-1) and never zero.
     return spec_.depth + (rng.Next64() >> 2);
@@ -94,7 +101,12 @@ class ScheduleStrategy {
   uint64_t enqueue_counter_ = 1;
   std::vector<ChangePoint> change_points_;
   size_t next_change_ = 0;
+  uint64_t next_change_step_ = 0;  // NextChangeStep(), checked on every priority pick
   uint64_t fair_after_ = UINT64_MAX;
+  // The last step picked by priority: fair_after_ under PCT and POS, 0
+  // (none) otherwise.
+  uint64_t priority_until_ = 0;
+  TopPriorities background_top_;
 };
 
 }  // namespace simsched::internal
