@@ -38,6 +38,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <new>
@@ -84,27 +85,33 @@ class CoOwner {
 // task.h) is built in room reserved in front of its root frame. The frame is
 // allocated by the call to the coroutine function, before anyone knows
 // whether it will be spawned or awaited, so every Co<T> frame reserves the
-// room; a frame that is only awaited leaves it unused. The last byte of the
-// room says whether a header lives there: freeing such a frame (when the task
-// completes or is cancelled) leaves the block to the header, which outlives
-// the frame and frees the block when its last reference goes.
+// room; a frame that is only awaited leaves it unused. The room's first
+// word says whether a header lives there: it is the header's vtable pointer,
+// never null while the header lives, and null in room no header took.
+// Freeing a frame whose room hosts a header (when the task completes or is
+// cancelled) leaves the block to the header, which outlives the frame and
+// frees the block when its last reference goes.
+struct NoTaskResult {};
 template <typename T>
-using TaskResultSlot =
-    std::conditional_t<std::is_void_v<T>, bool,
-                       std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*,
-                                          std::optional<T>>>;
+using TaskResultSlot = std::conditional_t<
+    std::is_void_v<T>, NoTaskResult,
+    std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*, std::optional<T>>>;
 
 // The layout of TaskState<T> (task.h), for its size.
 template <typename T>
 class TaskStateLayout : public TaskHeader {
-  TaskResultSlot<T> value_;
+  [[no_unique_address]] TaskResultSlot<T> value_;
 };
 
 inline constexpr size_t kFrameAlignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
 template <typename T>
 inline constexpr size_t kTaskRoomBytes =
-    (sizeof(TaskStateLayout<T>) + 1 + kFrameAlignment - 1) / kFrameAlignment * kFrameAlignment;
+    (sizeof(TaskStateLayout<T>) + kFrameAlignment - 1) / kFrameAlignment * kFrameAlignment;
+
+// The task header's polymorphism puts its vtable pointer first (Itanium C++
+// ABI: a class with virtual functions and no polymorphic base).
+static_assert(std::is_polymorphic_v<TaskHeader>);
 
 // AllocateCoFrame(), FreeCoFrame()
 //
@@ -112,12 +119,18 @@ inline constexpr size_t kTaskRoomBytes =
 // FreeCoFrame leaves a block that hosts a task header alone.
 inline void* AllocateCoFrame(size_t frame_size, size_t room) {
   unsigned char* block = static_cast<unsigned char*>(::operator new(room + frame_size));
-  block[room - 1] = 0;  // no header lives here (yet)
+  const void* const no_header = nullptr;
+  std::memcpy(block, &no_header, sizeof(no_header));  // no header lives here (yet)
   return block + room;
+}
+inline bool RoomHostsTaskHeader(const unsigned char* room) noexcept {
+  const void* first_word;
+  std::memcpy(&first_word, room, sizeof(first_word));
+  return first_word != nullptr;
 }
 inline void FreeCoFrame(void* frame, size_t frame_size, size_t room) noexcept {
   unsigned char* const at = static_cast<unsigned char*>(frame);
-  if (at[-1] != 0) {
+  if (RoomHostsTaskHeader(at - room)) {
     // The task header frees the block. Under AddressSanitizer the dead
     // frame is poisoned meanwhile, so a use of it is still reported.
     SIMSCHED_POISON_FRAME(at, frame_size);
@@ -125,11 +138,10 @@ inline void FreeCoFrame(void* frame, size_t frame_size, size_t room) noexcept {
   }
   ::operator delete(at - room);
 }
-// The header room in front of a Co<T> frame, marked as hosting a header.
+// The header room in front of a Co<T> frame, to build a header in (whose
+// vtable pointer marks the room as hosting it).
 inline void* HostTaskHeader(void* frame, size_t room) noexcept {
-  unsigned char* const at = static_cast<unsigned char*>(frame);
-  at[-1] = 1;
-  return at - room;
+  return static_cast<unsigned char*>(frame) - room;
 }
 
 template <typename T>
@@ -145,6 +157,11 @@ struct CoFrameAllocation {
 
 class CoPromiseBase {
  public:
+  CoPromiseBase() noexcept {
+    // TaskHeader finds a Co frame's promise from its handle (CoPromiseAt).
+    static_assert(alignof(CoPromiseBase) == kCoPromiseAlignment);
+  }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct FinalAwaiter {

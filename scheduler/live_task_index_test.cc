@@ -34,7 +34,8 @@ class FakeHeader final : public TaskHeader {
   }
 
  private:
-  void HarvestResult(std::coroutine_handle<>) noexcept override {}
+  std::coroutine_handle<> RootFrame() const noexcept override { return {}; }
+  std::exception_ptr HarvestResult() noexcept override { return nullptr; }
   void Free() noexcept override {}
 };
 

@@ -81,6 +81,12 @@ class TaskState final : public TaskHeader {
     return ::new (room) TaskState(scheduler, kind, root, confined);
   }
 
+  std::coroutine_handle<> RootFrame() const noexcept override {
+    return std::coroutine_handle<>::from_address(
+        const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(this)) +
+        kTaskRoomBytes<T>);
+  }
+
   // Takes the result of a finished task: the value, or throws its exception,
   // or throws TaskCancelledError.
   T TakeResult() {
@@ -99,14 +105,15 @@ class TaskState final : public TaskHeader {
   }
 
  private:
-  void HarvestResult(std::coroutine_handle<> root) noexcept override {
-    auto& promise = std::coroutine_handle<CoPromise<T>>::from_address(root.address()).promise();
-    exception_ = std::move(promise.exception_);
+  std::exception_ptr HarvestResult() noexcept override {
+    auto& promise =
+        std::coroutine_handle<CoPromise<T>>::from_address(RootFrame().address()).promise();
     if constexpr (std::is_reference_v<T>) {
       value_ = promise.value();
     } else if constexpr (!std::is_void_v<T>) {
       if (promise.value().has_value()) value_.emplace(std::move(*promise.value()));
     }
+    return std::move(promise.exception_);
   }
 
   void Free() noexcept override {
@@ -115,7 +122,7 @@ class TaskState final : public TaskHeader {
     ::operator delete(block);
   }
 
-  TaskResultSlot<T> value_{};
+  [[no_unique_address]] TaskResultSlot<T> value_{};
 };
 
 }  // namespace internal
@@ -187,29 +194,34 @@ class [[nodiscard]] Task {
     Awaiter& operator=(const Awaiter&) = delete;
     ~Awaiter() {
       // Still registered only if the awaiting task was cancelled mid-wait.
-      if (joiner_ != nullptr) state_->UnregisterJoiner(joiner_);
+      if (join_.joiner != nullptr) state_->UnregisterJoiner(&join_);
     }
 
     bool await_ready() const noexcept { return state_->finished(); }
     bool await_suspend(std::coroutine_handle<>) {
       internal::TaskHeader* self = internal::current_task;
       if (self == nullptr) internal::ThrowNotInTask("co_await on a Task");
-      if (!state_->RegisterJoiner(self, self->seq())) return false;  // finished meanwhile
-      joiner_ = self;
+      join_ = internal::JoinRecord{self, self->seq()};
+      if (!state_->RegisterJoiner(&join_)) {  // finished meanwhile
+        join_.joiner = nullptr;
+        return false;
+      }
       self->SetWaitSite(WaitSite{"task", {}, state_->metadata.id});
       return true;
     }
     T await_resume() {
-      if (joiner_ != nullptr) {
-        state_->UnregisterJoiner(joiner_);
-        joiner_ = nullptr;
+      if (join_.joiner != nullptr) {
+        state_->UnregisterJoiner(&join_);
+        join_.joiner = nullptr;
       }
       return state_->TakeResult();
     }
 
    private:
     internal::TaskState<T>* state_;
-    internal::TaskHeader* joiner_ = nullptr;
+    // Registered with the awaited task while this awaiter's task waits (the
+    // task's header points here then; see TaskHeader::RegisterJoiner).
+    internal::JoinRecord join_;
   };
 
   // Awaiting gives the result (moved out: a result can be taken once).

@@ -1,10 +1,16 @@
 #include "scheduler/task_metadata.h"
 
+#include <cstdint>
+
 #include <string>
 
+#include <tuple>
+
+#include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "scheduler/internal/packed_task_metadata.h"
 
 namespace simsched {
 namespace {
@@ -19,6 +25,29 @@ const std::string* InternLabel(std::string_view name) {
 }
 
 }  // namespace
+
+namespace internal {
+
+thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
+
+const SourceLocation* InternLocationSlow(const SourceLocation& location) {
+  // Leaked on purpose, like the label names: headers may outlive main.
+  using Key = std::tuple<const char*, const char*, uint32_t>;
+  static absl::Mutex* mu = new absl::Mutex;
+  static auto* locations = new absl::node_hash_map<Key, SourceLocation>;
+  const Key key(location.file_name(), location.function_name(), location.line());
+  const SourceLocation* interned;
+  {
+    absl::MutexLock lock(mu);
+    interned = &locations->try_emplace(key, location).first->second;
+  }
+  const auto [file, function, line] = key;
+  location_cache[LocationCacheIndex(file, function, line)] =
+      LocationCacheEntry{file, function, line, interned};
+  return interned;
+}
+
+}  // namespace internal
 
 TaskLabel::TaskLabel(std::string_view name) : name_(InternLabel(name)) {}
 

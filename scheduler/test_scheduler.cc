@@ -601,7 +601,7 @@ void TestScheduler::RecordTraceEntry(const TaskHeader& task, LaneId lane) {
   entry.time = Elapsed();
   entry.task = task.metadata.id;
   entry.label = task.metadata.label();
-  entry.spawn_location = task.metadata.spawn_location;
+  entry.spawn_location = task.metadata.spawn_location();
   entry.lane = lane == kNoLane ? std::nullopt : std::optional<LaneId>(lane);
   // The wait site is still the one the task suspended at: it changes only
   // when this step polls the task.

@@ -4,9 +4,15 @@
 // label, an optional session and the spawn location, 56 bytes with the two
 // `std::optional` flags and their padding. Every task header carries one, and
 // every `Co` frame reserves room for a header (co.h), so the header keeps the
-// same facts in 40 bytes: the label is its interned name's address (null for
-// none) and the "has a session" flag rides in that address's low bit. Hot
-// paths read `id` directly; reports and `Task::metadata()` unpack the whole.
+// same facts in 24 bytes, storing nothing a task does not have:
+//   * the spawn location as a pointer to an interned copy, one per call site
+//     (InternLocation), so 8 bytes instead of 16 (24 under clang 14);
+//   * the label as its interned name's address (null for none); a task that
+//     also has a session (the session layer's tasks and their children)
+//     holds both in a small record of its own instead, marked by the word's
+//     low bit (interned names and records are at least 2-aligned).
+// Hot paths read `id` directly; reports and `Task::metadata()` unpack the
+// whole.
 //
 // Example:
 //
@@ -17,6 +23,7 @@
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_PACKED_TASK_METADATA_H_
 #define SIMSCHED_SCHEDULER_INTERNAL_PACKED_TASK_METADATA_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,49 +33,118 @@
 
 namespace simsched::internal {
 
+// InternLocation()
+//
+// A copy of `location` with static storage duration, the same one for every
+// equal location (same file and function name strings, same line): there is
+// one per call site, so the table is as large as the program's spawn sites.
+// Thread-safe; a per-thread cache makes a repeated site a few compares.
+const SourceLocation* InternLocation(const SourceLocation& location);
+
+struct LocationCacheEntry {
+  const char* file = nullptr;
+  const char* function = nullptr;
+  uint32_t line = 0;
+  const SourceLocation* interned = nullptr;
+};
+inline constexpr size_t kLocationCacheSize = 64;
+extern thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
+const SourceLocation* InternLocationSlow(const SourceLocation& location);
+
+inline size_t LocationCacheIndex(const char* file, const char* function, uint32_t line) {
+  return ((reinterpret_cast<uintptr_t>(file) >> 3) ^ line ^
+          (reinterpret_cast<uintptr_t>(function) >> 5)) %
+         kLocationCacheSize;
+}
+
+inline const SourceLocation* InternLocation(const SourceLocation& location) {
+  const char* const file = location.file_name();
+  const char* const function = location.function_name();
+  const uint32_t line = location.line();
+  const LocationCacheEntry& entry = location_cache[LocationCacheIndex(file, function, line)];
+  if (entry.file == file && entry.function == function && entry.line == line &&
+      entry.interned != nullptr) [[likely]] {
+    return entry.interned;
+  }
+  return InternLocationSlow(location);
+}
+
 class PackedTaskMetadata {
  public:
+  PackedTaskMetadata() = default;
+  PackedTaskMetadata(const PackedTaskMetadata&) = delete;
+  PackedTaskMetadata& operator=(const PackedTaskMetadata&) = delete;
+  ~PackedTaskMetadata() {
+    if ((label_bits_ & kRecord) != 0) delete record();
+  }
+
   TaskId id;
+
   // Where the spawning call was written.
-  SourceLocation spawn_location;
+  SourceLocation spawn_location() const {
+    return spawn_location_ != nullptr ? *spawn_location_ : SourceLocation();
+  }
+  void set_spawn_location(const SourceLocation& location) {
+    spawn_location_ = InternLocation(location);
+  }
 
   std::optional<TaskLabel> label() const {
-    const uintptr_t name = label_bits_ & ~kHasSession;
-    if (name == 0) return std::nullopt;
-    return TaskLabel::FromInterned(reinterpret_cast<const std::string*>(name));
+    const std::string* const name = label_name();
+    if (name == nullptr) return std::nullopt;
+    return TaskLabel::FromInterned(name);
   }
-  bool has_label() const { return (label_bits_ & ~kHasSession) != 0; }
+  bool has_label() const { return label_name() != nullptr; }
   void set_label(const std::optional<TaskLabel>& label) {
-    const uintptr_t name = label.has_value() ? reinterpret_cast<uintptr_t>(label->name_) : 0;
-    label_bits_ = name | (label_bits_ & kHasSession);
+    const std::string* const name = label.has_value() ? label->name_ : nullptr;
+    if ((label_bits_ & kRecord) != 0) {
+      record()->label = name;
+    } else {
+      label_bits_ = reinterpret_cast<uintptr_t>(name);
+    }
   }
 
   std::optional<SessionId> session() const {
-    if ((label_bits_ & kHasSession) == 0) return std::nullopt;
-    return session_;
+    if ((label_bits_ & kRecord) == 0) return std::nullopt;
+    return record()->session;
   }
   void set_session(const std::optional<SessionId>& session) {
-    if (session.has_value()) {
-      session_ = *session;
-      label_bits_ |= kHasSession;
-    } else {
-      session_ = SessionId{};
-      label_bits_ &= ~kHasSession;
+    if ((label_bits_ & kRecord) != 0) {
+      if (session.has_value()) {
+        record()->session = *session;
+        return;
+      }
+      const std::string* const name = record()->label;
+      delete record();
+      label_bits_ = reinterpret_cast<uintptr_t>(name);
+    } else if (session.has_value()) {
+      auto* const both = new LabelAndSession{label_name(), *session};
+      label_bits_ = reinterpret_cast<uintptr_t>(both) | kRecord;
     }
   }
 
   // The public record.
-  TaskMetadata Unpack() const { return TaskMetadata{id, label(), session(), spawn_location}; }
+  TaskMetadata Unpack() const { return TaskMetadata{id, label(), session(), spawn_location()}; }
   // Same as Unpack().DebugString().
   std::string DebugString() const { return Unpack().DebugString(); }
 
  private:
-  // Interned names are std::strings, so their addresses are even.
-  static constexpr uintptr_t kHasSession = 1;
-  static_assert(alignof(std::string) > 1);
+  struct LabelAndSession {
+    const std::string* label;
+    SessionId session;
+  };
+  static constexpr uintptr_t kRecord = 1;
+  static_assert(alignof(std::string) > 1 && alignof(LabelAndSession) > 1);
 
+  LabelAndSession* record() const {
+    return reinterpret_cast<LabelAndSession*>(label_bits_ & ~kRecord);
+  }
+  const std::string* label_name() const {
+    return (label_bits_ & kRecord) != 0 ? record()->label
+                                        : reinterpret_cast<const std::string*>(label_bits_);
+  }
+
+  const SourceLocation* spawn_location_ = nullptr;
   uintptr_t label_bits_ = 0;
-  SessionId session_;
 };
 
 }  // namespace simsched::internal

@@ -1,7 +1,10 @@
 #include "scheduler/internal/task_header.h"
 
+#include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "scheduler/co.h"
@@ -11,6 +14,7 @@
 namespace simsched::internal {
 
 thread_local constinit TaskHeader* current_task = nullptr;
+thread_local constinit std::coroutine_handle<> resume_next = nullptr;
 thread_local constinit DirectEnqueueTarget direct_enqueue_target;
 
 namespace {
@@ -89,8 +93,20 @@ TaskHeader::PollResult TaskHeader::PollClosedWhileQueued() {
   return PollResult::kFinished;
 }
 
+void TaskHeader::ResumeLeafNested() {
+  TaskHeader* const previous = current_task;
+  const std::coroutine_handle<> outer_next = std::exchange(resume_next, nullptr);
+  current_task = this;
+  leaf().resume();
+  while (resume_next) std::exchange(resume_next, nullptr).resume();
+  current_task = previous;
+  resume_next = outer_next;
+}
+
 TaskHeader::PollResult TaskHeader::PollEnded() {
-  if (root_.done()) {
+  // The leaf is done only if it is the root: a Co child that ends hands the
+  // leaf back to its parent (TransferTo) before the poll goes on.
+  if (leaf().done()) {
     Complete();
     Release();
     return PollResult::kFinished;
@@ -107,8 +123,12 @@ TaskHeader::PollResult TaskHeader::PollEnded() {
 }
 
 void TaskHeader::Complete() {
-  HarvestResult(root_);
+  std::exception_ptr exception = HarvestResult();
   DestroyFrame();
+  // The exception takes the wait site's last word: invalidate the site (the
+  // sequence number no longer changes) before the word changes meaning.
+  wait_seq_ = seq() + 1;
+  ::new (&exception_) std::exception_ptr(std::move(exception));
   uint64_t s = state();
   while (!CasState(s, (s & ~(kRunning | kScheduled)) | kCompleted)) {
   }
@@ -158,17 +178,62 @@ void TaskHeader::CancelImpl(bool join) {
   Finish();
 }
 
+namespace {
+
+// The tasks whose polls wait in WaitForFramesGone, and for whom: (waiter,
+// awaited) pairs. Rare (a cancellation racing a poll on another thread) and
+// short, so one process-wide list under a mutex instead of a field in every
+// header.
+class CancelJoinWaits {
+ public:
+  void Add(const TaskHeader* waiter, const TaskHeader* awaited) {
+    std::lock_guard<std::mutex> lock(mu_);
+    waits_.emplace_back(waiter, awaited);
+  }
+  void Remove(const TaskHeader* waiter, const TaskHeader* awaited) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < waits_.size(); ++i) {
+      if (waits_[i] == std::make_pair(waiter, awaited)) {
+        waits_[i] = waits_.back();
+        waits_.pop_back();
+        return;
+      }
+    }
+  }
+  bool Contains(const TaskHeader* waiter, const TaskHeader* awaited) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& wait : waits_) {
+      if (wait == std::make_pair(waiter, awaited)) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<const TaskHeader*, const TaskHeader*>> waits_;
+};
+
+CancelJoinWaits& GetCancelJoinWaits() {
+  static auto* waits = new CancelJoinWaits;  // leaked: used until the last thread ends
+  return *waits;
+}
+
+}  // namespace
+
 void TaskHeader::WaitForFramesGone() {
   TaskHeader* const waiter = current_task;
-  if (waiter != nullptr) waiter->joining_.store(this, std::memory_order_seq_cst);
+  CancelJoinWaits& waits = GetCancelJoinWaits();
+  if (waiter != nullptr) waits.Add(waiter, this);
   while ((state_.load(std::memory_order_seq_cst) & (kRunning | kDestroying)) != 0) {
     // Two tasks cancelling each other at once (peers holding each other's
     // handles) would wait for each other forever: whoever sees the other
     // waiting for it stops waiting, so at least one poll goes on and ends.
-    if (waiter != nullptr && joining_.load(std::memory_order_seq_cst) == waiter) break;
+    // (Both add themselves under the list's lock before looking, so at
+    // least the second to add sees the first.)
+    if (waiter != nullptr && waits.Contains(this, waiter)) break;
     std::this_thread::yield();  // rare, and short: the rest of one poll
   }
-  if (waiter != nullptr) waiter->joining_.store(nullptr, std::memory_order_seq_cst);
+  if (waiter != nullptr) waits.Remove(waiter, this);
 }
 
 void TaskHeader::Detach() {
@@ -184,10 +249,11 @@ void TaskHeader::Detach() {
 }
 
 void TaskHeader::DestroyFrame() {
-  std::coroutine_handle<> root = std::exchange(root_, nullptr);
-  std::coroutine_handle<> innermost = std::exchange(leaf, nullptr);
-  CoPromiseBase* innermost_promise = std::exchange(leaf_promise_, nullptr);
-  if (!root) return;
+  if (leaf_ == 0) return;  // already destroyed
+  const std::coroutine_handle<> root = RootFrame();
+  const std::coroutine_handle<> innermost = leaf();
+  CoPromiseBase* const innermost_promise = leaf_promise();
+  leaf_ = 0;
   FramesBeingDestroyed scope{this, frames_being_destroyed};
   frames_being_destroyed = &scope;
   // The root frame shares its block with this header (co.h): a destruction
@@ -204,31 +270,39 @@ void TaskHeader::Finish() {
   // held by a Task or a Waker, stays safe.
   TaskCoreAccess::OnTaskFinished(*scheduler_, *this);
   LockJoin();
-  TaskHeader* joiner = std::exchange(joiner_, nullptr);
-  const uint32_t joiner_seq = joiner_seq_;
+  // The record lives in the joiner's frame: read it while it is registered
+  // (an unregistering joiner waits for the lock).
+  TaskHeader* joiner = nullptr;
+  uint32_t joiner_seq = 0;
+  if (JoinRecord* record = std::exchange(joiner_, nullptr); record != nullptr) {
+    joiner = record->joiner;
+    joiner_seq = record->seq;
+  }
   UnlockJoin();
   if (joiner != nullptr) joiner->WakeAndRelease(joiner_seq);  // the reference joiner_ held
   Release();  // the task's own reference; every caller holds another
 }
 
-bool TaskHeader::RegisterJoiner(TaskHeader* joiner, uint32_t joiner_seq) {
+bool TaskHeader::RegisterJoiner(JoinRecord* record) {
   LockJoin();
   if (finished()) {
     UnlockJoin();
     return false;
   }
   SIMSCHED_CHECK(joiner_ == nullptr, "a task can be awaited by one task at a time");
-  joiner->AddRef();
-  joiner_ = joiner;
-  joiner_seq_ = joiner_seq;
+  record->joiner->AddRef();
+  joiner_ = record;
   UnlockJoin();
   return true;
 }
 
-void TaskHeader::UnregisterJoiner(TaskHeader* joiner) {
+void TaskHeader::UnregisterJoiner(JoinRecord* record) {
   LockJoin();
   TaskHeader* registered = nullptr;
-  if (joiner_ == joiner) registered = std::exchange(joiner_, nullptr);
+  if (joiner_ == record) {
+    joiner_ = nullptr;
+    registered = record->joiner;
+  }
   UnlockJoin();
   if (registered != nullptr) registered->Release();
 }

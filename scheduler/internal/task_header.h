@@ -64,6 +64,32 @@ class TaskHeader;
 class CoPromiseBase;
 // The task being polled on this thread, or null outside any task.
 extern thread_local constinit TaskHeader* current_task;
+// The resumption trampoline's next coroutine on this thread (see
+// TaskHeader::TransferTo): set only between a TransferTo and the return to
+// the trampoline of the poll under way, so per thread suffices.
+extern thread_local constinit std::coroutine_handle<> resume_next;
+
+// The promise of a Co frame (co.h) whose handle is `frame`: compilers put a
+// coroutine's promise right after its resume and destroy pointers, at an
+// offset that depends only on the promise's alignment, the same for every
+// Co promise (co.h asserts CoPromiseBase's; TaskHeader::SetLeaf checks the
+// result against the promise it was given all the same).
+inline constexpr int kCoPromiseAlignment = alignof(void*);
+inline CoPromiseBase* CoPromiseAt(std::coroutine_handle<> frame) noexcept {
+  return static_cast<CoPromiseBase*>(
+      __builtin_coro_promise(frame.address(), kCoPromiseAlignment, false));
+}
+
+// JoinRecord
+//
+// The joining side of `co_await task`, kept in the awaiter (in the joiner's
+// frame, alive while it waits): who to wake when the task finishes, and the
+// poll sequence number of the suspension to wake it at. The awaited task's
+// header holds a pointer to it while it is registered.
+struct JoinRecord {
+  TaskHeader* joiner = nullptr;  // holds a reference while registered
+  uint32_t seq = 0;
+};
 
 // How a task gets back onto its scheduler when it is woken.
 enum class ScheduleKind : uint8_t { kBackground, kLabeled, kForeground };
@@ -171,7 +197,7 @@ class TaskHeader {
       if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
     }
     ResumeLeaf();
-    if (root_.done()) [[unlikely]] return PollEnded();
+    if (leaf().done()) [[unlikely]] return PollEnded();  // the root: see PollEnded
     s = state();
     for (;;) {
       if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
@@ -194,7 +220,7 @@ class TaskHeader {
     }
     state_.store(((s & ~kScheduled) | kRunning) + kSeqOne, std::memory_order_relaxed);
     ResumeLeaf();
-    if (root_.done()) [[unlikely]] return PollEnded();
+    if (leaf().done()) [[unlikely]] return PollEnded();  // the root: see PollEnded
     s = state_.load(std::memory_order_relaxed);
     if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
     state_.store(s & ~kRunning, std::memory_order_relaxed);
@@ -245,10 +271,13 @@ class TaskHeader {
   // with an exception, reports it now.
   void Detach();
 
-  // Joining: the awaiting side of `co_await task`. `RegisterJoiner` returns
-  // false (and stores nothing) if the task has already finished.
-  bool RegisterJoiner(TaskHeader* joiner, uint32_t joiner_seq);
-  void UnregisterJoiner(TaskHeader* joiner);
+  // Joining: the awaiting side of `co_await task`. `RegisterJoiner` takes a
+  // reference to `record->joiner` and keeps `record` (which must stay alive
+  // and in place until unregistered or woken); it returns false (and stores
+  // nothing) if the task has already finished. `UnregisterJoiner` drops the
+  // record and its reference unless the task's end already took them.
+  bool RegisterJoiner(JoinRecord* record);
+  void UnregisterJoiner(JoinRecord* record);
 
   uint64_t state() const { return state_.load(std::memory_order_acquire); }
   uint32_t seq() const { return static_cast<uint32_t>(state() >> kSeqShift); }
@@ -272,8 +301,12 @@ class TaskHeader {
     if (!TryEnqueueDirect()) ScheduleSelfVirtual();
   }
 
-  // The exception the task ended with, if any.
-  const std::exception_ptr& exception() const { return exception_; }
+  // The exception the task ended with, if any. Requires completed(): the
+  // exception shares storage with the wait site, dead once the task ends.
+  const std::exception_ptr& exception() const {
+    SIMSCHED_CHECK(completed(), "exception() of a task that has not completed");
+    return exception_;
+  }
   void MarkExceptionObserved() { exception_observed_ = true; }
 
   // Records what the task waits on, for reports; valid until it is resumed.
@@ -311,24 +344,37 @@ class TaskHeader {
   // `next_promise` is next's promise when it is a Co frame (null otherwise):
   // cancellation walks from the leaf's promise up to destroy innermost first.
   std::coroutine_handle<> TransferTo(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
-    leaf = next;
-    leaf_promise_ = next_promise;
-    resume_next_ = next;
+    SetLeaf(next, next_promise);
+    resume_next = next;
     return std::noop_coroutine();
+  }
+
+  // The coroutine to resume on the next poll: the innermost frame the task
+  // is suspended in (null once the frames are destroyed), and its promise if
+  // it is a Co frame.
+  std::coroutine_handle<> leaf() const {
+    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(leaf_ & ~kLeafNotCo));
+  }
+  CoPromiseBase* leaf_promise() const {
+    return (leaf_ & kLeafNotCo) != 0 || leaf_ == 0 ? nullptr : CoPromiseAt(leaf());
   }
 
  protected:
   TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
              CoPromiseBase* root_promise, bool confined)
-      : kind_(kind), confined_(confined), scheduler_(&scheduler), root_(root) {
-    leaf = root;
-    leaf_promise_ = root_promise;
+      : kind_(kind), confined_(confined), scheduler_(&scheduler) {
+    SetLeaf(root, root_promise);
   }
-  ~TaskHeader() = default;
+  ~TaskHeader() {
+    if (completed()) exception_.~exception_ptr();
+  }
 
-  // Moves the value or exception out of the finished root frame's promise.
-  // The exception goes to `exception_`.
-  virtual void HarvestResult(std::coroutine_handle<> root) noexcept = 0;
+  // The root frame: it follows the header's room in the same block (co.h),
+  // so it is not stored. Valid until the frames are destroyed.
+  virtual std::coroutine_handle<> RootFrame() const noexcept = 0;
+  // Moves the value out of the finished root frame's promise into the
+  // header's result slot, and returns the exception the root ended with.
+  virtual std::exception_ptr HarvestResult() noexcept = 0;
   // Destroys the header and frees the block it shares with its (already
   // destroyed) root frame: see co.h, "Room for a task header".
   virtual void Free() noexcept = 0;
@@ -353,13 +399,27 @@ class TaskHeader {
   // Resumes the task where it is suspended, as the current task, and runs
   // the resumption trampoline until the poll's last suspension.
   [[gnu::always_inline]] void ResumeLeaf() {
-    TaskHeader* const previous = current_task;
+    // A poll inside another poll (BlockOn from a lane task) keeps the outer
+    // poll's trampoline state aside. Outside any poll `resume_next` is null.
+    if (current_task != nullptr) [[unlikely]] return ResumeLeafNested();
     current_task = this;
-    leaf.resume();
+    leaf().resume();
     // The resumption trampoline: awaits of Co children and their returns
     // hand control back here instead of nesting calls.
-    while (resume_next_) [[unlikely]] std::exchange(resume_next_, nullptr).resume();
-    current_task = previous;
+    while (resume_next) [[unlikely]] std::exchange(resume_next, nullptr).resume();
+    current_task = nullptr;
+  }
+  void ResumeLeafNested();
+  // A Co frame's promise is found from its handle (CoPromiseAt); any other
+  // coroutine's handle is stored with this bit set (frames are at least
+  // 2-aligned).
+  static constexpr uintptr_t kLeafNotCo = 1;
+  void SetLeaf(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
+    uintptr_t bits = reinterpret_cast<uintptr_t>(next.address());
+    if (next_promise == nullptr || CoPromiseAt(next) != next_promise) [[unlikely]] {
+      bits |= kLeafNotCo;
+    }
+    leaf_ = next ? bits : 0;
   }
   PollResult PollClosedWhileQueued();
   PollResult PollEnded();
@@ -371,8 +431,10 @@ class TaskHeader {
   void CancelImpl(bool join);
   void WaitForFramesGone();
 
-  // Data, hottest first: a poll touches the first cache line or two. (The
-  // access sections alternate so that the layout follows use, not access.)
+  // Data, hottest first: a poll touches the first cache line (the id too:
+  // the TestScheduler's step hashes it into the trace). 128 bytes with the
+  // vtable pointer; every Co frame reserves room for one (co.h), so each
+  // byte here is a byte of every frame (task_header_layout_test).
   std::atomic<uint64_t> state_{kScheduled};
   std::atomic<uint32_t> refs_{3};
   ScheduleKind kind_;
@@ -380,18 +442,13 @@ class TaskHeader {
   std::atomic<bool> join_lock_{false};
   bool exception_observed_ = false;
   Scheduler* scheduler_;
-  std::coroutine_handle<> root_;
-  std::coroutine_handle<> resume_next_;
+  // The innermost frame, tagged (see leaf()); 0 once the frames are gone.
+  // Kept current by TransferTo.
+  uintptr_t leaf_ = 0;
 
  public:
-  // The coroutine to resume on the next poll: the innermost `Co` frame the
-  // task is suspended in. Kept current by TransferTo.
-  std::coroutine_handle<> leaf;
-
- private:
-  CoPromiseBase* leaf_promise_ = nullptr;  // leaf's promise (the chain's innermost link)
-
- public:
+  // Read by reports and spawn functions; `metadata.id` also by the step.
+  PackedTaskMetadata metadata;
 
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
@@ -402,18 +459,9 @@ class TaskHeader {
   uint32_t lane = 0;
   uint32_t live_slot = kNoLiveSlot;
 
-  // Cold: read by reports and spawn functions.
-  PackedTaskMetadata metadata;
-
- protected:
-  std::exception_ptr exception_;
-
  private:
-  TaskHeader* joiner_ = nullptr;  // holds a reference
-  // The task this one's poll is waiting for (CancelImpl's join), to break a
-  // cycle of two tasks cancelling each other.
-  std::atomic<TaskHeader*> joining_{nullptr};
-  uint32_t joiner_seq_ = 0;
+  JoinRecord* joiner_ = nullptr;  // the record of the task awaiting this one
+
   // The wait site (see SetWaitSite), packed: 40 bytes instead of 52. Task
   // ids are below 2^63 and a WaitTarget is at least 2-aligned, so bit 0 of
   // `wait_object_` says which of the two it holds.
@@ -421,7 +469,16 @@ class TaskHeader {
   uint32_t wait_what_size_ = 0;
   const char* wait_what_ = nullptr;
   SourceLocation wait_where_;
-  uintptr_t wait_object_ = 0;
+
+ protected:
+  // A finished task waits on nothing: once it completes, the wait site's
+  // last word holds the exception it ended with (Complete invalidates the
+  // site first). Constructed when the task completes; destroyed with the
+  // header if it did.
+  union {
+    uintptr_t wait_object_ = 0;
+    std::exception_ptr exception_;
+  };
 };
 
 inline TaskHeader* CurrentTask() { return current_task; }
