@@ -1,13 +1,14 @@
 #include "scheduler/task_metadata.h"
 
+#include <cstddef>
 #include <cstdint>
-
 #include <string>
-
 #include <tuple>
 
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
+#include "absl/base/attributes.h"
+#include "absl/base/const_init.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "scheduler/internal/packed_task_metadata.h"
@@ -30,18 +31,58 @@ namespace internal {
 
 thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
 
+namespace {
+
+// The interned locations: a static open-addressing table (no allocation, so
+// spawning from a new call site allocates nothing but the task's block), and
+// for a program with more call sites than it holds, a heap map beyond it.
+constexpr size_t kInternedSlots = 4096;  // a power of two
+ABSL_CONST_INIT absl::Mutex interned_mu(absl::kConstInit);
+constinit SourceLocation interned_slots[kInternedSlots];
+constinit bool interned_used[kInternedSlots] = {};
+size_t interned_count = 0;
+
+bool SameLocation(const SourceLocation& a, const char* file, const char* function,
+                  uint32_t line) {
+  return a.file_name() == file && a.function_name() == function && a.line() == line;
+}
+
+}  // namespace
+
 const SourceLocation* InternLocationSlow(const SourceLocation& location) {
-  // Leaked on purpose, like the label names: headers may outlive main.
-  using Key = std::tuple<const char*, const char*, uint32_t>;
-  static absl::Mutex* mu = new absl::Mutex;
-  static auto* locations = new absl::node_hash_map<Key, SourceLocation>;
-  const Key key(location.file_name(), location.function_name(), location.line());
-  const SourceLocation* interned;
+  const char* const file = location.file_name();
+  const char* const function = location.function_name();
+  const uint32_t line = location.line();
+  const SourceLocation* interned = nullptr;
   {
-    absl::MutexLock lock(mu);
-    interned = &locations->try_emplace(key, location).first->second;
+    absl::MutexLock lock(&interned_mu);
+    size_t i = (reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ULL ^
+                reinterpret_cast<uintptr_t>(function) ^ line) >>
+               20;
+    for (;; ++i) {
+      i &= kInternedSlots - 1;
+      if (!interned_used[i]) {
+        // Kept at most 3/4 full so that probes stay short.
+        if (interned_count < kInternedSlots / 4 * 3) {
+          interned_slots[i] = location;
+          interned_used[i] = true;
+          ++interned_count;
+          interned = &interned_slots[i];
+        }
+        break;
+      }
+      if (SameLocation(interned_slots[i], file, function, line)) {
+        interned = &interned_slots[i];
+        break;
+      }
+    }
+    if (interned == nullptr) {
+      // Leaked on purpose, like the label names: headers may outlive main.
+      using Key = std::tuple<const char*, const char*, uint32_t>;
+      static auto* overflow = new absl::node_hash_map<Key, SourceLocation>;
+      interned = &overflow->try_emplace(Key(file, function, line), location).first->second;
+    }
   }
-  const auto [file, function, line] = key;
   location_cache[LocationCacheIndex(file, function, line)] =
       LocationCacheEntry{file, function, line, interned};
   return interned;
