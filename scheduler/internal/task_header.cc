@@ -133,7 +133,7 @@ void TaskHeader::Complete() {
   while (!CasState(s, (s & ~(kRunning | kScheduled)) | kCompleted)) {
   }
   if (exception_ != nullptr && (s & kDetached) != 0) {
-    exception_observed_ = true;
+    bits_ |= kExceptionObserved;
     TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata.Unpack(), exception_);
   }
   Finish();
@@ -240,20 +240,20 @@ void TaskHeader::Detach() {
   uint64_t s = state();
   while (!CasState(s, s | kDetached)) {
   }
-  if ((s & kCompleted) != 0 && exception_ != nullptr && !exception_observed_) {
+  if ((s & kCompleted) != 0 && exception_ != nullptr && (bits_ & kExceptionObserved) == 0) {
     // The task finished before it was detached, so its scheduler may be gone:
     // report through the logger, which always outlives it.
-    exception_observed_ = true;
+    bits_ |= kExceptionObserved;
     Scheduler::LogUnhandledTaskException(metadata.Unpack(), exception_);
   }
 }
 
 void TaskHeader::DestroyFrame() {
-  if (leaf_ == 0) return;  // already destroyed
+  if (leaf_ == nullptr) return;  // already destroyed
   const std::coroutine_handle<> root = RootFrame();
   const std::coroutine_handle<> innermost = leaf();
   CoPromiseBase* const innermost_promise = leaf_promise();
-  leaf_ = 0;
+  leaf_ = nullptr;
   FramesBeingDestroyed scope{this, frames_being_destroyed};
   frames_being_destroyed = &scope;
   // The root frame shares its block with this header (co.h): a destruction

@@ -307,7 +307,7 @@ class TaskHeader {
     SIMSCHED_CHECK(completed(), "exception() of a task that has not completed");
     return exception_;
   }
-  void MarkExceptionObserved() { exception_observed_ = true; }
+  void MarkExceptionObserved() { bits_ |= kExceptionObserved; }
 
   // Records what the task waits on, for reports; valid until it is resumed.
   // A site names an awaited task or a target, not both (the task wins).
@@ -353,10 +353,10 @@ class TaskHeader {
   // is suspended in (null once the frames are destroyed), and its promise if
   // it is a Co frame.
   std::coroutine_handle<> leaf() const {
-    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(leaf_ & ~kLeafNotCo));
+    return std::coroutine_handle<>::from_address(leaf_);
   }
   CoPromiseBase* leaf_promise() const {
-    return (leaf_ & kLeafNotCo) != 0 || leaf_ == 0 ? nullptr : CoPromiseAt(leaf());
+    return (bits_ & kLeafNotCo) != 0 || leaf_ == nullptr ? nullptr : CoPromiseAt(leaf());
   }
 
  protected:
@@ -410,16 +410,19 @@ class TaskHeader {
     current_task = nullptr;
   }
   void ResumeLeafNested();
-  // A Co frame's promise is found from its handle (CoPromiseAt); any other
-  // coroutine's handle is stored with this bit set (frames are at least
-  // 2-aligned).
-  static constexpr uintptr_t kLeafNotCo = 1;
+  // `bits_`: the task's exception was observed (read, rethrown or
+  // reported); the leaf is not a Co frame, so it has no promise to find
+  // (CoPromiseAt). The second changes only during polls and destruction,
+  // the first only after completion: never both at once.
+  static constexpr uint8_t kExceptionObserved = 1;
+  static constexpr uint8_t kLeafNotCo = 2;
   void SetLeaf(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
-    uintptr_t bits = reinterpret_cast<uintptr_t>(next.address());
+    leaf_ = next.address();
     if (next_promise == nullptr || CoPromiseAt(next) != next_promise) [[unlikely]] {
-      bits |= kLeafNotCo;
+      bits_ |= kLeafNotCo;
+    } else {
+      bits_ &= ~kLeafNotCo;
     }
-    leaf_ = next ? bits : 0;
   }
   PollResult PollClosedWhileQueued();
   PollResult PollEnded();
@@ -440,11 +443,11 @@ class TaskHeader {
   ScheduleKind kind_;
   bool confined_;
   std::atomic<bool> join_lock_{false};
-  bool exception_observed_ = false;
+  uint8_t bits_ = 0;  // kExceptionObserved, kLeafNotCo
   Scheduler* scheduler_;
-  // The innermost frame, tagged (see leaf()); 0 once the frames are gone.
-  // Kept current by TransferTo.
-  uintptr_t leaf_ = 0;
+  // The innermost frame (see leaf()); null once the frames are gone. Kept
+  // current by TransferTo.
+  void* leaf_ = nullptr;
 
  public:
   // Read by reports and spawn functions; `metadata.id` also by the step.
