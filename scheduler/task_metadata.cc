@@ -83,8 +83,8 @@ const SourceLocation* InternLocationSlow(const SourceLocation& location) {
       interned = &overflow->try_emplace(Key(file, function, line), location).first->second;
     }
   }
-  location_cache[LocationCacheIndex(file, function, line)] =
-      LocationCacheEntry{file, function, line, interned};
+  const LocationKey key = LocationKeyOf(location);
+  location_cache[LocationCacheIndex(key)] = LocationCacheEntry{key, interned};
   return interned;
 }
 

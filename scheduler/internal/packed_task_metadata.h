@@ -25,8 +25,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "scheduler/source_location.h"
 #include "scheduler/task_metadata.h"
@@ -41,31 +43,45 @@ namespace simsched::internal {
 // Thread-safe; a per-thread cache makes a repeated site a few compares.
 const SourceLocation* InternLocation(const SourceLocation& location);
 
-struct LocationCacheEntry {
-  const char* file = nullptr;
-  const char* function = nullptr;
+// The per-thread cache's key: the location's own words where they are its
+// whole state (std::source_location's static record and the function name),
+// else its fields. Equal keys are equal locations; equal locations with
+// different keys only cost a second cache entry.
+struct LocationKey {
+  uintptr_t first = 0;
+  uintptr_t second = 0;
   uint32_t line = 0;
+  friend bool operator==(const LocationKey&, const LocationKey&) = default;
+};
+inline LocationKey LocationKeyOf(const SourceLocation& location) {
+#if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
+  static_assert(sizeof(SourceLocation) == 2 * sizeof(uintptr_t) &&
+                std::is_trivially_copyable_v<SourceLocation>);
+  uintptr_t words[2];
+  std::memcpy(words, &location, sizeof(words));
+  return LocationKey{words[0], words[1], 0};
+#else
+  return LocationKey{reinterpret_cast<uintptr_t>(location.file_name()),
+                     reinterpret_cast<uintptr_t>(location.function_name()), location.line()};
+#endif
+}
+
+struct LocationCacheEntry {
+  LocationKey key;
   const SourceLocation* interned = nullptr;
 };
 inline constexpr size_t kLocationCacheSize = 64;
 extern thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
 const SourceLocation* InternLocationSlow(const SourceLocation& location);
 
-inline size_t LocationCacheIndex(const char* file, const char* function, uint32_t line) {
-  return ((reinterpret_cast<uintptr_t>(file) >> 3) ^ line ^
-          (reinterpret_cast<uintptr_t>(function) >> 5)) %
-         kLocationCacheSize;
+inline size_t LocationCacheIndex(const LocationKey& key) {
+  return ((key.first >> 4) ^ (key.second >> 3) ^ key.line) % kLocationCacheSize;
 }
 
 inline const SourceLocation* InternLocation(const SourceLocation& location) {
-  const char* const file = location.file_name();
-  const char* const function = location.function_name();
-  const uint32_t line = location.line();
-  const LocationCacheEntry& entry = location_cache[LocationCacheIndex(file, function, line)];
-  if (entry.file == file && entry.function == function && entry.line == line &&
-      entry.interned != nullptr) [[likely]] {
-    return entry.interned;
-  }
+  const LocationKey key = LocationKeyOf(location);
+  const LocationCacheEntry& entry = location_cache[LocationCacheIndex(key)];
+  if (entry.key == key && entry.interned != nullptr) [[likely]] return entry.interned;
   return InternLocationSlow(location);
 }
 
