@@ -2,13 +2,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <tuple>
 
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
-#include "absl/base/attributes.h"
-#include "absl/base/const_init.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "scheduler/internal/packed_task_metadata.h"
@@ -37,7 +36,9 @@ namespace {
 // spawning from a new call site allocates nothing but the task's block), and
 // for a program with more call sites than it holds, a heap map beyond it.
 constexpr size_t kInternedSlots = 4096;  // a power of two
-ABSL_CONST_INIT absl::Mutex interned_mu(absl::kConstInit);
+// A std::mutex, not absl::Mutex: ThreadSanitizer sees through pthreads, not
+// through the uninstrumented system Abseil.
+constinit std::mutex interned_mu;
 constinit SourceLocation interned_slots[kInternedSlots];
 constinit bool interned_used[kInternedSlots] = {};
 size_t interned_count = 0;
@@ -55,7 +56,7 @@ const SourceLocation* InternLocationSlow(const SourceLocation& location) {
   const uint32_t line = location.line();
   const SourceLocation* interned = nullptr;
   {
-    absl::MutexLock lock(&interned_mu);
+    std::lock_guard<std::mutex> lock(interned_mu);
     size_t i = (reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ULL ^
                 reinterpret_cast<uintptr_t>(function) ^ line) >>
                20;
