@@ -1,4 +1,4 @@
-#include "sim/combinators.h"
+#include "sim/internal/combinator_state.h"
 
 #include <stdexcept>
 #include <string>
