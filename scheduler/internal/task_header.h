@@ -430,14 +430,17 @@ inline TaskHeader* CurrentTask() { return current_task; }
 //
 // Set (per thread) by a scheduler while it drives its tasks on this thread,
 // when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue` (the TestScheduler with a uniform pick and no trace
-// recording). A wake on this thread of such a task then skips the virtual
-// Schedule call, its thread check and the Runnable. Another thread never
-// matches (the variable is thread-local), so wakes from there still take
-// the scheduler's own, checked path.
+// its header onto `queue`, after `on_enqueue(context, task)` if set (the
+// TestScheduler without trace recording; the hook is its strategy's
+// priority or FIFO bookkeeping). A wake on this thread of such a task then
+// skips the virtual Schedule call, its thread check and the Runnable.
+// Another thread never matches (the variable is thread-local), so wakes
+// from there still take the scheduler's own, checked path.
 struct DirectEnqueueTarget {
   const Scheduler* scheduler = nullptr;
   RingQueue<TaskHeader*>* queue = nullptr;
+  void (*on_enqueue)(void* context, TaskHeader& task) = nullptr;
+  void* context = nullptr;
 };
 extern thread_local constinit DirectEnqueueTarget direct_enqueue_target;
 
@@ -458,6 +461,7 @@ class DirectEnqueueScope {
 inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
   if (target.scheduler != scheduler_ || kind_ != ScheduleKind::kBackground) return false;
+  if (target.on_enqueue != nullptr) [[unlikely]] target.on_enqueue(target.context, *this);
   target.queue->push_back(this);
   return true;
 }
