@@ -661,19 +661,21 @@ void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value)
 // kNoLane) and re-queues it if it was woken during the poll. `kPlain`: the
 // caller knows the step is a fast one (`fast_pick_` is `kPick`: no trace, no
 // cost model) and background work, and the checks for those are left out.
-template <bool kPlain, TestScheduler::FastPick kPick>
+template <bool kPlain, TestScheduler::FastPick kPick, bool kTopLevel>
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
+  static_assert(kPlain || !kTopLevel);
   ++steps_;
   const uint64_t lane_code = kPlain || lane == kNoLane ? 0 : uint64_t{lane} + 1;
   trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
   if (!kPlain && options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
-  const LaneId previous_lane = std::exchange(current_lane_, kPlain ? kNoLane : lane);
+  const LaneId previous_lane =
+      kTopLevel ? kNoLane : std::exchange(current_lane_, kPlain ? kNoLane : lane);
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   // Tasks of this scheduler are confined to its thread unless it allows
   // parking (or a decorator in front of it says otherwise).
   const TaskHeader::PollResult result =
-      task->confined() ? task->PollOnceConfined() : task->PollOnce();
-  current_lane_ = previous_lane;
+      task->confined() ? task->PollOnceConfined<kTopLevel>() : task->PollOnce();
+  if (!kTopLevel) current_lane_ = previous_lane;
   if (result == TaskHeader::PollResult::kRequeue) Requeue<kPlain, kPick>(task);
   if (!kPlain && poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
@@ -687,27 +689,34 @@ void TestScheduler::ChargePollCost(TaskId task) {
 // queued, no timer is due, nothing records or charges the step, and the pick
 // is uniform or (PCT, POS) the background queue's best entry on a step that
 // is no change point. It picks exactly what StepGeneral() would.
-template <TestScheduler::FastPick kPick>
+template <TestScheduler::FastPick kPick, bool kTopLevel>
 [[gnu::always_inline]] inline void TestScheduler::FastStep() {
   TaskHeader* next;
   if constexpr (kPick == FastPick::kUniform) {
-    next = background_.SwapRemove(rng_.Below(background_.size()));
+    const size_t size = background_.size();
+    const size_t index = rng_.Below(size);
+    if (index >= size) __builtin_unreachable();  // Below's contract: SwapRemove need not check
+    next = background_.SwapRemove(index);
   } else {
     internal::TopPriorities& top = strategy_.background_top();
     next = top.Take(background_, top.Best(background_));
   }
-  RunPicked</*kPlain=*/true, kPick>(next, kNoLane);
+  RunPicked</*kPlain=*/true, kPick, kTopLevel>(next, kNoLane);
 }
 
 template <TestScheduler::FastPick kPick>
 void TestScheduler::FastSteps() {
   while (steps_ < fast_step_limit_ && !background_.empty() &&
          !inbox_pending_.load(std::memory_order_relaxed)) [[likely]] {
-    FastStep<kPick>();
+    FastStep<kPick, /*kTopLevel=*/true>();
   }
 }
 
 void TestScheduler::RunFastSteps() {
+  // Run loops are called from plain code, but a frame's destructor that
+  // runs when a lane task ends could call one: then the general steps,
+  // which keep the lane, do the work.
+  if (current_lane_ != kNoLane || internal::current_task != nullptr) [[unlikely]] return;
   switch (fast_pick_) {
     case FastPick::kUniform: return FastSteps<FastPick::kUniform>();
     case FastPick::kPct: return FastSteps<FastPick::kPct>();
@@ -733,9 +742,9 @@ void TestScheduler::UpdateFastStepLimit() {
 [[gnu::always_inline]] inline bool TestScheduler::StepInline() {
   if (steps_ < fast_step_limit_ && !background_.empty()) [[likely]] {
     switch (fast_pick_) {
-      case FastPick::kUniform: FastStep<FastPick::kUniform>(); return true;
-      case FastPick::kPct: FastStep<FastPick::kPct>(); return true;
-      case FastPick::kPos: FastStep<FastPick::kPos>(); return true;
+      case FastPick::kUniform: FastStep<FastPick::kUniform, false>(); return true;
+      case FastPick::kPct: FastStep<FastPick::kPct, false>(); return true;
+      case FastPick::kPos: FastStep<FastPick::kPos, false>(); return true;
       case FastPick::kNone: break;  // (its limit is zero)
     }
   }

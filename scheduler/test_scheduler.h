@@ -561,7 +561,9 @@ class TestScheduler final : public Scheduler {
   // with every rule (lanes, deprioritized work, FIFO, change points), runs
   // with every check. False if nothing is runnable.
   bool StepGeneral();
-  template <FastPick kPick>
+  // `kTopLevel`: called from a run loop outside any task (no task is
+  // current, no lane is), so neither is saved and restored around the poll.
+  template <FastPick kPick, bool kTopLevel>
   void FastStep();
   // Fast steps while they apply (see fast_step_limit_), then returns.
   template <FastPick kPick>
@@ -577,7 +579,7 @@ class TestScheduler final : public Scheduler {
   // PickNextSlow's other cases: lanes, deprioritized work, FIFO, uniform.
   [[gnu::noinline]] bool PickNextGeneral(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
-  template <bool kPlain, FastPick kPick = FastPick::kUniform>
+  template <bool kPlain, FastPick kPick = FastPick::kUniform, bool kTopLevel = false>
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);

@@ -186,6 +186,9 @@ class TaskHeader {
   //
   // PollOnce() for a task of a thread-confined scheduler (`confined()`): the
   // same transitions as plain loads and stores, for the TestScheduler's step.
+  // `kOutsideTasks`: the caller knows no task is current on this thread (a
+  // run loop called from plain code), so none is saved and restored.
+  template <bool kOutsideTasks = false>
   [[gnu::always_inline]] PollResult PollOnceConfined() {
     uint64_t s = state_.load(std::memory_order_relaxed);
     if ((s & (kCancelled | kRunning | kCompleted)) != 0) [[unlikely]] {
@@ -193,7 +196,7 @@ class TaskHeader {
       SIMSCHED_CHECK(false, "polled a running or completed task");
     }
     state_.store(((s & ~kScheduled) | kRunning) + kSeqOne, std::memory_order_relaxed);
-    ResumeLeaf();
+    ResumeLeaf<kOutsideTasks>();
     if (root_.done()) [[unlikely]] return PollEnded();
     s = state_.load(std::memory_order_relaxed);
     if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
@@ -352,8 +355,10 @@ class TaskHeader {
   [[gnu::always_inline]] bool TryEnqueueDirect();
   // Resumes the task where it is suspended, as the current task, and runs
   // the resumption trampoline until the poll's last suspension.
+  // `kOutsideTasks`: no task is current before (see PollOnceConfined).
+  template <bool kOutsideTasks = false>
   [[gnu::always_inline]] void ResumeLeaf() {
-    TaskHeader* const previous = current_task;
+    TaskHeader* const previous = kOutsideTasks ? nullptr : current_task;
     current_task = this;
     leaf.resume();
     // The resumption trampoline: awaits of Co children and their returns
