@@ -573,7 +573,7 @@ class TestScheduler final : public Scheduler {
   void UpdateFastStepLimit();
   // Something the fast path does not handle may have happened: the next
   // step takes the general path, which recomputes the limit.
-  void InvalidateFastSteps() { fast_step_limit_ = 0; }
+  void InvalidateFastSteps() { fast_step_limit_.store(0, std::memory_order_relaxed); }
   void UpdateFastPick();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   // PickNextSlow's other cases: lanes, deprioritized work, FIFO, uniform.
@@ -617,13 +617,15 @@ class TestScheduler final : public Scheduler {
   FastPick fast_pick_ = FastPick::kUniform;
   // One compare per step instead of six checks: the next step may take the
   // fast path while steps_ is below this. Zero while anything rules the fast
-  // path out (a recorded failure, queued lane work, a due timer, FIFO, trace
-  // recording, a poll cost model); else the step budget, and under PCT also
-  // the step before the next change point and the last priority step.
-  // Whatever may rule the fast path out calls InvalidateFastSteps(); the run
-  // loops recompute it (UpdateFastStepLimit) before they take fast steps
-  // again. (The inbox flag, set by other threads, is checked beside it.)
-  uint64_t fast_step_limit_ = 0;
+  // path out (a recorded failure, queued lane work, a due timer, work or a
+  // failure in the inbox, FIFO, trace recording, a poll cost model); else
+  // the step budget, and under PCT also the step before the next change
+  // point and the last priority step. Whatever may rule the fast path out
+  // calls InvalidateFastSteps(); the run loops recompute it
+  // (UpdateFastStepLimit) before they take fast steps again. Atomic only
+  // because another thread's ScheduleFromForeignThread zeroes it (relaxed
+  // loads and stores are plain moves).
+  std::atomic<uint64_t> fast_step_limit_{0};
   uint64_t trace_state_ = 0;
   LaneId current_lane_ = kNoLane;
   bool shutting_down_ = false;
