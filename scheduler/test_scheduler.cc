@@ -717,7 +717,7 @@ void TestScheduler::FastSteps() {
   }
 }
 
-void TestScheduler::RunFastSteps() {
+[[gnu::always_inline]] inline void TestScheduler::RunFastSteps() {
   // Run loops are called from plain code, but a frame's destructor that
   // runs when a lane task ends could call one: then the general steps,
   // which keep the lane, do the work.
@@ -730,7 +730,7 @@ void TestScheduler::RunFastSteps() {
   }
 }
 
-void TestScheduler::UpdateFastStepLimit() {
+[[gnu::always_inline]] inline void TestScheduler::UpdateFastStepLimit() {
   uint64_t limit = 0;
   if (fast_pick_ != FastPick::kNone && !failed_ && lane_queued_ == 0 &&
       next_timer_deadline_ > now_) {
@@ -880,7 +880,7 @@ absl::Status TestScheduler::RunUntilIdle() {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilIdle()");
-    if (!StepGeneral()) return PendingFailure();
+    if (NothingToStep() || !StepGeneral()) return PendingFailure();
   }
 }
 
@@ -895,7 +895,7 @@ absl::Status TestScheduler::Run() {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
-    if (StepGeneral()) continue;
+    if (!NothingToStep() && StepGeneral()) continue;
     if (timers_.live() > 0) {
       AdvanceToNextTimer();
       continue;

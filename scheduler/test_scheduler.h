@@ -561,6 +561,12 @@ class TestScheduler final : public Scheduler {
   // with every rule (lanes, deprioritized work, FIFO, change points), runs
   // with every check. False if nothing is runnable.
   bool StepGeneral();
+  // Nothing queued anywhere and no timer due: StepGeneral() would return
+  // false without doing anything (the run loops' idle check, before the call).
+  bool NothingToStep() const {
+    return background_.empty() && lane_queued_ == 0 && deprioritized_.empty() &&
+           next_timer_deadline_ > now_;
+  }
   // `kTopLevel`: called from a run loop outside any task (no task is
   // current, no lane is), so neither is saved and restored around the poll.
   template <FastPick kPick, bool kTopLevel>
