@@ -351,12 +351,13 @@ void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
   // Kept, not run: with allow_parking the owner thread runs it; otherwise it
   // is dropped (cancelling the task) at shutdown.
   inbox_.push_back(runnable.ReleaseHeader());
-  inbox_pending_.store(true, std::memory_order_release);
-  // The owner's fast steps check only their limit: zero it. The fence pairs
-  // with UpdateFastStepLimit's, so that either the owner sees the flag or
-  // this store lands after the owner's last store of a limit.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  fast_step_limit_.store(0, std::memory_order_relaxed);
+  // The owner's fast steps check only their limit: zero it. Sequentially
+  // consistent, as UpdateFastStepLimit's store and load are under
+  // allow_parking: either the owner sees the flag or this store lands after
+  // the owner's last store of a limit. (Not fences: ThreadSanitizer does not
+  // model them.)
+  inbox_pending_.store(true, std::memory_order_seq_cst);
+  fast_step_limit_.store(0, std::memory_order_seq_cst);
   // Only a scheduler that may park has a thread to wake (and its parker_ is
   // made before any thread can get here).
   if (options_.allow_parking) parker_->Unpark();
@@ -739,18 +740,21 @@ void TestScheduler::FastSteps() {
       limit = std::min(limit, strategy_.FastPriorityStepLimit(steps_));
     }
   }
-  fast_step_limit_.store(limit, std::memory_order_relaxed);
-  if (limit != 0) {
-    // Work or a failure that another thread put in the inbox must end fast
-    // steps (see ScheduleFromForeignThread). With allow_parking the fence
-    // makes sure of it (that work may be what a task waits for). Without,
-    // such a wake is only a failure to report, and the fence (tens of cycles
-    // whenever the loops return to fast steps) is left out: a foreign store
-    // racing this one could be overwritten, and the failure is then
-    // reported when the fast steps end (the queue empties, the budget).
-    if (options_.allow_parking) std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (inbox_pending_.load(std::memory_order_relaxed)) InvalidateFastSteps();
+  // Work or a failure that another thread put in the inbox must end fast
+  // steps (see ScheduleFromForeignThread). With allow_parking, sequentially
+  // consistent store and load make sure of it (that work may be what a task
+  // waits for). Without, such a wake is only a failure to report, and the
+  // ordering (tens of cycles whenever the loops return to fast steps) is
+  // left out: a foreign store racing this one could be overwritten, and the
+  // failure is then reported when the fast steps end (the queue empties, the
+  // budget).
+  if (limit != 0 && options_.allow_parking) [[unlikely]] {
+    fast_step_limit_.store(limit, std::memory_order_seq_cst);
+    if (inbox_pending_.load(std::memory_order_seq_cst)) InvalidateFastSteps();
+    return;
   }
+  fast_step_limit_.store(limit, std::memory_order_relaxed);
+  if (limit != 0 && inbox_pending_.load(std::memory_order_relaxed)) InvalidateFastSteps();
 }
 
 // One step, fast if it can be. The run loops check FailurePending() (which
