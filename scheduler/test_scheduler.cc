@@ -193,7 +193,22 @@ void TestScheduler::Reinit(TestSchedulerOptions options) {
   }
   strategy_.Init(spec, rng_);
   uniform_pick_ = strategy_.uniform();
-  UpdatePlainSteps();
+  UpdateFastPick();
+}
+
+void TestScheduler::UpdateFastPick() {
+  FastPick pick = FastPick::kNone;
+  if (!options_.record_trace && poll_cost_model_ == nullptr) {
+    switch (strategy_.spec().kind) {
+      case StrategyKind::kRandom: pick = FastPick::kUniform; break;
+      case StrategyKind::kPct: pick = FastPick::kPct; break;
+      case StrategyKind::kPos: pick = FastPick::kPos; break;
+      case StrategyKind::kFifo:
+      case StrategyKind::kMix: break;  // (a resolved strategy is never mix)
+    }
+  }
+  fast_pick_ = pick;
+  InvalidateFastSteps();
 }
 
 std::shared_ptr<TestScheduler> TestScheduler::Create(TestSchedulerOptions options) {
@@ -236,13 +251,19 @@ void TestScheduler::TakeQueuedForShutdown(std::vector<TaskHeader*>& queued) {
 bool TestScheduler::OnOwnerThread() const { return &thread_marker == owner_thread_marker_; }
 
 internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
-  // Schedule() on the owner thread is exactly this push when nothing tracks
-  // enqueues (uniform picks) and nothing notes why a task was queued (no
-  // trace recording); otherwise wakes keep going through Schedule().
-  // Only on the owner thread: a wake from any other must reach Schedule()'s
-  // thread check.
-  if (!uniform_pick_ || options_.record_trace || !OnOwnerThread()) return {};
-  return {this, &background_};
+  // Schedule() on the owner thread is exactly this push, after the
+  // strategy's enqueue hook under FIFO, PCT and POS (the hook draws from
+  // rng_ at the same point of the run either way), when nothing notes why a
+  // task was queued (no trace recording); otherwise wakes keep going through
+  // Schedule(). Only on the owner thread: a wake from any other must reach
+  // Schedule()'s thread check.
+  if (options_.record_trace || !OnOwnerThread()) return {};
+  return {this, &background_, uniform_pick_ ? nullptr : &TrackDirectEnqueue, this};
+}
+
+void TestScheduler::TrackDirectEnqueue(void* scheduler, TaskHeader& task) {
+  TestScheduler& self = *static_cast<TestScheduler*>(scheduler);
+  self.strategy_.OnEnqueue(task, self.rng_);
 }
 
 void TestScheduler::Schedule(Runnable runnable) {
@@ -285,19 +306,26 @@ void TestScheduler::EnqueueLabeled(TaskHeader* task, const TaskLabel& label) {
 void TestScheduler::EnqueueOnLane(TaskHeader* task) {
   EnqueueHeader(lanes_[task->lane].queue, task);
   ++lane_queued_;
+  InvalidateFastSteps();  // lane work takes the general step
 }
 
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
-// `kPlain`: a plain step (see StepInline): no trace, uniform picks.
-template <bool kPlain>
+// `kPlain`: a fast step (see StepInline): no trace, the strategy is `kPick`.
+template <bool kPlain, TestScheduler::FastPick kPick>
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
   if (!kPlain && options_.record_trace) [[unlikely]] {
     wake_notes_.try_emplace(task->metadata.id.value, WakeNote{WakeCause::kItself, TaskId{}});
   }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     if (kPlain) {
-      background_.push_back(task);  // what EnqueueHeader does under uniform picks
+      // What EnqueueHeader does under this strategy.
+      if constexpr (kPick == FastPick::kPct) {
+        strategy_.OnEnqueueAs<StrategyKind::kPct>(*task, rng_);
+      } else if constexpr (kPick == FastPick::kPos) {
+        strategy_.OnEnqueueAs<StrategyKind::kPos>(*task, rng_);
+      }
+      background_.push_back(task);
     } else {
       EnqueueHeader(background_, task);
     }
@@ -323,7 +351,13 @@ void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
   // Kept, not run: with allow_parking the owner thread runs it; otherwise it
   // is dropped (cancelling the task) at shutdown.
   inbox_.push_back(runnable.ReleaseHeader());
-  inbox_pending_.store(true, std::memory_order_release);
+  // The owner's fast steps check only their limit: zero it. Sequentially
+  // consistent, as UpdateFastStepLimit's store and load are under
+  // allow_parking: either the owner sees the flag or this store lands after
+  // the owner's last store of a limit. (Not fences: ThreadSanitizer does not
+  // model them.)
+  inbox_pending_.store(true, std::memory_order_seq_cst);
+  fast_step_limit_.store(0, std::memory_order_seq_cst);
   // Only a scheduler that may park has a thread to wake (and its parker_ is
   // made before any thread can get here).
   if (options_.allow_parking) parker_->Unpark();
@@ -381,6 +415,7 @@ uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
 TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
   const TimerId id = timers_.Add(deadline, std::move(waker));
   next_timer_deadline_ = std::min(next_timer_deadline_, deadline);
+  if (deadline <= now_) InvalidateFastSteps();  // due already: the general step fires it
   return id;
 }
 
@@ -399,6 +434,7 @@ void TestScheduler::FireDueTimers() {
   due.clear();
   due_wakers_ = std::move(due);
   next_timer_deadline_ = timers_.NextDeadline();
+  if (next_timer_deadline_ <= now_) InvalidateFastSteps();
 }
 
 void TestScheduler::AdvanceTimeTo(Instant when) {
@@ -438,8 +474,6 @@ void TestScheduler::AdvanceClock(Duration duration) {
   }
   AdvanceTimeTo(target);
 }
-
-void TestScheduler::TrackEnqueue(TaskHeader& task) { strategy_.OnEnqueue(task, rng_); }
 
 // PCT and POS: the candidate with the largest priority (ties: the first in
 // candidate order: background queue order, then lanes by id). Deprioritized
@@ -631,22 +665,24 @@ void TestScheduler::MarkInternal(TaskId task) { internal_ids_.insert(task.value)
 
 // One step: polls `task` (picked from `lane`'s queue, or background work for
 // kNoLane) and re-queues it if it was woken during the poll. `kPlain`: the
-// caller knows the step is plain (`plain_steps_`: uniform picks, no trace,
-// no cost model) and background work, and the checks for those are left out.
-template <bool kPlain>
+// caller knows the step is a fast one (`fast_pick_` is `kPick`: no trace, no
+// cost model) and background work, and the checks for those are left out.
+template <bool kPlain, TestScheduler::FastPick kPick, bool kTopLevel>
 [[gnu::always_inline]] inline void TestScheduler::RunPicked(TaskHeader* task, LaneId lane) {
+  static_assert(kPlain || !kTopLevel);
   ++steps_;
   const uint64_t lane_code = kPlain || lane == kNoLane ? 0 : uint64_t{lane} + 1;
   trace_state_ = MixWord(trace_state_, (task->metadata.id.value << 20) ^ lane_code);
   if (!kPlain && options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
-  const LaneId previous_lane = std::exchange(current_lane_, kPlain ? kNoLane : lane);
+  const LaneId previous_lane =
+      kTopLevel ? kNoLane : std::exchange(current_lane_, kPlain ? kNoLane : lane);
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   // Tasks of this scheduler are confined to its thread unless it allows
   // parking (or a decorator in front of it says otherwise).
   const TaskHeader::PollResult result =
-      task->confined() ? task->PollOnceConfined() : task->PollOnce();
-  current_lane_ = previous_lane;
-  if (result == TaskHeader::PollResult::kRequeue) Requeue<kPlain>(task);
+      task->confined() ? task->PollOnceConfined<kTopLevel>() : task->PollOnce();
+  if (!kTopLevel) current_lane_ = previous_lane;
+  if (result == TaskHeader::PollResult::kRequeue) Requeue<kPlain, kPick>(task);
   if (!kPlain && poll_cost_model_ != nullptr) [[unlikely]] ChargePollCost(polled);
 }
 
@@ -655,16 +691,91 @@ void TestScheduler::ChargePollCost(TaskId task) {
   if (cost > Duration::zero()) AdvanceTimeTo(DeadlineAfter(now_, cost));
 }
 
-// The run loops check FailurePending() (which covers the inbox) before every
-// step; Step() checks the inbox itself.
-[[gnu::always_inline]] inline bool TestScheduler::StepInline() {
-  if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
-  if (lane_queued_ == 0 && plain_steps_ && !background_.empty()) [[likely]] {
-    // The common case, kept short: only background work is runnable, the
-    // pick is uniform, and nothing records or charges the step.
-    RunPicked</*kPlain=*/true>(background_.SwapRemove(rng_.Below(background_.size())), kNoLane);
-    return true;
+// The fast step, the common case kept short: only background work is
+// queued, no timer is due, nothing records or charges the step, and the pick
+// is uniform or (PCT, POS) the background queue's best entry on a step that
+// is no change point. It picks exactly what StepGeneral() would.
+template <TestScheduler::FastPick kPick, bool kTopLevel>
+[[gnu::always_inline]] inline void TestScheduler::FastStep() {
+  TaskHeader* next;
+  if constexpr (kPick == FastPick::kUniform) {
+    const size_t size = background_.size();
+    const size_t index = rng_.Below(size);
+    if (index >= size) __builtin_unreachable();  // Below's contract: SwapRemove need not check
+    next = background_.SwapRemove(index);
+  } else {
+    internal::TopPriorities& top = strategy_.background_top();
+    next = top.Take(background_, top.Best(background_));
   }
+  RunPicked</*kPlain=*/true, kPick, kTopLevel>(next, kNoLane);
+}
+
+template <TestScheduler::FastPick kPick>
+void TestScheduler::FastSteps() {
+  while (steps_ < fast_step_limit_.load(std::memory_order_relaxed) && !background_.empty())
+      [[likely]] {
+    FastStep<kPick, /*kTopLevel=*/true>();
+  }
+}
+
+[[gnu::always_inline]] inline void TestScheduler::RunFastSteps() {
+  // Run loops are called from plain code, but a frame's destructor that
+  // runs when a lane task ends could call one: then the general steps,
+  // which keep the lane, do the work.
+  if (current_lane_ != kNoLane || internal::current_task != nullptr) [[unlikely]] return;
+  switch (fast_pick_) {
+    case FastPick::kUniform: return FastSteps<FastPick::kUniform>();
+    case FastPick::kPct: return FastSteps<FastPick::kPct>();
+    case FastPick::kPos: return FastSteps<FastPick::kPos>();
+    case FastPick::kNone: return;
+  }
+}
+
+[[gnu::always_inline]] inline void TestScheduler::UpdateFastStepLimit() {
+  uint64_t limit = 0;
+  if (fast_pick_ != FastPick::kNone && !failed_ && lane_queued_ == 0 &&
+      next_timer_deadline_ > now_) {
+    limit = step_limit_;
+    if (fast_pick_ != FastPick::kUniform) {
+      limit = std::min(limit, strategy_.FastPriorityStepLimit(steps_));
+    }
+  }
+  // Work or a failure that another thread put in the inbox must end fast
+  // steps (see ScheduleFromForeignThread). With allow_parking, sequentially
+  // consistent store and load make sure of it (that work may be what a task
+  // waits for). Without, such a wake is only a failure to report, and the
+  // ordering (tens of cycles whenever the loops return to fast steps) is
+  // left out: a foreign store racing this one could be overwritten, and the
+  // failure is then reported when the fast steps end (the queue empties, the
+  // budget).
+  if (limit != 0 && options_.allow_parking) [[unlikely]] {
+    fast_step_limit_.store(limit, std::memory_order_seq_cst);
+    if (inbox_pending_.load(std::memory_order_seq_cst)) InvalidateFastSteps();
+    return;
+  }
+  fast_step_limit_.store(limit, std::memory_order_relaxed);
+  if (limit != 0 && inbox_pending_.load(std::memory_order_relaxed)) InvalidateFastSteps();
+}
+
+// One step, fast if it can be. The run loops check FailurePending() (which
+// covers the inbox) before every step; Step() checks the inbox itself.
+[[gnu::always_inline]] inline bool TestScheduler::StepInline() {
+  if (steps_ < fast_step_limit_.load(std::memory_order_relaxed) && !background_.empty())
+      [[likely]] {
+    switch (fast_pick_) {
+      case FastPick::kUniform: FastStep<FastPick::kUniform, false>(); return true;
+      case FastPick::kPct: FastStep<FastPick::kPct, false>(); return true;
+      case FastPick::kPos: FastStep<FastPick::kPos, false>(); return true;
+      case FastPick::kNone: break;  // (its limit is zero)
+    }
+  }
+  const bool stepped = StepGeneral();
+  UpdateFastStepLimit();
+  return stepped;
+}
+
+bool TestScheduler::StepGeneral() {
+  if (next_timer_deadline_ <= now_) [[unlikely]] FireDueTimers();
   TaskHeader* next;
   LaneId lane;
   if (lane_queued_ == 0 && uniform_pick_ && !background_.empty()) {
@@ -766,11 +877,14 @@ absl::Status TestScheduler::RunUntilIdle() {
   if (absl::Status status = CheckCanRun("RunUntilIdle()"); !status.ok()) return status;
   internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
+    UpdateFastStepLimit();
+    RunFastSteps();
+    // The general path: what the fast steps left (or could not see).
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilIdle()");
-    if (!StepInline()) return PendingFailure();
+    if (NothingToStep() || !StepGeneral()) return PendingFailure();
   }
 }
 
@@ -778,11 +892,14 @@ absl::Status TestScheduler::Run() {
   if (absl::Status status = CheckCanRun("Run()"); !status.ok()) return status;
   internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   for (;;) {
+    UpdateFastStepLimit();
+    RunFastSteps();
+    // The general path: what the fast steps left (or could not see).
     if (FailurePending()) [[unlikely]] {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("Run()");
-    if (StepInline()) continue;
+    if (!NothingToStep() && StepGeneral()) continue;
     if (timers_.live() > 0) {
       AdvanceToNextTimer();
       continue;
@@ -989,6 +1106,7 @@ void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,
 
 void TestScheduler::RecordFailure(absl::Status status) {
   ++failure_count_;
+  InvalidateFastSteps();  // the run loops stop at their next check
   if (!failed_) {
     failed_ = true;
     failure_ = WithMessage(status, absl::StrCat(status.message(), "\n", RunSummary()));

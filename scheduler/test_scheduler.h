@@ -408,7 +408,7 @@ class TestScheduler final : public Scheduler {
   // default) polls take no virtual time and cost nothing extra.
   void SetPollCostModel(PollCostModel* model) {
     poll_cost_model_ = model;
-    UpdatePlainSteps();
+    UpdateFastPick();
   }
   PollCostModel* poll_cost_model() const { return poll_cost_model_; }
 
@@ -531,15 +531,21 @@ class TestScheduler final : public Scheduler {
   internal::DirectEnqueueTarget DirectEnqueueTarget();
   void Enqueue(Queue& queue, Runnable runnable) { EnqueueHeader(queue, runnable.ReleaseHeader()); }
   [[gnu::always_inline]] void EnqueueHeader(Queue& queue, internal::TaskHeader* task) {
-    // Only FIFO and the priority strategies track enqueues; out of line, so
-    // this stays small enough to inline into the random hot path.
-    if (!uniform_pick_) [[unlikely]] TrackEnqueue(*task);
+    // Only FIFO and the priority strategies track enqueues (inline: a switch
+    // and, for PCT and POS, a draw from the Rng).
+    if (!uniform_pick_) [[unlikely]] strategy_.OnEnqueue(*task, rng_);
     queue.push_back(task);
   }
-  void TrackEnqueue(internal::TaskHeader& task);
+  // internal::DirectEnqueueTarget's hook under FIFO, PCT and POS:
+  // strategy_.OnEnqueue for a task about to be pushed onto background_.
+  static void TrackDirectEnqueue(void* scheduler, internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
-  template <bool kPlain>
+  // How the step's fast path picks (see StepInline): uniformly, by PCT or
+  // POS priority, or not at all (FIFO, trace recording, a poll cost model:
+  // every step takes the general path).
+  enum class FastPick : uint8_t { kUniform, kPct, kPos, kNone };
+  template <bool kPlain, FastPick kPick = FastPick::kUniform>
   void Requeue(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   // With record_trace: notes why `task` is being queued (first note wins
@@ -551,11 +557,35 @@ class TestScheduler final : public Scheduler {
   void ScheduleFromForeignThread(Runnable runnable);
   void DrainInbox();
   bool StepInline();
+  // The step when the fast path does not apply: fires due timers, picks
+  // with every rule (lanes, deprioritized work, FIFO, change points), runs
+  // with every check. False if nothing is runnable.
+  bool StepGeneral();
+  // Nothing queued anywhere and no timer due: StepGeneral() would return
+  // false without doing anything (the run loops' idle check, before the call).
+  bool NothingToStep() const {
+    return background_.empty() && lane_queued_ == 0 && deprioritized_.empty() &&
+           next_timer_deadline_ > now_;
+  }
+  // `kTopLevel`: called from a run loop outside any task (no task is
+  // current, no lane is), so neither is saved and restored around the poll.
+  template <FastPick kPick, bool kTopLevel>
+  void FastStep();
+  // Fast steps while they apply (see fast_step_limit_), then returns.
+  template <FastPick kPick>
+  void FastSteps();
+  void RunFastSteps();
+  // Recomputes fast_step_limit_ from the state it stands for.
+  void UpdateFastStepLimit();
+  // Something the fast path does not handle may have happened: the next
+  // step takes the general path, which recomputes the limit.
+  void InvalidateFastSteps() { fast_step_limit_.store(0, std::memory_order_relaxed); }
+  void UpdateFastPick();
   bool PickNextSlow(internal::TaskHeader*& next, LaneId& lane);
   // PickNextSlow's other cases: lanes, deprioritized work, FIFO, uniform.
   [[gnu::noinline]] bool PickNextGeneral(internal::TaskHeader*& next, LaneId& lane);
   void PickByPriority(internal::TaskHeader*& next, LaneId& lane, bool main_work);
-  template <bool kPlain>
+  template <bool kPlain, FastPick kPick = FastPick::kUniform, bool kTopLevel = false>
   void RunPicked(internal::TaskHeader* task, LaneId lane);
   void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
@@ -588,12 +618,20 @@ class TestScheduler final : public Scheduler {
   uint64_t next_task_id_ = 1;
   internal::ScheduleStrategy strategy_;
   bool uniform_pick_ = true;  // strategy_.uniform(), on the hot path
-  // Uniform picks, no trace recording and no poll cost model: the step's
-  // fast path applies (see StepInline).
-  bool plain_steps_ = true;
-  void UpdatePlainSteps() {
-    plain_steps_ = uniform_pick_ && !options_.record_trace && poll_cost_model_ == nullptr;
-  }
+  // The strategy's fast pick, or kNone with trace recording or a poll cost
+  // model (UpdateFastPick).
+  FastPick fast_pick_ = FastPick::kUniform;
+  // One compare per step instead of six checks: the next step may take the
+  // fast path while steps_ is below this. Zero while anything rules the fast
+  // path out (a recorded failure, queued lane work, a due timer, work or a
+  // failure in the inbox, FIFO, trace recording, a poll cost model); else
+  // the step budget, and under PCT also the step before the next change
+  // point and the last priority step. Whatever may rule the fast path out
+  // calls InvalidateFastSteps(); the run loops recompute it
+  // (UpdateFastStepLimit) before they take fast steps again. Atomic only
+  // because another thread's ScheduleFromForeignThread zeroes it (relaxed
+  // loads and stores are plain moves).
+  std::atomic<uint64_t> fast_step_limit_{0};
   uint64_t trace_state_ = 0;
   LaneId current_lane_ = kNoLane;
   bool shutting_down_ = false;

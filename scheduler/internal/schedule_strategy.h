@@ -52,12 +52,29 @@ class ScheduleStrategy {
   [[gnu::always_inline]] void OnEnqueue(TaskHeader& task, Rng& rng) {
     switch (spec_.kind) {
       case StrategyKind::kFifo: task.enqueue_seq = enqueue_counter_++; break;
-      case StrategyKind::kPct:
-        if (task.enqueue_seq == 0) task.enqueue_seq = DrawPriority(rng);
-        break;
-      case StrategyKind::kPos: task.enqueue_seq = DrawPriority(rng); break;
+      case StrategyKind::kPct: OnEnqueueAs<StrategyKind::kPct>(task, rng); break;
+      case StrategyKind::kPos: OnEnqueueAs<StrategyKind::kPos>(task, rng); break;
       default: break;
     }
+  }
+  // OnEnqueue() for a caller that knows the strategy is `kKind` (PCT or POS):
+  // the scheduler's fast step.
+  template <StrategyKind kKind>
+  [[gnu::always_inline]] void OnEnqueueAs(TaskHeader& task, Rng& rng) {
+    static_assert(kKind == StrategyKind::kPct || kKind == StrategyKind::kPos);
+    // PCT keeps a task's priority once drawn; POS draws on every enqueue.
+    if (kKind == StrategyKind::kPos || task.enqueue_seq == 0) task.enqueue_seq = DrawPriority(rng);
+  }
+
+  // PCT and POS: the scheduler may pick the background queue's best entry
+  // without checking change points or the end of priority picks while its
+  // step count (steps taken) is below this: the step it takes, steps + 1,
+  // is then a priority step and no change point. A change point already
+  // passed (on a step that picked nothing, BlockOn's own poll) never comes.
+  uint64_t FastPriorityStepLimit(uint64_t steps) const {
+    uint64_t limit = priority_until_;
+    if (next_change_step_ > steps && next_change_step_ - 1 < limit) limit = next_change_step_ - 1;
+    return limit;
   }
 
   // PCT: if `step` is a change point, demotes `task` (the one about to run

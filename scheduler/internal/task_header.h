@@ -212,6 +212,9 @@ class TaskHeader {
   //
   // PollOnce() for a task of a thread-confined scheduler (`confined()`): the
   // same transitions as plain loads and stores, for the TestScheduler's step.
+  // `kOutsideTasks`: the caller knows no task is current on this thread (a
+  // run loop called from plain code), so none is saved and restored.
+  template <bool kOutsideTasks = false>
   [[gnu::always_inline]] PollResult PollOnceConfined() {
     uint64_t s = state_.load(std::memory_order_relaxed);
     if ((s & (kCancelled | kRunning | kCompleted)) != 0) [[unlikely]] {
@@ -219,7 +222,7 @@ class TaskHeader {
       SIMSCHED_CHECK(false, "polled a running or completed task");
     }
     state_.store(((s & ~kScheduled) | kRunning) + kSeqOne, std::memory_order_relaxed);
-    ResumeLeaf();
+    ResumeLeaf<kOutsideTasks>();
     if (leaf().done()) [[unlikely]] return PollEnded();  // the root: see PollEnded
     s = state_.load(std::memory_order_relaxed);
     if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
@@ -398,10 +401,12 @@ class TaskHeader {
   [[gnu::always_inline]] bool TryEnqueueDirect();
   // Resumes the task where it is suspended, as the current task, and runs
   // the resumption trampoline until the poll's last suspension.
+  // `kOutsideTasks`: no task is current before (see PollOnceConfined).
+  template <bool kOutsideTasks = false>
   [[gnu::always_inline]] void ResumeLeaf() {
     // A poll inside another poll (BlockOn from a lane task) keeps the outer
     // poll's trampoline state aside. Outside any poll `resume_next` is null.
-    if (current_task != nullptr) [[unlikely]] return ResumeLeafNested();
+    if (!kOutsideTasks && current_task != nullptr) [[unlikely]] return ResumeLeafNested();
     current_task = this;
     leaf().resume();
     // The resumption trampoline: awaits of Co children and their returns
@@ -490,14 +495,17 @@ inline TaskHeader* CurrentTask() { return current_task; }
 //
 // Set (per thread) by a scheduler while it drives its tasks on this thread,
 // when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue` (the TestScheduler with a uniform pick and no trace
-// recording). A wake on this thread of such a task then skips the virtual
-// Schedule call, its thread check and the Runnable. Another thread never
-// matches (the variable is thread-local), so wakes from there still take
-// the scheduler's own, checked path.
+// its header onto `queue`, after `on_enqueue(context, task)` if set (the
+// TestScheduler without trace recording; the hook is its strategy's
+// priority or FIFO bookkeeping). A wake on this thread of such a task then
+// skips the virtual Schedule call, its thread check and the Runnable.
+// Another thread never matches (the variable is thread-local), so wakes
+// from there still take the scheduler's own, checked path.
 struct DirectEnqueueTarget {
   const Scheduler* scheduler = nullptr;
   RingQueue<TaskHeader*>* queue = nullptr;
+  void (*on_enqueue)(void* context, TaskHeader& task) = nullptr;
+  void* context = nullptr;
 };
 extern thread_local constinit DirectEnqueueTarget direct_enqueue_target;
 
@@ -518,6 +526,7 @@ class DirectEnqueueScope {
 inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
   if (target.scheduler != scheduler_ || kind_ != ScheduleKind::kBackground) return false;
+  if (target.on_enqueue != nullptr) [[unlikely]] target.on_enqueue(target.context, *this);
   target.queue->push_back(this);
   return true;
 }
