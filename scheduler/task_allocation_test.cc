@@ -9,8 +9,10 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/co.h"
+#include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/task.h"
+#include "scheduler/task_metadata.h"
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
 
@@ -177,6 +179,31 @@ TEST(TaskAllocationTest, AConsumedWakersReferenceGoesToTheQueueAndIsReleased) {
   ASSERT_TRUE(scheduler.RunUntilIdle().ok());
   EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
   EXPECT_EQ(counting.frees(), counting.allocations());
+}
+
+// A task's session is kept in the header's label word when the task has no
+// label (the session layer's common case): no allocation beside the block.
+// Only a task with both a label and a session needs a record of its own.
+TEST(TaskAllocationTest, ASessionWithoutALabelAllocatesNothing) {
+  internal::PackedTaskMetadata metadata;
+  metadata.set_spawn_location(SourceLocation::current());  // interned outside the count
+  const TaskLabel label("allocation-test-label");         // interned outside the count
+  {
+    Counting counting;
+    metadata.set_session(SessionId{42});
+    EXPECT_EQ(metadata.session(), SessionId{42});
+    metadata.set_session(SessionId{43});
+    metadata.set_session(std::nullopt);
+    metadata.set_session(SessionId{44});
+    EXPECT_EQ(counting.allocations(), 0);
+    metadata.set_label(label);  // now both: one record
+    EXPECT_EQ(counting.allocations(), 1);
+    EXPECT_EQ(metadata.session(), SessionId{44});
+    EXPECT_EQ(metadata.label(), label);
+    metadata.set_label(std::nullopt);
+    metadata.set_session(std::nullopt);  // the record goes
+    EXPECT_EQ(counting.frees(), 1);
+  }
 }
 
 }  // namespace

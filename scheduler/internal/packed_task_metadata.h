@@ -7,10 +7,10 @@
 // same facts in 24 bytes, storing nothing a task does not have:
 //   * the spawn location as a pointer to an interned copy, one per call site
 //     (InternLocation), so 8 bytes instead of 16 (24 under clang 14);
-//   * the label as its interned name's address (null for none); a task that
-//     also has a session (the session layer's tasks and their children)
-//     holds both in a small record of its own instead, marked by the word's
-//     low bit (interned names and records are at least 2-aligned).
+//   * the label as its interned name's address (null for none); a task with
+//     a session and no label (most of the session layer's tasks) keeps the
+//     session id in the same word, tagged; only a task with both holds them
+//     in a small record of its own (an allocation besides the task's block).
 // Hot paths read `id` directly; reports and `Task::metadata()` unpack the
 // whole.
 //
@@ -91,7 +91,7 @@ class PackedTaskMetadata {
   PackedTaskMetadata(const PackedTaskMetadata&) = delete;
   PackedTaskMetadata& operator=(const PackedTaskMetadata&) = delete;
   ~PackedTaskMetadata() {
-    if ((label_bits_ & kRecord) != 0) delete record();
+    if ((label_bits_ & kTagMask) == kRecord) delete record();
   }
 
   TaskId id;
@@ -112,29 +112,47 @@ class PackedTaskMetadata {
   bool has_label() const { return label_name() != nullptr; }
   void set_label(const std::optional<TaskLabel>& label) {
     const std::string* const name = label.has_value() ? label->name_ : nullptr;
-    if ((label_bits_ & kRecord) != 0) {
-      record()->label = name;
-    } else {
-      label_bits_ = reinterpret_cast<uintptr_t>(name);
+    switch (label_bits_ & kTagMask) {
+      case kRecord:
+        record()->label = name;
+        return;
+      case kInlineSession:
+        if (name != nullptr) {
+          const SessionId session{label_bits_ >> kTagBits};
+          label_bits_ = reinterpret_cast<uintptr_t>(new LabelAndSession{name, session}) | kRecord;
+        }
+        return;
+      default:
+        label_bits_ = reinterpret_cast<uintptr_t>(name);
     }
   }
 
   std::optional<SessionId> session() const {
-    if ((label_bits_ & kRecord) == 0) return std::nullopt;
-    return record()->session;
+    switch (label_bits_ & kTagMask) {
+      case kRecord:
+        return record()->session;
+      case kInlineSession:
+        return SessionId{label_bits_ >> kTagBits};
+      default:
+        return std::nullopt;
+    }
   }
   void set_session(const std::optional<SessionId>& session) {
-    if ((label_bits_ & kRecord) != 0) {
+    const std::string* const name = label_name();
+    if ((label_bits_ & kTagMask) == kRecord) {
       if (session.has_value()) {
         record()->session = *session;
         return;
       }
-      const std::string* const name = record()->label;
       delete record();
+    }
+    if (!session.has_value()) {
       label_bits_ = reinterpret_cast<uintptr_t>(name);
-    } else if (session.has_value()) {
-      auto* const both = new LabelAndSession{label_name(), *session};
-      label_bits_ = reinterpret_cast<uintptr_t>(both) | kRecord;
+    } else if (name == nullptr && session->value <= kMaxInlineSession) {
+      // The common case (the session layer's unlabeled tasks): no record.
+      label_bits_ = (session->value << kTagBits) | kInlineSession;
+    } else {
+      label_bits_ = reinterpret_cast<uintptr_t>(new LabelAndSession{name, *session}) | kRecord;
     }
   }
 
@@ -148,15 +166,29 @@ class PackedTaskMetadata {
     const std::string* label;
     SessionId session;
   };
+  // The word's low two bits say what it holds: 0, an interned label name
+  // or null; kRecord, a LabelAndSession; kInlineSession, a session id (in
+  // the bits above) of a task with no label. Names and records are at least
+  // 4-aligned.
+  static constexpr int kTagBits = 2;
+  static constexpr uintptr_t kTagMask = 3;
   static constexpr uintptr_t kRecord = 1;
-  static_assert(alignof(std::string) > 1 && alignof(LabelAndSession) > 1);
+  static constexpr uintptr_t kInlineSession = 2;
+  static constexpr uint64_t kMaxInlineSession = UINTPTR_MAX >> kTagBits;
+  static_assert(alignof(std::string) >= 4 && alignof(LabelAndSession) >= 4);
 
   LabelAndSession* record() const {
-    return reinterpret_cast<LabelAndSession*>(label_bits_ & ~kRecord);
+    return reinterpret_cast<LabelAndSession*>(label_bits_ & ~kTagMask);
   }
   const std::string* label_name() const {
-    return (label_bits_ & kRecord) != 0 ? record()->label
-                                        : reinterpret_cast<const std::string*>(label_bits_);
+    switch (label_bits_ & kTagMask) {
+      case kRecord:
+        return record()->label;
+      case kInlineSession:
+        return nullptr;
+      default:
+        return reinterpret_cast<const std::string*>(label_bits_);
+    }
   }
 
   const SourceLocation* spawn_location_ = nullptr;
