@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "scheduler/internal/check.h"
 #include "scheduler/test_scheduler.h"
 
 namespace simsched {
