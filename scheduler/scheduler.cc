@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/logging.h"
+#include "scheduler/internal/task_header.h"
 #include "scheduler/internal/parker.h"
 
 namespace simsched {
@@ -22,6 +23,13 @@ std::string FormatDuration(Duration duration, DurationStyle style) {
 
 void Unparker::Unpark() const {
   if (parker_ != nullptr) parker_->Unpark();
+}
+
+bool Scheduler::Runs(const internal::TaskHeader& task) const {
+  for (const Scheduler* s = task.scheduler(); s != nullptr; s = s->WrappedScheduler()) {
+    if (s == this) return true;
+  }
+  return false;
 }
 
 void Scheduler::LogUnhandledTaskException(const TaskMetadata& task,

@@ -184,6 +184,20 @@ class Scheduler {
   // an earlier failure of the run. Use the typed `BlockOn()` below instead.
   virtual absl::Status BlockOnTask(internal::TaskHeader& task) = 0;
 
+  // WrappedScheduler()
+  //
+  // The scheduler a decorator forwards to (a CloudSimulatedScheduler's inner
+  // scheduler), or null for one that runs its tasks itself (the default). A
+  // scheduler recognizes a task spawned through a decorator of it as its own
+  // by following this chain (see `Runs()`), e.g. for `BlockOn`.
+  virtual Scheduler* WrappedScheduler() const { return nullptr; }
+
+  // Runs()
+  //
+  // True if `task` runs on this scheduler: it was spawned on it or through a
+  // chain of decorators wrapping it.
+  bool Runs(const internal::TaskHeader& task) const;
+
   // True if all tasks of this scheduler run on one thread, so their state
   // needs no atomic read-modify-write operations.
   virtual bool IsThreadConfined() const { return false; }

@@ -43,9 +43,11 @@ absl::Status ThreadPoolScheduler::BlockOnTask(TaskHeader& task) {
         internal::current_task->metadata.DebugString(),
         "); a task must co_await other tasks instead of blocking a worker thread"));
   }
-  if (task.scheduler() != this) {
+  if (!Runs(task)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "BlockOn(", task.metadata.DebugString(), "): the task belongs to another scheduler"));
+        "BlockOn(", task.metadata.DebugString(),
+        "): the task belongs to another scheduler; call it on the scheduler (or a decorator "
+        "of it) the task was spawned on"));
   }
   if (IsMainThread()) {
     return DrainMainLoop(LoopEnd::kBlockOn, [] { return false; }, std::nullopt, &task);
@@ -82,9 +84,11 @@ absl::Status ThreadPoolScheduler::RunUntil(absl::FunctionRef<bool()> done) {
 
 absl::Status ThreadPoolScheduler::RunUntilTask(TaskHeader& task) {
   if (absl::Status status = CheckCanDrain("RunUntil(task)"); !status.ok()) return status;
-  if (task.scheduler() != this) {
+  if (!Runs(task)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "RunUntil(", task.metadata.DebugString(), "): the task belongs to another scheduler"));
+        "RunUntil(", task.metadata.DebugString(),
+        "): the task belongs to another scheduler; call it on the scheduler (or a decorator "
+        "of it) the task was spawned on"));
   }
   return DrainMainLoop(LoopEnd::kTaskOrPredicate, [] { return false; }, std::nullopt, &task);
 }

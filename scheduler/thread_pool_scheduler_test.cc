@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
@@ -158,6 +159,22 @@ TEST(ThreadPoolSchedulerTest, BlockOnACancelledTaskReturnsCancelled) {
   task.Cancel();
   absl::Status status = BlockOn(*scheduler, task);
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+}
+
+TEST(ThreadPoolSchedulerTest, BlockOnOrRunUntilATaskOfAnotherPoolFailsClearly) {
+  auto scheduler = MakePool();
+  auto other = MakePool();
+  Task<int> task = Spawn(*other, []() -> Co<int> { co_return 1; });
+  absl::StatusOr<int> result = BlockOn(*scheduler, task);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(result.status().message(), "belongs to another scheduler"))
+      << result.status();
+  absl::Status run = scheduler->RunUntil(task);
+  EXPECT_EQ(run.code(), absl::StatusCode::kInvalidArgument) << run;
+  // On its own pool it is fine.
+  absl::StatusOr<int> own = BlockOn(*other, task);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(*own, 1);
 }
 
 TEST(ThreadPoolSchedulerTest, AwaitingTasksAcrossWorkersGivesValuesAndExceptions) {

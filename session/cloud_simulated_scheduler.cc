@@ -1,6 +1,7 @@
 #include "session/cloud_simulated_scheduler.h"
 
 #include <memory>
+#include <thread>
 #include <utility>
 
 #include "scheduler/internal/check.h"
@@ -31,6 +32,9 @@ CloudSimulatedScheduler::~CloudSimulatedScheduler() {
                  "a CloudSimulatedScheduler was destroyed from inside one of its own tasks");
   // Its tasks report to it when they finish, so none may outlive it.
   registry_.CancelAll();
+  // A task the registry has let go may still be inside OnTaskFinished on a
+  // pool worker (forwarding to the inner scheduler): wait for it to leave.
+  while (finishing_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
 SessionId CloudSimulatedScheduler::CreateSession() { return registry_.CreateSession(); }
@@ -85,8 +89,13 @@ void CloudSimulatedScheduler::OnTaskSpawned(internal::TaskHeader& task) {
 }
 
 void CloudSimulatedScheduler::OnTaskFinished(internal::TaskHeader& task) {
+  // Counted from before the registry lets the task go until the last use of
+  // `this`: once a task has left the registry its owner may destroy this
+  // scheduler, and the destructor waits for the count to drop.
+  finishing_.fetch_add(1, std::memory_order_relaxed);
   registry_.OnTaskFinished(task);
   internal::TaskCoreAccess::OnTaskFinished(*inner_, task);
+  finishing_.fetch_sub(1, std::memory_order_release);
 }
 
 void CloudSimulatedScheduler::OnUnhandledTaskException(const TaskMetadata& task,

@@ -50,6 +50,7 @@
 #ifndef SIMSCHED_SESSION_CLOUD_SIMULATED_SCHEDULER_H_
 #define SIMSCHED_SESSION_CLOUD_SIMULATED_SCHEDULER_H_
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -156,6 +157,7 @@ class CloudSimulatedScheduler final : public Scheduler {
   void CancelTimer(TimerId timer) override;
   bool IsTaskRunning(TaskId id) const override;
   absl::Status BlockOnTask(internal::TaskHeader& task) override;
+  Scheduler* WrappedScheduler() const override { return inner_.get(); }
   bool IsThreadConfined() const override;
   uint32_t RandomDelayYields(uint32_t max_yields) override;
   void Deprioritize(TaskLabel label) override;
@@ -172,6 +174,8 @@ class CloudSimulatedScheduler final : public Scheduler {
   const std::shared_ptr<Scheduler> inner_;
   TestScheduler* const test_scheduler_;
   session_internal::SessionRegistry registry_;
+  // OnTaskFinished calls in progress (see there).
+  std::atomic<int> finishing_{0};
 };
 
 }  // namespace simsched

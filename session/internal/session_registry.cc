@@ -1,6 +1,7 @@
 #include "session/internal/session_registry.h"
 
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -65,7 +66,7 @@ SessionRegistry::SessionRegistry(Scheduler& owner, TestScheduler* test_scheduler
     : owner_(owner), test_scheduler_(test_scheduler), grace_period_(grace_period) {}
 
 SessionId SessionRegistry::CreateSession() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   const SessionId session{next_session_++};
   sessions_.emplace(session, SessionState{});
   return session;
@@ -93,13 +94,13 @@ absl::Status SessionRegistry::UnknownSession(SessionId session) const {
 }
 
 absl::Status SessionRegistry::CheckKnown(SessionId session) const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   if (sessions_.contains(session)) return absl::OkStatus();
   return UnknownSession(session);
 }
 
 std::vector<SessionId> SessionRegistry::Sessions() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   std::vector<SessionId> out;
   out.reserve(sessions_.size());
   for (const auto& [session, state] : sessions_) out.push_back(session);
@@ -107,12 +108,12 @@ std::vector<SessionId> SessionRegistry::Sessions() const {
 }
 
 size_t SessionRegistry::TrackedSessionCount() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   return sessions_.size();
 }
 
 bool SessionRegistry::HasEnded(SessionId session) const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   auto it = sessions_.find(session);
   // A released record belonged to an ended session.
   if (it == sessions_.end()) return session.value != 0 && session.value < next_session_;
@@ -150,7 +151,7 @@ void SessionRegistry::OnTaskSpawned(internal::TaskHeader& task, SpawnClaim claim
   const TaskId id = task.metadata.id;
   const std::optional<SessionId> session = task.metadata.session();
 
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   TaskRecord record{&task, session, TaskId{}, claim.covered};
   if (spawner != nullptr && spawner->scheduler() == &owner_) {
     if (auto parent = live_.find(spawner->metadata.id); parent != live_.end()) {
@@ -175,7 +176,7 @@ void SessionRegistry::OnTaskSpawned(internal::TaskHeader& task, SpawnClaim claim
 
 void SessionRegistry::OnTaskFinished(internal::TaskHeader& task) {
   const TaskId id = task.metadata.id;
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   auto record = live_.find(id);
   if (record == live_.end()) return;
   const std::optional<SessionId> session = record->second.session;
@@ -200,7 +201,7 @@ void SessionRegistry::MaybeRetire(absl::btree_map<SessionId, SessionState>::iter
 absl::Status SessionRegistry::End(SessionId session) {
   Instant deadline;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     auto it = sessions_.find(session);
     if (it == sessions_.end()) {
       if (session.value != 0 && session.value < next_session_) {
@@ -253,7 +254,7 @@ Co<void> SessionRegistry::GraceWatchdog(SessionId session, Instant deadline) {
 void SessionRegistry::ExpireGrace(SessionId session) {
   std::vector<internal::TaskHeader*> cut_off;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     auto it = sessions_.find(session);
     if (it == sessions_.end()) return;
     SessionState& state = it->second;
@@ -279,7 +280,7 @@ void SessionRegistry::ExpireGrace(SessionId session) {
 }
 
 absl::Status SessionRegistry::CheckCanWaitUntil(SessionId session) const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return UnknownSession(session);
   if (it->second.grace_over) {
@@ -292,7 +293,7 @@ absl::Status SessionRegistry::CheckCanWaitUntil(SessionId session) const {
 }
 
 absl::Status SessionRegistry::WaitUntil(SessionId session, internal::TaskHeader& task) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return UnknownSession(session);
   const TaskMetadata metadata = task.metadata.Unpack();
@@ -374,7 +375,7 @@ absl::Status SessionRegistry::Validate(SessionId session) const {
         "CloudSimulatedScheduler runs over another scheduler. Validate sessions in tests, over "
         "TestScheduler::Create(...)");
   }
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return UnknownSession(session);
   const SessionState& state = it->second;
@@ -433,18 +434,29 @@ void SessionRegistry::CancelAll() {
   absl::btree_set<TaskId> attempted;
   for (;;) {
     std::vector<internal::TaskHeader*> tasks;
+    bool all_finishing = true;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock lock(mu_);
       if (live_.empty()) return;
       for (const auto& [id, record] : live_) {
-        if (!attempted.insert(id).second) continue;
+        if (!attempted.insert(id).second) {
+          // Still here after its cancel: finishing on another thread (a
+          // task a BlockOn saw complete reports here a moment later), or
+          // being polled there.
+          all_finishing = all_finishing && record.header->finished();
+          continue;
+        }
         record.header->AddRef();
         tasks.push_back(record.header);
       }
     }
-    SIMSCHED_CHECK(!tasks.empty(),
-                   "a CloudSimulatedScheduler was destroyed while one of its tasks was being "
-                   "polled on another thread; destroy it only when none of its tasks runs");
+    if (tasks.empty()) {
+      SIMSCHED_CHECK(all_finishing,
+                     "a CloudSimulatedScheduler was destroyed while one of its tasks was being "
+                     "polled on another thread; destroy it only when none of its tasks runs");
+      std::this_thread::yield();  // its OnTaskFinished is on the way
+      continue;
+    }
     // In id order; frame destructors may spawn more, cancelled next round.
     for (internal::TaskHeader* task : tasks) {
       task->Cancel();

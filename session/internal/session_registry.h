@@ -17,14 +17,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/task_metadata.h"
@@ -132,28 +131,31 @@ class SessionRegistry {
   Co<void> GraceWatchdog(SessionId session, Instant deadline);
   void ExpireGrace(SessionId session);
 
-  absl::Status UnknownSession(SessionId session) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status UnknownSession(SessionId session) const;  // mu_ held
   // "waiting on Sleep at f.cc:3 (Fn)", or "" when the state is unknown.
   std::string DescribeState(const internal::TaskHeader& task) const;
-  std::string FormatOffence(TaskId id, const Offence& offence) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::string FormatOffence(TaskId id, const Offence& offence) const;  // mu_ held
   Moment Now() const;
   // 'task 7 "upload" spawned at foo.cc:12 (Fn)': a task as the headline names
   // it (its session goes without saying there).
   static std::string BriefName(const TaskMetadata& task);
   // Drops a session's record once nothing more can happen to it (only when
   // the inner scheduler is not a TestScheduler: nobody can validate then).
-  void MaybeRetire(absl::btree_map<SessionId, SessionState>::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // mu_ held exclusively.
+  void MaybeRetire(absl::btree_map<SessionId, SessionState>::iterator it);
 
   Scheduler& owner_;
   TestScheduler* const test_scheduler_;
   const Duration grace_period_;
 
-  mutable absl::Mutex mu_;
-  uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::btree_map<TaskId, TaskRecord> live_ ABSL_GUARDED_BY(mu_);
-  absl::btree_map<SessionId, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
+  // A std::shared_mutex, not absl::Mutex: ThreadSanitizer sees through
+  // pthreads, not through the system Abseil's uninstrumented Mutex, and a
+  // session scheduler may wrap the ThreadPoolScheduler. Guards the three
+  // fields below.
+  mutable std::shared_mutex mu_;
+  uint64_t next_session_ = 1;
+  absl::btree_map<TaskId, TaskRecord> live_;
+  absl::btree_map<SessionId, SessionState> sessions_;
 };
 
 }  // namespace simsched::session_internal

@@ -43,6 +43,7 @@ class ForwardingScheduler : public Scheduler {
   void CancelTimer(TimerId timer) override { inner_->CancelTimer(timer); }
   bool IsTaskRunning(TaskId id) const override { return inner_->IsTaskRunning(id); }
   absl::Status BlockOnTask(TaskHeader& task) override { return inner_->BlockOnTask(task); }
+  Scheduler* WrappedScheduler() const override { return inner_.get(); }
   bool IsThreadConfined() const override { return true; }
 
  protected:
