@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -35,6 +35,7 @@
 #include "session/cloud_simulated_scheduler.h"
 #include "session/execution_context.h"
 #include "sim/random.h"
+#include "testing/sweep_config.h"
 
 namespace simsched {
 namespace {
@@ -110,7 +111,8 @@ ServerPlan MakePlan(Rng& rng) {
     const int64_t grace_ms = std::chrono::duration_cast<milliseconds>(kGrace).count();
     // An odd multiple of 5 ms in [lo, hi] (both multiples of 10).
     auto odd_five = [&rng](int64_t lo, int64_t hi) {
-      return Ms(lo + 5 + 10 * static_cast<int64_t>(rng.Below(static_cast<uint64_t>((hi - lo) / 10))));
+      return Ms(lo + 5 +
+                10 * static_cast<int64_t>(rng.Below(static_cast<uint64_t>((hi - lo) / 10))));
     };
     for (ChildPlan& child : request.children) {
       switch (child.fate) {
@@ -256,7 +258,8 @@ std::string RunSeed(uint64_t seed, RunRecord* record) {
     }
     for (Task<void>& server : servers) co_await std::move(server);
   }).Detach();
-  if (absl::Status run = test->Run(); !run.ok()) return absl::StrCat("run failed: ", run.ToString());
+  if (absl::Status run = test->Run(); !run.ok())
+    return absl::StrCat("run failed: ", run.ToString());
   if (!wait_until_errors.empty()) return wait_until_errors[0].ToString();
   if (!end_errors.empty()) return end_errors[0].ToString();
   absl::StrAppend(&record->transcript, "steps ", test->step_count(), "\n");
@@ -276,9 +279,9 @@ std::string RunSeed(uint64_t seed, RunRecord* record) {
       return absl::StrCat(where, "expected FailedPrecondition, got ", verdict.ToString());
     }
     const std::string headline = message.substr(0, message.find('\n'));
-    const int64_t sent_ms = std::chrono::duration_cast<milliseconds>(
-                                plan.starts[i] + ResponseOf(plan.requests[i]))
-                                .count();
+    const int64_t sent_ms =
+        std::chrono::duration_cast<milliseconds>(plan.starts[i] + ResponseOf(plan.requests[i]))
+            .count();
     if (!absl::StrContains(headline, absl::StrCat("its response was sent at +", sent_ms, "ms,"))) {
       return absl::StrCat(where, "expected the response at +", sent_ms, "ms in ", headline);
     }
@@ -312,16 +315,19 @@ std::string RunSeed(uint64_t seed, RunRecord* record) {
   return "";
 }
 
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? fallback : std::strtoull(value, nullptr, 10);
-}
-
 TEST(CloudSimulatedSchedulerModelTest, VerdictsMatchTheModelOverManySeeds) {
-  const uint64_t seeds = EnvOr("SIMSCHED_SESSION_MODEL_SEEDS", 20000);
-  const uint64_t first = EnvOr("SIMSCHED_SESSION_MODEL_START_SEED", 1);
+  // Empty means unset; a malformed value or zero seeds is an error, never a
+  // silent default (testing/sweep_config.h).
+  const absl::StatusOr<uint64_t> seeds =
+      testing::EnvironmentUint64("SIMSCHED_SESSION_MODEL_SEEDS", 20000);
+  const absl::StatusOr<uint64_t> first =
+      testing::EnvironmentUint64("SIMSCHED_SESSION_MODEL_START_SEED", 1);
+  ASSERT_TRUE(seeds.ok()) << seeds.status();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_GT(*seeds, 0u) << "SIMSCHED_SESSION_MODEL_SEEDS=0 would run nothing; "
+                           "give a positive number of seeds";
   int failures = 0;
-  for (uint64_t seed = first; seed < first + seeds && failures < 5; ++seed) {
+  for (uint64_t seed = *first; seed < *first + *seeds && failures < 5; ++seed) {
     RunRecord record;
     const std::string mismatch = RunSeed(seed, &record);
     if (!mismatch.empty()) {

@@ -32,9 +32,7 @@ Co<void> Serve(ExecutionContext ctx, int fan_out, std::atomic<int>* mislabelled,
   std::vector<Task<std::optional<SessionId>>> children;
   for (int i = 0; i < fan_out; ++i) {
     children.push_back(ctx.Spawn([]() -> Co<std::optional<SessionId>> {
-      Task<void> grandchild = Spawn(*CurrentScheduler(), []() -> Co<void> {
-        co_await Yield();
-      });
+      Task<void> grandchild = Spawn(*CurrentScheduler(), []() -> Co<void> { co_await Yield(); });
       const std::optional<SessionId> inherited = grandchild.metadata().session;
       co_await std::move(grandchild);
       co_return inherited;
@@ -50,8 +48,8 @@ Co<void> Serve(ExecutionContext ctx, int fan_out, std::atomic<int>* mislabelled,
 
 TEST(CloudSimulatedSchedulerPoolTest, SessionsServedOnManyThreadsAreRecordedAndReleased) {
   auto pool = MakePool(4);
-  auto cloud = CloudSimulatedScheduler::Create(
-      pool, {.grace_period = std::chrono::milliseconds(1)});
+  auto cloud =
+      CloudSimulatedScheduler::Create(pool, {.grace_period = std::chrono::milliseconds(1)});
   constexpr int kSessions = 200;
   std::atomic<int> mislabelled{0};
   std::atomic<int> ended{0};
