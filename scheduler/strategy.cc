@@ -10,7 +10,7 @@ namespace simsched {
 namespace {
 
 constexpr char kAccepted[] =
-    "random, fifo, pos, mix, pct, pct:D (D = 1..20), optionally with :k=N (N >= 1, the "
+    "random, fifo, pos, mix, pct, pct:D (D = 1..20), optionally with :k=N (N = 1..10^12, the "
     "expected steps of one run) after pct or mix; e.g. \"pct:3\" or \"pct:2:k=500\"";
 
 // Keeps mix's choice independent of the scheduling stream (same seed).
@@ -95,6 +95,10 @@ absl::StatusOr<StrategySpec> ParseStrategy(std::string_view text) {
     uint64_t run_length = 0;
     if (k.substr(0, 2) != "k=" || !ParseWhole(k.substr(2), run_length) || run_length == 0) {
       return Bad(text, absl::StrCat("\"", std::string(k), "\" is not k=N with N a positive whole number"));
+    }
+    if (run_length > StrategySpec::kMaxRunLength) {
+      return Bad(text, absl::StrCat("k=", run_length, " is more than ", StrategySpec::kMaxRunLength,
+                                    " steps; give the expected steps of one run"));
     }
     spec.run_length = run_length;
     ++next;

@@ -59,12 +59,16 @@ struct StrategySpec {
   // Largest accepted PCT depth (more change points than this explore like
   // random with extra bookkeeping).
   static constexpr uint32_t kMaxDepth = 20;
+  // Largest accepted k: a trillion steps is beyond any run, and PCT's
+  // fairness bound (10k + 1000 steps) must not overflow.
+  static constexpr uint64_t kMaxRunLength = 1'000'000'000'000;
 
   StrategyKind kind = StrategyKind::kRandom;
   // pct: the bug depth D (D-1 change points); 1..kMaxDepth.
   uint32_t depth = 3;
-  // pct (also mix, for the PCT seeds it picks): the expected steps of one run.
-  // Zero means unknown (the TestScheduler then uses kDefaultRunLength).
+  // pct (also mix, for the PCT seeds it picks): the expected steps of one run,
+  // 1..kMaxRunLength. Zero means unknown (the TestScheduler then uses
+  // kDefaultRunLength).
   uint64_t run_length = 0;
 
   // "random", "fifo", "pos", "mix", "pct:3", "pct:3:k=180", "mix:k=180".

@@ -34,12 +34,16 @@ TEST(StrategyTest, ParsesEveryFormAndPrintsItBack) {
   absl::StatusOr<StrategySpec> pct_k = ParseStrategy("pct:k=9");
   ASSERT_TRUE(pct_k.ok());
   EXPECT_EQ(pct_k->ToString(), "pct:3:k=9");
+  absl::StatusOr<StrategySpec> largest = ParseStrategy("pct:2:k=1000000000000");
+  ASSERT_TRUE(largest.ok()) << largest.status();
+  EXPECT_EQ(largest->run_length, StrategySpec::kMaxRunLength);
 }
 
 TEST(StrategyTest, BadValuesAreClearErrors) {
   for (const char* text : {"", "rand", "pct:0", "pct:21", "pct:x", "pct:3:k=0", "pct:3:k=",
                            "pct:3:q=4", "pct:3:k=5:extra", "random:2", "pos:k=5", "PCT:3",
-                           "pct:-1", "pct: 3"}) {
+                           "pct:-1", "pct: 3", "pct:3:k=18446744073709551615",
+                           "mix:k=1000000000001"}) {
     absl::StatusOr<StrategySpec> spec = ParseStrategy(text);
     ASSERT_FALSE(spec.ok()) << "accepted \"" << text << "\"";
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
