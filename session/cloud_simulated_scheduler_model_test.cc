@@ -13,7 +13,8 @@
 // that may outlive it end at odd multiples of 5 ms.
 //
 // SIMSCHED_SESSION_MODEL_SEEDS (default 20,000, about 2 s) and
-// SIMSCHED_SESSION_MODEL_START_SEED widen a run by hand.
+// SIMSCHED_SESSION_MODEL_START_SEED widen a run by hand;
+// SIMSCHED_SESSION_MODEL_SEED=N replays one seed.
 
 #include <algorithm>
 #include <chrono>
@@ -316,24 +317,20 @@ std::string RunSeed(uint64_t seed, RunRecord* record) {
 }
 
 TEST(CloudSimulatedSchedulerModelTest, VerdictsMatchTheModelOverManySeeds) {
-  // Empty means unset; a malformed value or zero seeds is an error, never a
+  // SIMSCHED_..._SEED(S)/START_SEED; a malformed value is an error, never a
   // silent default (testing/sweep_config.h).
-  const absl::StatusOr<uint64_t> seeds =
-      testing::EnvironmentUint64("SIMSCHED_SESSION_MODEL_SEEDS", 20000);
-  const absl::StatusOr<uint64_t> first =
-      testing::EnvironmentUint64("SIMSCHED_SESSION_MODEL_START_SEED", 1);
+  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
+      "SIMSCHED_SESSION_MODEL", /*default_count=*/20000, /*default_start=*/1);
   ASSERT_TRUE(seeds.ok()) << seeds.status();
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_GT(*seeds, 0u) << "SIMSCHED_SESSION_MODEL_SEEDS=0 would run nothing; "
-                           "give a positive number of seeds";
   int failures = 0;
-  for (uint64_t seed = *first; seed < *first + *seeds && failures < 5; ++seed) {
+  for (uint64_t seed : *seeds) {
+    if (failures == 5) break;
     RunRecord record;
     const std::string mismatch = RunSeed(seed, &record);
     if (!mismatch.empty()) {
       ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_SESSION_MODEL_START_SEED=" << seed
-                    << " SIMSCHED_SESSION_MODEL_SEEDS=1): " << mismatch;
+      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_SESSION_MODEL_SEED=" << seed
+                    << "): " << mismatch;
     }
   }
 }

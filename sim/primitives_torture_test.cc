@@ -10,7 +10,7 @@
 //
 // SIMSCHED_PRIMITIVES_TORTURE_SEEDS (default 20,000, under a second) and
 // SIMSCHED_PRIMITIVES_TORTURE_START_SEED widen a run by hand; a failure
-// prints its seed and the line that replays it.
+// prints its seed and SIMSCHED_PRIMITIVES_TORTURE_SEED=N, which replays it.
 
 #include <cstdint>
 #include <optional>
@@ -248,25 +248,20 @@ std::string RunSeed(uint64_t seed, Ledger& ledger) {
 }
 
 TEST(PrimitivesTortureTest, InvariantsHoldOverManySeeds) {
-  // Empty means unset; a malformed value or zero seeds is an error, never a
+  // SIMSCHED_..._SEED(S)/START_SEED; a malformed value is an error, never a
   // silent default (testing/sweep_config.h).
-  const absl::StatusOr<uint64_t> seeds =
-      testing::EnvironmentUint64("SIMSCHED_PRIMITIVES_TORTURE_SEEDS", 20000);
-  const absl::StatusOr<uint64_t> first =
-      testing::EnvironmentUint64("SIMSCHED_PRIMITIVES_TORTURE_START_SEED", 1);
+  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
+      "SIMSCHED_PRIMITIVES_TORTURE", /*default_count=*/20000, /*default_start=*/1);
   ASSERT_TRUE(seeds.ok()) << seeds.status();
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_GT(*seeds, 0u) << "SIMSCHED_PRIMITIVES_TORTURE_SEEDS=0 would run "
-                           "nothing; give a positive number of seeds";
   int failures = 0;
-  for (uint64_t seed = *first; seed < *first + *seeds && failures < 5; ++seed) {
+  for (uint64_t seed : *seeds) {
+    if (failures == 5) break;
     Ledger ledger;
     const std::string failure = RunSeed(seed, ledger);
     if (!failure.empty()) {
       ++failures;
-      ADD_FAILURE() << "seed " << seed
-                    << " (replay: SIMSCHED_PRIMITIVES_TORTURE_START_SEED=" << seed
-                    << " SIMSCHED_PRIMITIVES_TORTURE_SEEDS=1): " << failure;
+      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_PRIMITIVES_TORTURE_SEED=" << seed
+                    << "): " << failure;
     }
   }
 }

@@ -1,8 +1,11 @@
 #include "testing/sweep_config.h"
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -61,6 +64,36 @@ absl::StatusOr<uint64_t> EnvironmentUint64(const char* name, uint64_t default_va
     return s;
   }
   return value.value_or(default_value);
+}
+
+absl::StatusOr<std::vector<uint64_t>> SeedsFromEnvironment(std::string_view prefix,
+                                                           uint64_t default_count,
+                                                           uint64_t default_start) {
+  const std::string single_name = std::string(prefix) + "_SEED";
+  const std::string count_name = std::string(prefix) + "_SEEDS";
+  const std::string start_name = std::string(prefix) + "_START_SEED";
+  const EnvLookup getenv = [](const char* n) { return std::getenv(n); };
+  constexpr char kWhole[] = "a whole number from 0 to 18446744073709551615";
+  std::optional<uint64_t> single, count, start;
+  for (auto [name, out] : {std::pair{&single_name, &single}, std::pair{&count_name, &count},
+                           std::pair{&start_name, &start}}) {
+    if (absl::Status s = ReadUint64(getenv, name->c_str(), kWhole, *out); !s.ok()) return s;
+  }
+  if (single.has_value()) return std::vector<uint64_t>{*single};
+  if (count.has_value() && *count == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(count_name, "=0 would run nothing; give a positive number of seeds"));
+  }
+  const uint64_t n = count.value_or(default_count);
+  const uint64_t first = start.value_or(default_start);
+  if (n - 1 > UINT64_MAX - first) {
+    return absl::InvalidArgumentError(absl::StrCat(start_name, "=", first, " plus ", count_name,
+                                                   "=", n, " runs past the last seed, 2^64-1"));
+  }
+  std::vector<uint64_t> seeds;
+  seeds.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) seeds.push_back(first + i);
+  return seeds;
 }
 
 std::optional<uint64_t> ParseUint64(std::string_view text) {

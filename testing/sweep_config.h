@@ -101,6 +101,22 @@ const char* EnvironmentValue(const EnvLookup& getenv, const char* name);
 //   ASSERT_TRUE(n.ok()) << n.status();
 absl::StatusOr<uint64_t> EnvironmentUint64(const char* name, uint64_t default_value);
 
+// SeedsFromEnvironment()
+//
+// The seeds a seeded torture or model test runs, from three variables named
+// after `prefix`: `<prefix>_SEED` (one seed, to replay it),
+// `<prefix>_SEEDS` (how many; `default_count` when unset) and
+// `<prefix>_START_SEED` (the first; `default_start` when unset). Empty means
+// unset. A malformed value, or zero seeds, is InvalidArgument naming the
+// variable and what it accepts.
+//
+//   absl::StatusOr<std::vector<uint64_t>> seeds =
+//       SeedsFromEnvironment("SIMSCHED_TORTURE", /*default_count=*/3000);
+//   ASSERT_TRUE(seeds.ok()) << seeds.status();
+absl::StatusOr<std::vector<uint64_t>> SeedsFromEnvironment(std::string_view prefix,
+                                                           uint64_t default_count,
+                                                           uint64_t default_start = 0);
+
 // SweepConfigFromEnvironment()
 //
 // Builds the config from `default_iterations` and the SIMSCHED_* variables

@@ -2,6 +2,8 @@
 
 #include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -308,6 +310,46 @@ TEST(EmptyEnvironmentValueTest, EnvironmentUint64DefaultsWhenUnsetOrEmptyAndReje
     EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(bad.status().message(), HasSubstr("SIMSCHED_RACE_ITERATIONS=\"lots\""));
     EXPECT_THAT(bad.status().message(), HasSubstr("whole number"));
+  }
+}
+
+TEST(SeedsFromEnvironmentTest, DefaultsThenCountAndStartThenOneSeed) {
+  absl::StatusOr<std::vector<uint64_t>> seeds = SeedsFromEnvironment("SIMSCHED_TEST_SFE", 3, 1);
+  ASSERT_TRUE(seeds.ok()) << seeds.status();
+  EXPECT_THAT(*seeds, ElementsAre(1u, 2u, 3u));
+  {
+    ScopedEnv env{{"SIMSCHED_TEST_SFE_SEEDS", "2"}, {"SIMSCHED_TEST_SFE_START_SEED", "40"}};
+    seeds = SeedsFromEnvironment("SIMSCHED_TEST_SFE", 3, 1);
+    ASSERT_TRUE(seeds.ok()) << seeds.status();
+    EXPECT_THAT(*seeds, ElementsAre(40u, 41u));
+  }
+  {
+    ScopedEnv env{{"SIMSCHED_TEST_SFE_SEEDS", "2"}, {"SIMSCHED_TEST_SFE_SEED", "17"}};
+    seeds = SeedsFromEnvironment("SIMSCHED_TEST_SFE", 3, 1);
+    ASSERT_TRUE(seeds.ok()) << seeds.status();
+    EXPECT_THAT(*seeds, ElementsAre(17u));
+  }
+  {
+    ScopedEnv env{{"SIMSCHED_TEST_SFE_SEEDS", ""}, {"SIMSCHED_TEST_SFE_SEED", ""}};
+    seeds = SeedsFromEnvironment("SIMSCHED_TEST_SFE", 2, 0);
+    ASSERT_TRUE(seeds.ok()) << seeds.status();
+    EXPECT_THAT(*seeds, ElementsAre(0u, 1u));
+  }
+}
+
+TEST(SeedsFromEnvironmentTest, ZeroJunkAndOverflowAreErrorsNamingTheVariable) {
+  for (const auto& [name, value, says] :
+       {std::tuple{"SIMSCHED_TEST_SFE_SEEDS", "0", "would run nothing"},
+        std::tuple{"SIMSCHED_TEST_SFE_SEEDS", "many", "whole number"},
+        std::tuple{"SIMSCHED_TEST_SFE_START_SEED", "-1", "whole number"},
+        std::tuple{"SIMSCHED_TEST_SFE_START_SEED", "18446744073709551615",
+                   "runs past the last seed"}}) {
+    ScopedEnv env{{name, value}};
+    absl::StatusOr<std::vector<uint64_t>> seeds = SeedsFromEnvironment("SIMSCHED_TEST_SFE", 3);
+    ASSERT_FALSE(seeds.ok()) << name << "=" << value;
+    EXPECT_EQ(seeds.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(seeds.status().message(), HasSubstr(name));
+    EXPECT_THAT(seeds.status().message(), HasSubstr(says));
   }
 }
 

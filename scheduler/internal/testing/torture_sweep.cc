@@ -28,17 +28,6 @@
 namespace simsched::internal {
 namespace {
 
-absl::Status ReadSeedVariable(const char* name, std::optional<uint64_t>& out) {
-  const char* value = simsched::testing::EnvironmentValue(name);  // empty = unset
-  if (value == nullptr) return absl::OkStatus();
-  out = simsched::testing::ParseUint64(value);
-  if (!out.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, "='", value, "' is not a whole number in 0..2^64-1 (e.g. ", name, "=17)"));
-  }
-  return absl::OkStatus();
-}
-
 std::string ReplayCommand(const char* target, uint64_t seed) {
   return absl::StrCat("bazel test ", target, " --test_env=SIMSCHED_TORTURE_SEED=", seed,
                       " --test_output=all");
@@ -76,23 +65,7 @@ void InstallCrashNoteHandlers() {
 }  // namespace
 
 absl::StatusOr<std::vector<uint64_t>> TortureSeedsFromEnvironment(uint64_t default_count) {
-  std::optional<uint64_t> single, count, start;
-  for (auto [name, out] : {std::pair{"SIMSCHED_TORTURE_SEED", &single},
-                           std::pair{"SIMSCHED_TORTURE_SEEDS", &count},
-                           std::pair{"SIMSCHED_TORTURE_START_SEED", &start}}) {
-    if (absl::Status status = ReadSeedVariable(name, *out); !status.ok()) return status;
-  }
-  if (single.has_value()) return std::vector<uint64_t>{*single};
-  if (count.has_value() && *count == 0) {
-    return absl::InvalidArgumentError(
-        "SIMSCHED_TORTURE_SEEDS=0 would run nothing; give a positive number of seeds");
-  }
-  const uint64_t n = count.value_or(default_count);
-  const uint64_t first = start.value_or(0);
-  std::vector<uint64_t> seeds;
-  seeds.reserve(n);
-  for (uint64_t i = 0; i < n; ++i) seeds.push_back(first + i);
-  return seeds;
+  return simsched::testing::SeedsFromEnvironment("SIMSCHED_TORTURE", default_count);
 }
 
 std::string TortureFailureReport(const char* target, const TorturePlan& plan,
