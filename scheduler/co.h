@@ -170,8 +170,13 @@ class CoPromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       CoPromiseBase& promise = self.promise();
       std::coroutine_handle<> continuation = promise.continuation_;
-      if (!continuation) return std::noop_coroutine();  // a task's root: Poll() finishes it
-      if (TaskHeader* task = current_task) {
+      TaskHeader* const task = current_task;
+      if (!continuation) {
+        // A task's root: the poll sees the flag and finishes the task.
+        if (task != nullptr) task->MarkRootDone(self);
+        return std::noop_coroutine();
+      }
+      if (task != nullptr) {
         return task->TransferTo(continuation, promise.parent_);
       }
       return continuation;
