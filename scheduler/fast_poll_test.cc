@@ -230,7 +230,7 @@ struct CurrentTaskProbe {
   std::vector<const void*>* out;
 };
 
-Co<void> YieldThenEnd(CurrentTaskProbe probe, int yields) {
+Co<void> YieldThenEnd([[maybe_unused]] CurrentTaskProbe probe, int yields) {
   for (int i = 0; i < yields; ++i) co_await Yield();
 }
 
@@ -307,7 +307,9 @@ TEST(FastPollTest, ALabeledTaskIsRequeuedByItsLabel) {
       size_t last_b = order.size();
       while (order[last_b - 1] != 'B') --last_b;
       for (size_t i = first_l + 1; i < order.size(); ++i) {
-        if (order[i] == 'L') EXPECT_GT(i, last_b - 1) << "an L at " << i;
+        if (order[i] == 'L') {
+          EXPECT_GT(i, last_b - 1) << "an L at " << i;
+        }
       }
     }
   }
