@@ -281,8 +281,9 @@ class TaskHeader {
       if (kOutsideTasks) current_task = nullptr;
       return PollEnded();
     }
-    state_.store(s & ~kRunning, std::memory_order_relaxed);
-    if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
+    const uint64_t after = s ^ kRunning;  // kRunning is set: clears it
+    state_.store(after, std::memory_order_relaxed);
+    if ((after & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
     const uint32_t remaining = refs_.load(std::memory_order_relaxed) - 1;
     refs_.store(remaining, std::memory_order_relaxed);
     if (remaining == 0) [[unlikely]] {
