@@ -170,13 +170,13 @@ class CoPromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       CoPromiseBase& promise = self.promise();
       std::coroutine_handle<> continuation = promise.continuation_;
-      TaskHeader* const task = current_task;
       if (!continuation) {
         // A task's root: the poll sees the flag and finishes the task.
-        if (task != nullptr) task->MarkRootDone(self);
+        // (Out of line: once a task, and it keeps this inline part small.)
+        TaskHeader::MarkRootDoneOfCurrentTask(self);
         return std::noop_coroutine();
       }
-      if (task != nullptr) {
+      if (TaskHeader* task = current_task) {
         return task->TransferTo(continuation, promise.parent_);
       }
       return continuation;

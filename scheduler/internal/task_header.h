@@ -295,20 +295,13 @@ class TaskHeader {
   // After PollOnceFast<true>() polls: no task is current any more.
   static void EndFastPolls() { current_task = nullptr; }
 
-  // MarkRootDone()
+  // MarkRootDoneOfCurrentTask()
   //
-  // Called by a Co's final suspend when nothing awaits it, during this
-  // task's poll: if `frame` is the task's leaf, it is the root, and the poll
-  // ends the task. (A Co driven by hand inside a task is no leaf of it.)
-  void MarkRootDone(std::coroutine_handle<> frame) {
-    if (frame.address() != leaf_) [[unlikely]] return;
-    if (confined_) {
-      state_.store(state_.load(std::memory_order_relaxed) | kRootDone, std::memory_order_relaxed);
-    } else {
-      // Other threads may set flags meanwhile (a wake, a cancel).
-      state_.fetch_or(kRootDone, std::memory_order_relaxed);
-    }
-  }
+  // Called by a Co's final suspend when nothing awaits it: if `frame` is the
+  // leaf of the task being polled, it is the root, and the poll ends the
+  // task (kRootDone). A Co driven by hand, inside a task or not, is no
+  // task's leaf and marks nothing.
+  [[gnu::noinline]] static void MarkRootDoneOfCurrentTask(std::coroutine_handle<> frame) noexcept;
 
   // WakeSelf()
   //
