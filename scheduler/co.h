@@ -166,8 +166,11 @@ class CoPromiseBase {
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
+    // Inline, as it was before the root's case called out: a call here would
+    // cost every Co's end more than the root's case costs.
     template <typename Promise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+    [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+        std::coroutine_handle<Promise> self) noexcept {
       CoPromiseBase& promise = self.promise();
       std::coroutine_handle<> continuation = promise.continuation_;
       if (!continuation) {
