@@ -166,11 +166,19 @@ class CoPromiseBase {
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
+    // Inline, as it was before the root's case called out: a call here would
+    // cost every Co's end more than the root's case costs.
     template <typename Promise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+    [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
+        std::coroutine_handle<Promise> self) noexcept {
       CoPromiseBase& promise = self.promise();
       std::coroutine_handle<> continuation = promise.continuation_;
-      if (!continuation) return std::noop_coroutine();  // a task's root: Poll() finishes it
+      if (!continuation) {
+        // A task's root: the poll sees the flag and finishes the task.
+        // (Out of line: once a task, and it keeps this inline part small.)
+        TaskHeader::MarkRootDoneOfCurrentTask(self);
+        return std::noop_coroutine();
+      }
       if (TaskHeader* task = current_task) {
         return task->TransferTo(continuation, promise.parent_);
       }

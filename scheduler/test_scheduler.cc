@@ -257,6 +257,17 @@ void TestScheduler::EnqueueOnLane(TaskHeader* task) {
 // Schedule/ScheduleLabeled/ScheduleForeground without the virtual call and
 // the thread check: the task was woken during its own poll, on this thread.
 // `kPlain`: a fast step (see StepInline): no trace, the strategy is `kPick`.
+template <TestScheduler::FastPick kPick>
+[[gnu::always_inline]] inline void TestScheduler::RequeueBackground(TaskHeader* task) {
+  // What EnqueueHeader does under this strategy.
+  if constexpr (kPick == FastPick::kPct) {
+    strategy_.OnEnqueueAs<StrategyKind::kPct>(*task, rng_);
+  } else if constexpr (kPick == FastPick::kPos) {
+    strategy_.OnEnqueueAs<StrategyKind::kPos>(*task, rng_);
+  }
+  background_.push_back(task);
+}
+
 template <bool kPlain, TestScheduler::FastPick kPick>
 [[gnu::always_inline]] inline void TestScheduler::Requeue(TaskHeader* task) {
   if (!kPlain && options_.record_trace) [[unlikely]] {
@@ -264,13 +275,7 @@ template <bool kPlain, TestScheduler::FastPick kPick>
   }
   if (task->kind() == internal::ScheduleKind::kBackground) [[likely]] {
     if (kPlain) {
-      // What EnqueueHeader does under this strategy.
-      if constexpr (kPick == FastPick::kPct) {
-        strategy_.OnEnqueueAs<StrategyKind::kPct>(*task, rng_);
-      } else if constexpr (kPick == FastPick::kPos) {
-        strategy_.OnEnqueueAs<StrategyKind::kPos>(*task, rng_);
-      }
-      background_.push_back(task);
+      RequeueBackground<kPick>(task);
     } else {
       EnqueueHeader(background_, task);
     }
@@ -621,6 +626,17 @@ template <bool kPlain, TestScheduler::FastPick kPick, bool kTopLevel>
   if (!kPlain && options_.record_trace) [[unlikely]] RecordTraceEntry(*task, lane);
   const LaneId previous_lane =
       kTopLevel ? kNoLane : std::exchange(current_lane_, kPlain ? kNoLane : lane);
+  if constexpr (kPlain) {
+    // A confined background task (the common case): one state test, and a
+    // re-queue that needs no kind check. Any other task returns kNotFast.
+    const TaskHeader::PollResult fast = task->PollOnceFast<kTopLevel>();
+    if (fast != TaskHeader::PollResult::kNotFast) [[likely]] {
+      if (!kTopLevel) current_lane_ = previous_lane;
+      if (fast == TaskHeader::PollResult::kRequeue) RequeueBackground<kPick>(task);
+      return;
+    }
+    if (kTopLevel) TaskHeader::EndFastPolls();  // the general poll below sets its own
+  }
   const TaskId polled = task->metadata.id;  // the header may be gone after the poll
   // Tasks of this scheduler are confined to its thread unless it allows
   // parking (or a decorator in front of it says otherwise).
@@ -650,7 +666,8 @@ template <TestScheduler::FastPick kPick, bool kTopLevel>
     next = background_.SwapRemove(index);
   } else {
     internal::TopPriorities& top = strategy_.background_top();
-    next = top.Take(background_, top.Best(background_));
+    next = top.TakeNewestIfBest(background_);
+    if (next == nullptr) [[unlikely]] next = top.Take(background_, top.Best(background_));
   }
   RunPicked</*kPlain=*/true, kPick, kTopLevel>(next, kNoLane);
 }
@@ -661,6 +678,7 @@ void TestScheduler::FastSteps() {
       [[likely]] {
     FastStep<kPick, /*kTopLevel=*/true>();
   }
+  TaskHeader::EndFastPolls();  // the last poll left its task current
 }
 
 [[gnu::always_inline]] inline void TestScheduler::RunFastSteps() {

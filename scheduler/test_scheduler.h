@@ -547,6 +547,9 @@ class TestScheduler final : public Scheduler {
   enum class FastPick : uint8_t { kUniform, kPct, kPos, kNone };
   template <bool kPlain, FastPick kPick = FastPick::kUniform>
   void Requeue(internal::TaskHeader* task);
+  // Requeue() of a background task in a fast step (`kPick` is fast_pick_).
+  template <FastPick kPick>
+  void RequeueBackground(internal::TaskHeader* task);
   void RecordTraceEntry(const internal::TaskHeader& task, LaneId lane);
   // With record_trace: notes why `task` is being queued (first note wins
   // until the task runs).

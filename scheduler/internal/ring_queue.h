@@ -71,6 +71,10 @@ class RingQueue {
     return data_[(head_ + size_) & mask_];
   }
 
+  // Removes the last element (which the caller has read); the queue must
+  // not be empty. SwapRemove(size() - 1) without its index arithmetic.
+  [[gnu::always_inline]] void DropBack() { --size_; }
+
   // Removes element i by moving the last element into its place.
   [[gnu::always_inline]] T SwapRemove(size_t i) {
     SIMSCHED_CHECK(i < size_, "SwapRemove index out of range");

@@ -88,6 +88,18 @@ void TaskHeader::ScheduleSelfVirtual() {
   }
 }
 
+void TaskHeader::MarkRootDoneOfCurrentTask(std::coroutine_handle<> frame) noexcept {
+  TaskHeader* const task = current_task;
+  if (task == nullptr || frame.address() != task->leaf_) [[unlikely]] return;
+  if (task->confined_) {
+    task->state_.store(task->state_.load(std::memory_order_relaxed) | kRootDone,
+                       std::memory_order_relaxed);
+  } else {
+    // Other threads may set flags meanwhile (a wake, a cancel).
+    task->state_.fetch_or(kRootDone, std::memory_order_relaxed);
+  }
+}
+
 TaskHeader::PollResult TaskHeader::PollClosedWhileQueued() {
   Release();
   return PollResult::kFinished;

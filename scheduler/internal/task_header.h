@@ -105,6 +105,15 @@ class TaskHeader {
   // A canceller outside any poll is destroying the frames right now (with
   // kCancelled); like kRunning, a joining canceller waits for it to clear.
   static constexpr uint64_t kDestroying = 32;
+  // Set by the root `Co`'s final suspend during the poll that ends the task
+  // (CoPromiseBase::FinalAwaiter), so that the state check after the poll
+  // sees the end without loading the frame to ask `leaf().done()`.
+  static constexpr uint64_t kRootDone = 64;
+  // Fixed at construction: the task is not a confined background task (its
+  // scheduler is not thread-confined, or it is labeled or foreground work),
+  // so PollOnceFast() leaves it to the general poll. A flag in the state
+  // word makes that check free: the poll's state test covers it.
+  static constexpr uint64_t kNotFast = 128;
   static constexpr uint64_t kFlagsMask = 0xffffffffULL;
   static constexpr int kSeqShift = 32;
   static constexpr uint64_t kSeqOne = uint64_t{1} << kSeqShift;
@@ -186,7 +195,8 @@ class TaskHeader {
   // Poll() for schedulers that re-queue a task themselves: on kRequeue the
   // task was woken during the poll and the caller must queue it again (the
   // reference moves with it); otherwise the reference was released.
-  enum class PollResult { kRequeue, kSuspended, kFinished };
+  // (kNotFast: only from PollOnceFast(), which did nothing.)
+  enum class PollResult { kRequeue, kSuspended, kFinished, kNotFast };
   PollResult PollOnce() {
     // Inline: this is the scheduler's per-step hot path; the rare endings
     // (cancelled, completed) are out of line.
@@ -197,10 +207,11 @@ class TaskHeader {
       if (CasState(s, ((s & ~kScheduled) | kRunning) + kSeqOne)) break;
     }
     ResumeLeaf();
-    if (leaf().done()) [[unlikely]] return PollEnded();  // the root: see PollEnded
     s = state();
     for (;;) {
-      if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
+      // kRootDone: the root ended (see PollEnded); kCancelled: cancelled
+      // during the poll.
+      if ((s & (kCancelled | kRootDone)) != 0) [[unlikely]] return PollEnded();
       if (CasState(s, s & ~kRunning)) break;
     }
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
@@ -223,9 +234,8 @@ class TaskHeader {
     }
     state_.store(((s & ~kScheduled) | kRunning) + kSeqOne, std::memory_order_relaxed);
     ResumeLeaf<kOutsideTasks>();
-    if (leaf().done()) [[unlikely]] return PollEnded();  // the root: see PollEnded
     s = state_.load(std::memory_order_relaxed);
-    if ((s & kCancelled) != 0) [[unlikely]] return PollEnded();
+    if ((s & (kCancelled | kRootDone)) != 0) [[unlikely]] return PollEnded();  // see PollOnce
     state_.store(s & ~kRunning, std::memory_order_relaxed);
     if ((s & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
     // Release(), confined: inline here, whatever the caller's inlining budget.
@@ -234,6 +244,64 @@ class TaskHeader {
     if (remaining == 0) [[unlikely]] Free();
     return PollResult::kSuspended;
   }
+
+  // PollOnceFast()
+  //
+  // The TestScheduler's fast step: PollOnceConfined() for a confined
+  // background task queued to run (one state test covers kind, confinement
+  // and the unusual states); kNotFast, touching nothing, for any other task,
+  // which the caller then polls the general way. A task it re-queues
+  // (kRequeue) is a background task: it goes on the background queue.
+  // `kOutsideTasks`: called from a run loop outside any task. The poll then
+  // leaves `current_task` pointing at this task when it suspends (the loop's
+  // next poll overwrites it: one store a step instead of two); the loop
+  // calls EndFastPolls() before it returns or does anything else that may
+  // run a task's code. A poll that ends the task clears it first.
+  template <bool kOutsideTasks>
+  [[gnu::always_inline]] PollResult PollOnceFast() {
+    const uint64_t s0 = state_.load(std::memory_order_relaxed);
+    // Queued to run means kScheduled set: flipping it leaves every bit
+    // tested here clear exactly in the fast case, and the new state is then
+    // ((s0 & ~kScheduled) | kRunning) + kSeqOne, as in PollOnceConfined.
+    const uint64_t cleared = s0 ^ kScheduled;
+    if ((cleared & (kScheduled | kRunning | kCompleted | kCancelled | kNotFast)) != 0)
+        [[unlikely]] {
+      return PollResult::kNotFast;
+    }
+    state_.store(cleared + (kRunning + kSeqOne), std::memory_order_relaxed);
+    if constexpr (kOutsideTasks) {
+      current_task = this;
+      leaf().resume();
+      while (resume_next) [[unlikely]] std::exchange(resume_next, nullptr).resume();
+    } else {
+      ResumeLeaf<false>();
+    }
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kCancelled | kRootDone)) != 0) [[unlikely]] {
+      if (kOutsideTasks) current_task = nullptr;
+      return PollEnded();
+    }
+    const uint64_t after = s ^ kRunning;  // kRunning is set: clears it
+    state_.store(after, std::memory_order_relaxed);
+    if ((after & kScheduled) != 0) return PollResult::kRequeue;  // the reference moves on
+    const uint32_t remaining = refs_.load(std::memory_order_relaxed) - 1;
+    refs_.store(remaining, std::memory_order_relaxed);
+    if (remaining == 0) [[unlikely]] {
+      if (kOutsideTasks) current_task = nullptr;
+      Free();
+    }
+    return PollResult::kSuspended;
+  }
+  // After PollOnceFast<true>() polls: no task is current any more.
+  static void EndFastPolls() { current_task = nullptr; }
+
+  // MarkRootDoneOfCurrentTask()
+  //
+  // Called by a Co's final suspend when nothing awaits it: if `frame` is the
+  // leaf of the task being polled, it is the root, and the poll ends the
+  // task (kRootDone). A Co driven by hand, inside a task or not, is no
+  // task's leaf and marks nothing.
+  [[gnu::noinline]] static void MarkRootDoneOfCurrentTask(std::coroutine_handle<> frame) noexcept;
 
   // WakeSelf()
   //
@@ -366,6 +434,9 @@ class TaskHeader {
   TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
              CoPromiseBase* root_promise, bool confined)
       : kind_(kind), confined_(confined), scheduler_(&scheduler) {
+    if (kind != ScheduleKind::kBackground || !confined) {
+      state_.store(kScheduled | kNotFast, std::memory_order_relaxed);
+    }
     SetLeaf(root, root_promise);
   }
   ~TaskHeader() {
