@@ -112,11 +112,6 @@ class RadixHeap {
       const int b = LowestBucket();
       if (b < 0) return nullptr;
       Bucket& bucket = (*buckets_)[b];
-      if (b < kValues && !bucket.sorted) {
-        // A lowest-digit bucket is popped in place, from its sorted front.
-        std::sort(bucket.keys.begin() + static_cast<ptrdiff_t>(bucket.head), bucket.keys.end());
-        bucket.sorted = true;
-      }
       if (keep(bucket.min)) {
         from_ = b;
         return &bucket.min;
@@ -159,20 +154,7 @@ class RadixHeap {
       PopBelow();
       return;
     }
-    if (from_ >= kValues) {
-      Settle(from_);
-    } else if (from_ >= 0) {
-      // The lowest digit: one high word, sorted (see Min), popped in place.
-      Bucket& bucket = (*buckets_)[from_];
-      --size_;
-      if (++bucket.head == bucket.keys.size()) {
-        bucket.Clear();
-        MarkEmpty(from_);
-      } else {
-        bucket.min = bucket.keys[bucket.head];
-      }
-      return;
-    }
+    if (from_ >= 0) Settle(from_);
     PopRun();
   }
 
@@ -303,6 +285,16 @@ class RadixHeap {
     Bucket& bucket = (*buckets_)[b];
     MarkEmpty(b);
     current_ = High(bucket.min);
+    if (b < kValues) {
+      // The lowest digit: all its keys have one high word. They become the
+      // run as they are.
+      run_.swap(bucket.keys);
+      run_head_ = bucket.head;
+      const bool sorted = bucket.sorted;
+      bucket.Clear();
+      if (!sorted) std::sort(run_.begin() + static_cast<ptrdiff_t>(run_head_), run_.end());
+      return;
+    }
     run_.clear();
     run_head_ = 0;
     for (size_t i = bucket.head; i < bucket.keys.size(); ++i) {
