@@ -1,19 +1,17 @@
 // Internal: TimerQueue, the timer bookkeeping both schedulers share.
 //
-// Timers are 16-byte keys in a RadixHeap (scheduler/internal/radix_heap.h)
-// over a slab of slots that hold the wakers. A key is 128 bits: the deadline
-// in the high word, and (start sequence, slot) in the low word, so a single
-// unsigned comparison orders timers by (deadline, start order); equal
-// deadlines fire in the order they were started. Deadlines only move forward
-// past the last fired one in practice (virtual time never goes back), which
-// is what a radix heap needs to pop in amortized constant time; a deadline
-// already past when started is still ordered exactly (the heap keeps such
-// keys apart). Nothing is allocated per timer: slots are reused through a
-// free list threaded through the slab, and the heap keeps its capacity.
+// A 4-ary min-heap of 16-byte entries over a slab of slots that hold the
+// wakers. An entry is one 128-bit key: the deadline in the high word, and
+// (start sequence, slot) in the low word, so a single unsigned comparison
+// orders timers by (deadline, start order); equal deadlines fire in the order
+// they were started. A 4-ary heap is half as deep as a binary one, and a
+// node's four children share one cache line, which is what popping
+// costs. Nothing is allocated per timer: slots are reused through a free
+// list threaded through the slab, and the heap's vector keeps its capacity.
 //
 // Cancelling is O(1): the slot is disarmed (its generation moves on) and the
-// heap's key is dropped when a scan meets it; if stale keys pile up (long
-// timers cancelled early, over and over) they are all dropped at once.
+// heap entry is skipped when it surfaces; if stale entries pile up (long
+// timers cancelled early, over and over) the heap is rebuilt without them.
 // A TimerId packs (generation, slot + 1), so zero is never a valid id.
 // Sequences are 32 bits; the rare queue that starts 2^32 timers renumbers
 // its live entries (keeping their order) and carries on.
@@ -33,10 +31,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
 #include <vector>
 
-#include "scheduler/internal/radix_heap.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/waker.h"
 
@@ -79,7 +77,9 @@ class TimerQueue {
     entry.sequence = static_cast<uint32_t>(sequence_);
     const Key key = MakeKey(deadline, static_cast<uint32_t>(sequence_), slot);
     ++sequence_;
-    keys_.Push(key);
+    if (heap_.empty()) heap_.resize(kRoot);  // the padding before the root
+    heap_.emplace_back();
+    SiftUp(heap_.size() - 1, key);
     ++live_;
     return TimerId{(uint64_t{entry.generation} << 32) | (uint64_t{slot} + 1)};
   }
@@ -97,7 +97,7 @@ class TimerQueue {
     const Slot& entry = slots_[slot];
     if (!Armed(entry) || entry.generation != generation) return Waker();
     Waker waker = Disarm(slot);
-    if (++stale_ > 1024 && stale_ > keys_.size() / 2) Rebuild();
+    if (++stale_ > 1024 && stale_ > entries() / 2) Rebuild();
     return waker;
   }
 
@@ -105,8 +105,8 @@ class TimerQueue {
   //
   // The earliest deadline of a live timer, or Instant::max() if none.
   Instant NextDeadline() {
-    const Key* min = keys_.Min(KeepLive());
-    return min == nullptr ? Instant::max() : DeadlineOf(*min);
+    DropStaleTop();
+    return entries() == 0 ? Instant::max() : DeadlineOf(heap_[kRoot]);
   }
 
   // PopDue()
@@ -115,11 +115,14 @@ class TimerQueue {
   // (deadline, start order).
   void PopDue(Instant now, std::vector<Waker>& due) {
     const uint64_t limit = BiasedDeadline(now);
-    for (;;) {
-      const Key* min = keys_.Min(KeepLive());
-      if (min == nullptr || High(*min) > limit) break;
-      const uint32_t slot = SlotOf(*min);
-      keys_.Pop();
+    while (entries() > 0 && High(heap_[kRoot]) <= limit) {
+      const Key fired = heap_[kRoot];
+      PopTop();
+      const uint32_t slot = SlotOf(fired);
+      if (!IsLive(fired, slot)) {
+        --stale_;
+        continue;
+      }
       due.push_back(Disarm(slot));
     }
   }
@@ -129,7 +132,7 @@ class TimerQueue {
 
  private:
   void Swap(TimerQueue& other) noexcept {
-    std::swap(keys_, other.keys_);
+    heap_.swap(other.heap_);
     slots_.swap(other.slots_);
     std::swap(free_head_, other.free_head_);
     std::swap(sequence_, other.sequence_);
@@ -140,7 +143,7 @@ class TimerQueue {
 
   // (biased deadline << 64) | (sequence << 32) | slot. The sequence is unique
   // among entries, so the slot bits never decide an order.
-  using Key = RadixHeap::Key;
+  using Key = unsigned __int128;
 
   struct Slot {
     Waker waker;
@@ -149,6 +152,27 @@ class TimerQueue {
   };
 
   static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  // The heap's storage starts on a cache line and the root sits at index
+  // kRoot, so that every node's four children (at 4p - 8 .. 4p - 5) fill
+  // exactly one 64-byte line: one miss per level when popping.
+  static constexpr size_t kRoot = 3;
+  static constexpr size_t kLine = 64;
+  static_assert(4 * sizeof(Key) == kLine);
+  template <typename T>
+  struct LineAllocator {
+    using value_type = T;
+    LineAllocator() = default;
+    template <typename U>
+    LineAllocator(const LineAllocator<U>&) {}  // NOLINT: allocator rebinding
+    T* allocate(size_t n) {
+      return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kLine}));
+    }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{kLine}); }
+    friend bool operator==(const LineAllocator&, const LineAllocator&) { return true; }
+  };
+
+  size_t entries() const { return heap_.empty() ? 0 : heap_.size() - kRoot; }
 
   // Maps signed nanoseconds onto unsigned order (flip the sign bit).
   static uint64_t BiasedDeadline(Instant t) {
@@ -180,53 +204,93 @@ class TimerQueue {
     return waker;
   }
 
-  // The heap's filter: a key is kept while its timer is armed; each key
-  // dropped is one stale key fewer.
-  struct KeepLiveFn {
-    TimerQueue* queue;
-    bool operator()(Key key) const {
-      if (queue->IsLive(key, SlotOf(key))) return true;
-      --queue->stale_;
-      return false;
+  // Puts `key` at the hole `i`, moving it up past larger parents.
+  void SiftUp(size_t i, Key key) {
+    Key* h = heap_.data();
+    while (i > kRoot) {
+      const size_t parent = i / 4 + 2;
+      if (!(key < h[parent])) break;
+      h[i] = h[parent];
+      i = parent;
     }
-  };
-  KeepLiveFn KeepLive() { return KeepLiveFn{this}; }
+    h[i] = key;
+  }
 
-  // Drops the stale keys.
+  // Removes the root. The hole goes down along the smallest children to a
+  // leaf, then the old last entry sifts up from there: it came from the
+  // bottom, so it rarely moves, and each level costs only the children's
+  // comparisons.
+  void PopTop() {
+    const Key last = heap_.back();
+    heap_.pop_back();
+    const size_t n = heap_.size();
+    if (n == kRoot) {
+      heap_.clear();
+      return;
+    }
+    Key* h = heap_.data();
+    size_t hole = kRoot;
+    for (;;) {
+      const size_t first = 4 * hole - 8;
+      size_t best;
+      if (first + 4 <= n) {
+        const size_t a = h[first + 1] < h[first] ? first + 1 : first;
+        const size_t b = h[first + 3] < h[first + 2] ? first + 3 : first + 2;
+        best = h[b] < h[a] ? b : a;
+      } else if (first < n) {
+        best = first;
+        for (size_t c = first + 1; c < n; ++c) {
+          if (h[c] < h[best]) best = c;
+        }
+      } else {
+        break;
+      }
+      h[hole] = h[best];
+      hole = best;
+    }
+    SiftUp(hole, last);
+  }
+
+  void DropStaleTop() {
+    while (entries() > 0) {
+      const Key top = heap_[kRoot];
+      if (IsLive(top, SlotOf(top))) return;
+      PopTop();
+      --stale_;
+    }
+  }
+
+  // Drops the stale entries. A sorted array is a valid heap.
   void Rebuild() {
-    keys_.Filter(KeepLive());
+    if (heap_.empty()) return;
+    const auto stale = std::remove_if(heap_.begin() + kRoot, heap_.end(),
+                                      [this](Key key) { return !IsLive(key, SlotOf(key)); });
+    heap_.erase(stale, heap_.end());
+    std::sort(heap_.begin() + kRoot, heap_.end());
     stale_ = 0;
   }
 
   // Gives the live entries the sequences 0..n-1 in their current order, so
   // 32 bits suffice however many timers a queue starts.
   void Renumber() {
-    std::vector<Key> keys;
-    keys_.Drain(keys);
-    keys.erase(std::remove_if(keys.begin(), keys.end(),
-                              [this](Key key) { return !IsLive(key, SlotOf(key)); }),
-               keys.end());
-    stale_ = 0;
-    std::sort(keys.begin(), keys.end());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      const uint32_t slot = SlotOf(keys[i]);
+    Rebuild();
+    for (size_t i = 0; i < entries(); ++i) {
+      Key& key = heap_[kRoot + i];
+      const uint32_t slot = SlotOf(key);
       const uint32_t sequence = static_cast<uint32_t>(i);
-      keys_.Push((keys[i] >> 64 << 64) | (Key{sequence} << 32) | slot);
+      key = (key >> 64 << 64) | (Key{sequence} << 32) | slot;
       slots_[slot].sequence = sequence;
     }
-    sequence_ = keys.size();
+    sequence_ = entries();
   }
 
-  // One key per armed timer, and stale keys not yet dropped. Deadlines
-  // before the epoch are rare (virtual time starts there; real time is long
-  // past it).
-  RadixHeap keys_{BiasedDeadline(Instant{})};
+  std::vector<Key, LineAllocator<Key>> heap_;  // empty, or kRoot padding + the heap
   std::vector<Slot> slots_;
   uint32_t free_head_ = kNoSlot;
   uint64_t sequence_ = 0;
   uint64_t sequence_limit_ = kSequenceLimit;
   size_t live_ = 0;
-  size_t stale_ = 0;  // keys of cancelled timers still in keys_
+  size_t stale_ = 0;  // cancelled entries still in the heap
 };
 
 }  // namespace simsched::internal
