@@ -372,17 +372,15 @@ TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
 void TestScheduler::CancelTimer(TimerId timer) { timers_.Cancel(timer); }
 
 void TestScheduler::FireDueTimers() {
-  // Taken out of the member while waking, so a reentrant call (none is known)
-  // would get a fresh vector rather than this one.
-  std::vector<Waker> due = std::move(due_wakers_);
-  timers_.PopDue(now_, due);
-  // In (deadline, start order): the order in which the tasks become queued.
+  // One timer at a time, in (deadline, start order): the order in which the
+  // tasks become queued. A wake only queues its task, so nothing runs between
+  // two pops, and nothing holds on to the queue while a wake runs (a waker of
+  // another scheduler's task may call back into this one's timers).
   const WakeCause previous = std::exchange(waking_from_, WakeCause::kTimer);
+  Waker waker;
   // Consuming wakes: each waker's reference goes to the queue (or is dropped).
-  for (Waker& waker : due) std::move(waker).Wake();
+  while (timers_.PopNextDue(now_, waker)) std::move(waker).Wake();
   waking_from_ = previous;
-  due.clear();
-  due_wakers_ = std::move(due);
   next_timer_deadline_ = timers_.NextDeadline();
   if (next_timer_deadline_ <= now_) InvalidateFastSteps();
 }

@@ -663,9 +663,6 @@ class TestScheduler final : public Scheduler {
   WakeCause waking_from_ = WakeCause::kUnknown;
 
   internal::TimerQueue timers_;
-  // FireDueTimers' batch of wakers, kept between calls so firing allocates
-  // nothing; empty outside FireDueTimers.
-  std::vector<Waker> due_wakers_;
   PollCostModel* poll_cost_model_ = nullptr;
   TaskObserver* task_observer_ = nullptr;
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever

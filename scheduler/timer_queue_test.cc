@@ -9,6 +9,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
 #include <utility>
@@ -186,6 +187,49 @@ TEST(TimerQueueTest, MatchesModelWhileRenumberingSequences) {
   for (uint64_t seed = 1; seed <= 400; ++seed) {
     RunRandomSequence(seed, 600, 257, wakers);
     if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+// PopNextDue one timer at a time, with starts and cancels between two pops
+// (what a wake that calls back into the scheduler's timers would do): each
+// pop is the model's first due timer at that moment.
+TEST(TimerQueueTest, PopNextDueInterleavedWithAddAndCancelMatchesModel) {
+  WakerPool wakers(61);
+  for (uint64_t seed = 1; seed <= 500; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Rng rng(seed);
+    TimerQueue queue;
+    std::map<std::pair<int64_t, uint64_t>, std::pair<TimerId, TaskId>> model;  // (deadline, order)
+    uint64_t order = 0;
+    int64_t now = 0;
+    const auto add = [&](int64_t deadline) {
+      const Waker& waker = wakers[rng.Below(wakers.size())];
+      const TimerId id = queue.Add(At(deadline), waker);
+      model.emplace(std::make_pair(deadline, order++), std::make_pair(id, waker.task_id()));
+    };
+    for (int i = 0; i < 40; ++i) add(static_cast<int64_t>(rng.Below(20)));
+    for (int round = 0; round < 30; ++round) {
+      now += static_cast<int64_t>(rng.Below(4));
+      Waker waker;
+      while (queue.PopNextDue(At(now), waker)) {
+        ASSERT_FALSE(model.empty());
+        ASSERT_LE(model.begin()->first.first, now);
+        ASSERT_EQ(waker.task_id(), model.begin()->second.second);
+        model.erase(model.begin());
+        const uint64_t op = rng.Below(4);
+        if (op == 0) add(now - static_cast<int64_t>(rng.Below(3)));  // due at once
+        if (op == 1) add(now + 1 + static_cast<int64_t>(rng.Below(10)));
+        if (op == 2 && !model.empty()) {
+          auto it = model.begin();
+          std::advance(it, rng.Below(model.size()));
+          ASSERT_TRUE(queue.Cancel(it->second.first));
+          model.erase(it);
+        }
+      }
+      ASSERT_TRUE(model.empty() || model.begin()->first.first > now) << "a due timer was left";
+      ASSERT_EQ(queue.live(), model.size());
+      if (rng.Below(2) == 0) add(now + static_cast<int64_t>(rng.Below(10)));
+    }
   }
 }
 

@@ -23,6 +23,8 @@
 //   TimerId id = timers.Add(deadline, CurrentWaker());
 //   std::vector<Waker> due;
 //   timers.PopDue(now, due);  // wakers of timers at or before `now`, in order
+//   Waker next;
+//   while (timers.PopNextDue(now, next)) std::move(next).Wake();  // one at a time
 //   timers.Cancel(id);        // no-op once fired
 
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
@@ -109,11 +111,11 @@ class TimerQueue {
     return entries() == 0 ? Instant::max() : DeadlineOf(heap_[kRoot]);
   }
 
-  // PopDue()
+  // PopNextDue()
   //
-  // Moves the wakers of every live timer due at `now` into `due`, in
-  // (deadline, start order).
-  void PopDue(Instant now, std::vector<Waker>& due) {
+  // Moves the waker of the first live timer due at `now` (in deadline, start
+  // order) into `out` and returns true; returns false if none is due.
+  bool PopNextDue(Instant now, Waker& out) {
     const uint64_t limit = BiasedDeadline(now);
     while (entries() > 0 && High(heap_[kRoot]) <= limit) {
       const Key fired = heap_[kRoot];
@@ -123,8 +125,19 @@ class TimerQueue {
         --stale_;
         continue;
       }
-      due.push_back(Disarm(slot));
+      out = Disarm(slot);
+      return true;
     }
+    return false;
+  }
+
+  // PopDue()
+  //
+  // Moves the wakers of every live timer due at `now` into `due`, in
+  // (deadline, start order).
+  void PopDue(Instant now, std::vector<Waker>& due) {
+    Waker waker;
+    while (PopNextDue(now, waker)) due.push_back(std::move(waker));
   }
 
   // Timers started and neither fired nor cancelled.
