@@ -460,7 +460,10 @@ class SleepAwaiter {
     }
     return deadline() <= now;
   }
-  void await_suspend(std::coroutine_handle<>) {
+  // Inline into the sleeping coroutine, as it was before the armed timer
+  // shared the location's storage (an out-of-line call costs W2 about 12
+  // instructions a timer).
+  [[gnu::always_inline]] void await_suspend(std::coroutine_handle<>) {
     DescribeWait("Sleep", location_);
     internal::TaskHeader& task = *internal::current_task;
     Scheduler* scheduler = task.scheduler();
@@ -503,7 +506,7 @@ inline SleepAwaiter Sleep(Duration duration, SourceLocation location) {
 // the class-type temporaries of a `co_await` expression in the coroutine
 // frame, across the suspension (16 bytes of every sleeping frame).
 inline SleepAwaiter Sleep(Duration duration,
-                          internal::CallSiteRecord site = __builtin_source_location(),
+                          CallSiteRecord site = __builtin_source_location(),
                           const char* function = __builtin_FUNCTION()) {
   return SleepAwaiter(duration, Instant{}, SourceLocation::current(site, function));
 }
@@ -523,7 +526,7 @@ inline SleepAwaiter SleepUntil(Instant deadline, SourceLocation location) {
 }
 // The call site as scalars: see Sleep().
 inline SleepAwaiter SleepUntil(Instant deadline,
-                               internal::CallSiteRecord site = __builtin_source_location(),
+                               CallSiteRecord site = __builtin_source_location(),
                                const char* function = __builtin_FUNCTION()) {
   return SleepAwaiter(std::nullopt, deadline, SourceLocation::current(site, function));
 }

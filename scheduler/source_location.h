@@ -10,6 +10,7 @@
 //
 // This header defines:
 //   * `simsched::SourceLocation`
+//   * `simsched::CallSiteRecord` (where `SIMSCHED_SOURCE_LOCATION_SCALAR_SITE`)
 //
 // Example:
 //
@@ -34,8 +35,8 @@
 #endif
 
 // Whether a call site can be passed as scalars (SourceLocation::current's
-// own arguments; see there): `internal::CallSiteRecord` is the compiler's
-// static record of a site.
+// own arguments; see there): `CallSiteRecord` is the compiler's static
+// record of a site.
 #if SIMSCHED_SOURCE_LOCATION_IS_COMPACT && defined(__has_builtin)
 #if __has_builtin(__builtin_source_location)
 #define SIMSCHED_SOURCE_LOCATION_SCALAR_SITE 1
@@ -48,9 +49,12 @@
 namespace simsched {
 
 #if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
-namespace internal {
+// CallSiteRecord
+//
+// What `__builtin_source_location()` gives: the compiler's static record of
+// a call site (file, line, function signature), as SourceLocation::current
+// takes it.
 using CallSiteRecord = decltype(__builtin_source_location());
-}  // namespace internal
 #endif
 
 // SourceLocation
@@ -80,7 +84,7 @@ class SourceLocation {
   // called in `co_await` expressions can take these two scalars itself
   // (see `Sleep` in scheduler.h) to keep the SourceLocation out as well.
   static SourceLocation current(
-      internal::CallSiteRecord site = __builtin_source_location(),
+      CallSiteRecord site = __builtin_source_location(),
       const char* function = __builtin_FUNCTION()) noexcept {
     static_assert(sizeof(std::source_location) == sizeof(site));
     return SourceLocation(std::bit_cast<std::source_location>(site), function);
