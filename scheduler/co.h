@@ -161,6 +161,11 @@ class CoPromiseBase {
     // TaskHeader finds a Co frame's promise from its handle (CoPromiseAt).
     static_assert(alignof(CoPromiseBase) == kCoPromiseAlignment);
   }
+  ~CoPromiseBase() {
+    if (threw()) exception_.~exception_ptr();
+  }
+  CoPromiseBase(const CoPromiseBase&) = delete;
+  CoPromiseBase& operator=(const CoPromiseBase&) = delete;
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -172,7 +177,7 @@ class CoPromiseBase {
     [[gnu::always_inline]] std::coroutine_handle<> await_suspend(
         std::coroutine_handle<Promise> self) noexcept {
       CoPromiseBase& promise = self.promise();
-      std::coroutine_handle<> continuation = promise.continuation_;
+      std::coroutine_handle<> continuation = promise.continuation();
       if (!continuation) {
         // A task's root: the poll sees the flag and finishes the task.
         // (Out of line: once a task, and it keeps this inline part small.)
@@ -180,7 +185,7 @@ class CoPromiseBase {
         return std::noop_coroutine();
       }
       if (TaskHeader* task = current_task) {
-        return task->TransferTo(continuation, promise.parent_);
+        return task->TransferTo(continuation, promise.parent_promise());
       }
       return continuation;
     }
@@ -188,33 +193,73 @@ class CoPromiseBase {
   };
   FinalAwaiter final_suspend() noexcept { return {}; }
 
-  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  // The frame is ending (its final suspend comes next), so the owner's
+  // pointer is dead: the exception takes its word (see the layout below).
+  void unhandled_exception() noexcept {
+    ::new (&exception_) std::exception_ptr(std::current_exception());
+    link_ |= kThrew;
+  }
 
   // Called by the awaiting side: `parent` resumes when this frame ends.
   // `parent_promise` is its promise when the parent is a Co frame too (null
   // for any other coroutine type), which links the chain cancellation walks.
+  // Only a flag is stored: the promise is found again from the handle
+  // (CoPromiseAt), checked here as TaskHeader::SetLeaf checks a leaf's.
   void SetContinuation(std::coroutine_handle<> parent, CoPromiseBase* parent_promise) noexcept {
-    continuation_ = parent;
-    parent_ = parent_promise;
+    const bool parent_is_co = parent_promise != nullptr && CoPromiseAt(parent) == parent_promise;
+    link_ = reinterpret_cast<uintptr_t>(parent.address()) | (parent_is_co ? kParentIsCo : 0);
+  }
+  // The frame that resumes when this one ends (null for a task's root).
+  std::coroutine_handle<> continuation() const noexcept {
+    return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link_ & ~kLinkFlags));
   }
 
   // For DestroyAwaitChain: the promise of the frame awaiting this one (null
   // if it is not a Co frame), and emptying the Co that owns this frame, so
   // that destroying the parent does not destroy this frame a second time.
-  CoPromiseBase* parent_promise() const noexcept { return parent_; }
+  // (The chain holds suspended frames only, which have not thrown.)
+  CoPromiseBase* parent_promise() const noexcept {
+    return (link_ & kParentIsCo) != 0 ? CoPromiseAt(continuation()) : nullptr;
+  }
   void Disown() noexcept {
+    if (threw()) return;
     if (owner_ != nullptr) owner_->frame_ = nullptr;
     owner_ = nullptr;
   }
 
-  std::coroutine_handle<> continuation_;
-  std::exception_ptr exception_;
+  // Whether the coroutine ended with an exception; the exception itself.
+  bool threw() const noexcept { return (link_ & kThrew) != 0; }
+  void RethrowIfThrew() const {
+    if (threw()) std::rethrow_exception(exception_);
+  }
+  std::exception_ptr TakeException() noexcept {
+    return threw() ? std::move(exception_) : std::exception_ptr();
+  }
 
  private:
   template <typename T>
   friend class ::simsched::Co;
-  CoPromiseBase* parent_ = nullptr;  // the continuation's promise, if it is a Co frame
-  CoOwner* owner_ = nullptr;         // the Co that owns this frame, if any
+
+  // Sets the owning Co (at creation and on every move). A frame that threw
+  // keeps its exception in the owner's word; it is never disowned (only
+  // suspended frames are), so its owner need not be known.
+  void SetOwner(CoOwner* owner) noexcept {
+    if (!threw()) owner_ = owner;
+  }
+
+  // The promise is two words (every Co frame carries one, so each word is
+  // a word of every frame): the continuation's address with two flags in
+  // its low bits (frames are at least pointer-aligned), and the owning Co,
+  // which an ending frame no longer needs, sharing a word with the
+  // exception it ended with.
+  static constexpr uintptr_t kParentIsCo = 1;  // the continuation is a Co frame
+  static constexpr uintptr_t kThrew = 2;       // `exception_` is live, not `owner_`
+  static constexpr uintptr_t kLinkFlags = kParentIsCo | kThrew;
+  uintptr_t link_ = 0;
+  union {
+    CoOwner* owner_ = nullptr;  // the Co that owns this frame, if any
+    std::exception_ptr exception_;
+  };
 };
 
 // Returns the promise of `handle` as a CoPromiseBase if `Promise` is a Co
@@ -241,7 +286,7 @@ class CoPromise final : public CoPromiseBase, public CoFrameAllocation<T> {
 
   // Moves the result out, or rethrows the coroutine's exception.
   T TakeResult() {
-    if (exception_) std::rethrow_exception(exception_);
+    RethrowIfThrew();
     return std::move(*value_);
   }
   std::optional<T>& value() { return value_; }
@@ -256,7 +301,7 @@ class CoPromise<T&> final : public CoPromiseBase, public CoFrameAllocation<T&> {
   Co<T&> get_return_object() noexcept;
   void return_value(T& value) noexcept { value_ = std::addressof(value); }
   T& TakeResult() {
-    if (exception_) std::rethrow_exception(exception_);
+    RethrowIfThrew();
     return *value_;
   }
   T* value() const { return value_; }
@@ -270,9 +315,7 @@ class CoPromise<void> final : public CoPromiseBase, public CoFrameAllocation<voi
  public:
   Co<void> get_return_object() noexcept;
   void return_void() noexcept {}
-  void TakeResult() {
-    if (exception_) std::rethrow_exception(exception_);
-  }
+  void TakeResult() { RethrowIfThrew(); }
 };
 
 }  // namespace internal
@@ -340,12 +383,14 @@ class [[nodiscard]] Co : private internal::CoOwner {
   }
   void Adopt(std::coroutine_handle<promise_type> frame) noexcept {
     frame_ = frame;
-    if (frame) frame.promise().owner_ = this;
+    if (frame) frame.promise().SetOwner(this);
   }
+  // The promise keeps pointing here: it is read only while the frame is
+  // awaited (DestroyAwaitChain), and a frame that is released is a task's
+  // root, destroyed or moved on by Adopt.
   std::coroutine_handle<promise_type> Take() noexcept {
     std::coroutine_handle<promise_type> frame = handle();
     frame_ = nullptr;
-    if (frame) frame.promise().owner_ = nullptr;
     return frame;
   }
   void Reset() {

@@ -447,51 +447,64 @@ inline YieldAwaiter Yield() { return YieldAwaiter(); }
 // SleepAwaiter
 //
 // See `Sleep()` and `SleepUntil()`. It lives in the sleeping coroutine's
-// frame, so it is kept small: one word holds the duration or the deadline,
-// and the timer word says which until the timer is started.
+// frame, so it is kept small (32 bytes): one word holds the duration or the
+// deadline, and the state word says which until the timer is started; the
+// location is needed only until then (to record the wait site), so the armed
+// timer's scheduler and id take its place.
 class SleepAwaiter {
  public:
   SleepAwaiter(std::optional<Duration> duration, Instant deadline,
                SourceLocation location)
       : ns_(duration.has_value() ? duration->count() : deadline.time_since_epoch().count()),
         location_(location),
-        timer_{duration.has_value() ? kRelative : 0} {}
+        state_(duration.has_value() ? kRelative : kDeadline) {}
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   ~SleepAwaiter() {
     // Armed only if the task was cancelled while asleep.
-    if (scheduler_ != nullptr) scheduler_->CancelTimer(timer_);
+    if (state_ == kArmed) armed_.scheduler->CancelTimer(armed_.timer);
   }
 
   bool await_ready() {
     internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
     const Instant now = task.scheduler()->Now();
-    if (timer_.value == kRelative) {
+    if (state_ == kRelative) {
       ns_ = DeadlineAfter(now, Duration(ns_)).time_since_epoch().count();
-      timer_ = TimerId{};
+      state_ = kDeadline;
     }
     return deadline() <= now;
   }
-  void await_suspend(std::coroutine_handle<>) {
+  // Inline into the sleeping coroutine, as it was before the armed timer
+  // shared the location's storage (an out-of-line call costs W2 about 12
+  // instructions a timer).
+  [[gnu::always_inline]] void await_suspend(std::coroutine_handle<>) {
     DescribeWait("Sleep", location_);
     internal::TaskHeader& task = *internal::current_task;
     Scheduler* scheduler = task.scheduler();
-    timer_ = scheduler->StartTimer(deadline(), Waker::ForTask(&task));
-    scheduler_ = scheduler;  // after StartTimer: if that throws, nothing is armed
+    const TimerId timer = scheduler->StartTimer(deadline(), Waker::ForTask(&task));
+    // After StartTimer: if that throws, nothing is armed.
+    armed_ = Armed{scheduler, timer};
+    state_ = kArmed;
   }
-  void await_resume() noexcept { scheduler_ = nullptr; }
+  void await_resume() noexcept { state_ = kDone; }
 
  private:
-  // timer_ before await_ready: ns_ holds a duration, not a deadline. Only
-  // read before any timer is started, so it cannot be mistaken for an id.
-  static constexpr uint64_t kRelative = 1;
+  // kRelative: `ns_` holds a duration, until await_ready makes it a
+  // deadline. kArmed: a timer is started (`armed_` holds it).
+  enum State : uint64_t { kRelative, kDeadline, kArmed, kDone };
+  struct Armed {
+    Scheduler* scheduler;
+    TimerId timer;
+  };
 
   Instant deadline() const { return Instant(Duration(ns_)); }
 
-  int64_t ns_;  // the duration until await_ready makes it a deadline
-  SourceLocation location_;
-  Scheduler* scheduler_ = nullptr;  // set while a timer is armed
-  TimerId timer_;
+  int64_t ns_;
+  union {
+    SourceLocation location_;  // until the timer is started
+    Armed armed_;              // while it is armed
+  };
+  State state_;
 };
 
 // Sleep()
@@ -499,18 +512,44 @@ class SleepAwaiter {
 // Suspends the current task for `duration` of its scheduler's time (virtual
 // time under the TestScheduler). A zero or negative duration does not
 // suspend. Cancelling the task while it sleeps cancels the timer.
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+inline SleepAwaiter Sleep(Duration duration, SourceLocation location) {
+  return SleepAwaiter(duration, Instant{}, location);
+}
+// The call site as scalars rather than a defaulted SourceLocation: g++ keeps
+// the class-type temporaries of a `co_await` expression in the coroutine
+// frame, across the suspension (16 bytes of every sleeping frame).
+inline SleepAwaiter Sleep(Duration duration,
+                          CallSiteRecord site = __builtin_source_location(),
+                          const char* function = __builtin_FUNCTION()) {
+  return SleepAwaiter(duration, Instant{}, SourceLocation::current(site, function));
+}
+#else
 inline SleepAwaiter Sleep(Duration duration,
                           SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(duration, Instant{}, location);
 }
+#endif
 
 // SleepUntil()
 //
 // Suspends the current task until its scheduler's clock reaches `deadline`.
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+inline SleepAwaiter SleepUntil(Instant deadline, SourceLocation location) {
+  return SleepAwaiter(std::nullopt, deadline, location);
+}
+// The call site as scalars: see Sleep().
+inline SleepAwaiter SleepUntil(Instant deadline,
+                               CallSiteRecord site = __builtin_source_location(),
+                               const char* function = __builtin_FUNCTION()) {
+  return SleepAwaiter(std::nullopt, deadline, SourceLocation::current(site, function));
+}
+#else
 inline SleepAwaiter SleepUntil(Instant deadline,
                                SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(std::nullopt, deadline, location);
 }
+#endif
 
 // SimulateRandomDelay()
 //

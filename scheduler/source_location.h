@@ -10,6 +10,7 @@
 //
 // This header defines:
 //   * `simsched::SourceLocation`
+//   * `simsched::CallSiteRecord` (where `SIMSCHED_SOURCE_LOCATION_SCALAR_SITE`)
 //
 // Example:
 //
@@ -21,6 +22,7 @@
 #ifndef SIMSCHED_SCHEDULER_SOURCE_LOCATION_H_
 #define SIMSCHED_SCHEDULER_SOURCE_LOCATION_H_
 
+#include <bit>
 #include <cstdint>
 #if __has_include(<source_location>)
 #include <source_location>
@@ -32,7 +34,28 @@
 #define SIMSCHED_SOURCE_LOCATION_IS_COMPACT 0
 #endif
 
+// Whether a call site can be passed as scalars (SourceLocation::current's
+// own arguments; see there): `CallSiteRecord` is the compiler's static
+// record of a site.
+#if SIMSCHED_SOURCE_LOCATION_IS_COMPACT && defined(__has_builtin)
+#if __has_builtin(__builtin_source_location)
+#define SIMSCHED_SOURCE_LOCATION_SCALAR_SITE 1
+#endif
+#endif
+#ifndef SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+#define SIMSCHED_SOURCE_LOCATION_SCALAR_SITE 0
+#endif
+
 namespace simsched {
+
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+// CallSiteRecord
+//
+// What `__builtin_source_location()` gives: the compiler's static record of
+// a call site (file, line, function signature), as SourceLocation::current
+// takes it.
+using CallSiteRecord = decltype(__builtin_source_location());
+#endif
 
 // SourceLocation
 //
@@ -48,6 +71,25 @@ class SourceLocation {
   constexpr SourceLocation() = default;
 
 #if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  // current()
+  //
+  // As a defaulted argument, the location of the call site. Its own
+  // defaulted arguments are scalars (the compiler's static record of the
+  // site, and the function's short name), not a `std::source_location`
+  // object: g++ keeps every temporary of a `co_await` expression in the
+  // coroutine frame, so `co_await Sleep(d)` would otherwise carry a dead
+  // `std::source_location` across the suspension (8 bytes of every frame
+  // that awaits at such a site; docs/performance.md, Memory). A function
+  // called in `co_await` expressions can take these two scalars itself
+  // (see `Sleep` in scheduler.h) to keep the SourceLocation out as well.
+  static SourceLocation current(
+      CallSiteRecord site = __builtin_source_location(),
+      const char* function = __builtin_FUNCTION()) noexcept {
+    static_assert(sizeof(std::source_location) == sizeof(site));
+    return SourceLocation(std::bit_cast<std::source_location>(site), function);
+  }
+#else
   // current()
   //
   // As a defaulted argument, the location of the call site (constexpr, not
@@ -58,6 +100,7 @@ class SourceLocation {
       const char* function = __builtin_FUNCTION()) noexcept {
     return SourceLocation(location, function);
   }
+#endif
 
   // Implicit, so APIs taking a SourceLocation accept std::source_location too.
   constexpr SourceLocation(const std::source_location& location)  // NOLINT

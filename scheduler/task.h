@@ -113,7 +113,7 @@ class TaskState final : public TaskHeader {
     } else if constexpr (!std::is_void_v<T>) {
       if (promise.value().has_value()) value_.emplace(std::move(*promise.value()));
     }
-    return std::move(promise.exception_);
+    return promise.TakeException();
   }
 
   void Free() noexcept override {

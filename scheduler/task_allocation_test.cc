@@ -2,6 +2,7 @@
 // frame (scheduler/co.h). This binary replaces the global operator new and
 // delete to count allocations and frees.
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <cstdlib>
@@ -22,9 +23,13 @@ namespace {
 bool g_counting = false;
 int64_t g_allocations = 0;
 int64_t g_frees = 0;
+std::size_t g_last_size = 0;
 
 void* Allocate(std::size_t size) {
-  if (g_counting) ++g_allocations;
+  if (g_counting) {
+    ++g_allocations;
+    g_last_size = size;
+  }
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
@@ -204,6 +209,38 @@ TEST(TaskAllocationTest, ASessionWithoutALabelAllocatesNothing) {
     metadata.set_session(std::nullopt);  // the record goes
     EXPECT_EQ(counting.frees(), 1);
   }
+}
+
+// Frame budgets (g++, 64-bit; docs/performance.md, Memory). A Co frame is
+// its resume and destroy pointers, the 16-byte promise, the compiler's
+// bookkeeping, and what lives across the suspension: the awaiter (a
+// SleepAwaiter is 32 bytes) and the co_await expression's class-type
+// temporaries (Sleep takes its call site as scalars, so none but the
+// Duration argument). These fail if a promise word or a temporary comes back.
+constexpr Duration kLongSleep = std::chrono::hours(1);
+Co<void> Empty() { co_return; }
+Co<void> SleepsOnce() { co_await Sleep(kLongSleep); }
+
+TEST(TaskAllocationTest, FramesStayWithinBudget) {
+#if defined(__GNUC__) && !defined(__clang__) && SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  if constexpr (sizeof(void*) == 8) {
+    const std::size_t room = internal::kTaskRoomBytes<void>;
+    {
+      Counting counting;
+      Co<void> co = Empty();
+      ASSERT_EQ(counting.allocations(), 1);
+      EXPECT_LE(g_last_size, room + 48);
+    }
+    {
+      Counting counting;
+      Co<void> co = SleepsOnce();
+      ASSERT_EQ(counting.allocations(), 1);
+      EXPECT_LE(g_last_size, room + 96);  // was 152 with a 32-byte promise
+    }
+  }
+#else
+  GTEST_SKIP() << "frame budgets are for g++";
+#endif
 }
 
 }  // namespace

@@ -40,6 +40,9 @@ TEST(TaskHeaderLayoutTest, HeaderAndFrameRoomStayWithinBudget) {
     EXPECT_LE(sizeof(TaskHeader), 128u);
     EXPECT_LE(internal::kTaskRoomBytes<void>, 128u);
     EXPECT_LE(internal::kTaskRoomBytes<int>, 144u);
+    // Every Co frame carries a promise; every sleeping frame a SleepAwaiter.
+    EXPECT_LE(sizeof(internal::CoPromise<void>), 16u);
+    EXPECT_LE(sizeof(SleepAwaiter), 32u);
     // The id is in the header's first cache line, beside the state a poll
     // reads (the TestScheduler's step hashes it into the trace).
     TestScheduler scheduler;

@@ -356,7 +356,7 @@ void RunJob(const DestroyJob& job) noexcept {
   // its parent's frame) is emptied before the child is destroyed, so the
   // parent's destruction does not reach it again.
   while (frame != job.root && promise != nullptr) {
-    std::coroutine_handle<> parent = promise->continuation_;
+    std::coroutine_handle<> parent = promise->continuation();
     CoPromiseBase* parent_promise = promise->parent_promise();
     if (!parent) break;  // not linked to the root: let the root's destruction reach it
     promise->Disown();
