@@ -313,6 +313,22 @@ void TestScheduler::ScheduleFromForeignThread(Runnable runnable) {
   if (options_.allow_parking) parker_->Unpark();
 }
 
+bool TestScheduler::StepFromForeignThread() {
+  // Called on another OS thread: touch nothing but the inbox, whose failure
+  // the owner's next step or run reports.
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  if (foreign_failure_.ok()) {
+    foreign_failure_ = absl::FailedPreconditionError(absl::StrCat(
+        "Step() was called from a thread other than the one that made the TestScheduler, "
+        "and did nothing: drive a TestScheduler (Step, Run, RunUntilIdle, BlockOn) from the "
+        "thread that made it. The call came from:",
+        CallerStack()));
+  }
+  inbox_pending_.store(true, std::memory_order_seq_cst);  // as ScheduleFromForeignThread
+  fast_step_limit_.store(0, std::memory_order_seq_cst);
+  return false;
+}
+
 void TestScheduler::DrainInbox() {
   std::vector<TaskHeader*> arrived;
   {
@@ -750,6 +766,7 @@ bool TestScheduler::StepGeneral() {
 }
 
 bool TestScheduler::Step() {
+  if (!OnOwnerThread()) [[unlikely]] return StepFromForeignThread();
   if (inbox_pending_.load(std::memory_order_relaxed)) [[unlikely]] DrainInbox();
   internal::DirectEnqueueScope direct(DirectEnqueueTarget());
   return StepInline();

@@ -271,7 +271,9 @@ class TestScheduler final : public Scheduler {
   // Step()
   //
   // Fires due timers, then polls one runnable task. Returns false (and does
-  // nothing) if no task is runnable. Never advances time.
+  // nothing) if no task is runnable. Never advances time. Called from a
+  // thread other than the one that made the scheduler, it does nothing and
+  // returns false, and the next run fails with FailedPrecondition saying so.
   bool Step();
 
   // RunUntilIdle()
@@ -558,6 +560,9 @@ class TestScheduler final : public Scheduler {
     return failed_ || inbox_pending_.load(std::memory_order_relaxed);
   }
   void ScheduleFromForeignThread(Runnable runnable);
+  // Step() from a thread other than the owner: records the misuse for the
+  // owner's next step or run to report, and returns false.
+  bool StepFromForeignThread();
   void DrainInbox();
   bool StepInline();
   // The step when the fast path does not apply: fires due timers, picks

@@ -281,6 +281,23 @@ TEST(TestSchedulerLanesTest, WakeFromAStdThreadIsReportedAsNotDeterministic) {
   EXPECT_FALSE(task.IsFinished()) << "the foreign wake must not run the task";
 }
 
+TEST(TestSchedulerLanesTest, StepFromAnotherThreadDoesNothingAndFailsTheRun) {
+  TestScheduler s({.seed = 4});
+  bool ran = false;
+  Task<void> task = Spawn(s, [&]() -> Co<void> {
+    ran = true;
+    co_return;
+  });
+  bool stepped = true;
+  std::thread other([&] { stepped = s.Step(); });
+  other.join();
+  EXPECT_FALSE(stepped);
+  EXPECT_FALSE(ran) << "a step from another thread must not poll the task";
+  absl::Status status = s.Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("Step() was called from a thread other than"));
+}
+
 TEST(TestSchedulerLanesTest, SimulateRandomDelayYieldsASeedChosenNumberOfTimes) {
   std::set<uint64_t> step_counts;
   for (uint64_t seed = 0; seed < 30; ++seed) {
