@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/logging.h"
-#include "scheduler/internal/task_header.h"
 #include "scheduler/internal/parker.h"
+#include "scheduler/internal/task_header.h"
 
 namespace simsched {
 

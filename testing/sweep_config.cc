@@ -15,6 +15,8 @@
 namespace simsched::testing {
 namespace {
 
+constexpr char kWholeNumber[] = "a whole number from 0 to 18446744073709551615";
+
 absl::Status BadValue(const char* name, const char* value, const char* accepted) {
   return absl::InvalidArgumentError(absl::StrCat("environment variable ", name, "=\"", value,
                                                  "\" is not valid: expected ", accepted));
@@ -58,8 +60,8 @@ const char* EnvironmentValue(const EnvLookup& getenv, const char* name) {
 
 absl::StatusOr<uint64_t> EnvironmentUint64(const char* name, uint64_t default_value) {
   std::optional<uint64_t> value;
-  if (absl::Status s = ReadUint64([](const char* n) { return std::getenv(n); }, name,
-                                  "a whole number from 0 to 18446744073709551615", value);
+  if (absl::Status s =
+          ReadUint64([](const char* n) { return std::getenv(n); }, name, kWholeNumber, value);
       !s.ok()) {
     return s;
   }
@@ -73,11 +75,10 @@ absl::StatusOr<std::vector<uint64_t>> SeedsFromEnvironment(std::string_view pref
   const std::string count_name = std::string(prefix) + "_SEEDS";
   const std::string start_name = std::string(prefix) + "_START_SEED";
   const EnvLookup getenv = [](const char* n) { return std::getenv(n); };
-  constexpr char kWhole[] = "a whole number from 0 to 18446744073709551615";
   std::optional<uint64_t> single, count, start;
   for (auto [name, out] : {std::pair{&single_name, &single}, std::pair{&count_name, &count},
                            std::pair{&start_name, &start}}) {
-    if (absl::Status s = ReadUint64(getenv, name->c_str(), kWhole, *out); !s.ok()) return s;
+    if (absl::Status s = ReadUint64(getenv, name->c_str(), kWholeNumber, *out); !s.ok()) return s;
   }
   if (single.has_value()) return std::vector<uint64_t>{*single};
   if (count.has_value() && *count == 0) {
