@@ -442,14 +442,26 @@ absl::Status Network::SendFrom(EndpointState& from, const Address& to, std::stri
   }
   HostEntry& dest = hosts_[dest_id];
   auto port = dest.ports.find(to.port);
+  if (port == dest.ports.end() && !dest.ever_bound.contains(to.port)) {
+    // A typo, not a send: neither counted nor numbered.
+    return absl::NotFoundError(absl::StrCat("Send from ", from.address.ToString(), " to ",
+                                            to.ToString(), ": host '", to.host,
+                                            "' never bound port ", to.port));
+  }
+  const uint32_t link_index = LinkIndex(from.host_id, dest_id);
+  Link& link = links_[link_index];
+  const LinkOptions& options = link.options.has_value() ? *link.options : default_link_;
+  if (link.in_flight >= options.queue_limit && !options.drop_when_full) {
+    // Refused, not sent (as a full socket buffer): neither counted nor numbered.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "Send from ", from.address.ToString(), " to ", to.ToString(), ": the link ",
+        sender.name(), " -> ", to.host, " already holds ", link.in_flight,
+        " messages (LinkOptions::queue_limit); wait for replies, or raise the limit or set "
+        "drop_when_full"));
+  }
   const uint64_t id = next_message_id_++;
   ++sent_;
   if (port == dest.ports.end()) {
-    if (!dest.ever_bound.contains(to.port)) {
-      return absl::NotFoundError(absl::StrCat("Send from ", from.address.ToString(), " to ",
-                                              to.ToString(), ": host '", to.host,
-                                              "' never bound port ", to.port));
-    }
     if (core_.verbose()) {
       core_.Event("net.dropped_no_endpoint", id,
                   absl::StrCat("net: #", id, " ", from.address.ToString(), " -> ",
@@ -460,9 +472,6 @@ absl::Status Network::SendFrom(EndpointState& from, const Address& to, std::stri
     return absl::OkStatus();
   }
   EndpointState& target = *port->second;
-  const uint32_t link_index = LinkIndex(from.host_id, dest_id);
-  Link& link = links_[link_index];
-  const LinkOptions& options = link.options.has_value() ? *link.options : default_link_;
   Rng& rng = core_.network_rng;
   auto drop = [&](std::string_view counter, std::string_view why) {
     if (core_.verbose()) {
@@ -482,15 +491,8 @@ absl::Status Network::SendFrom(EndpointState& from, const Address& to, std::stri
     return absl::OkStatus();
   }
   if (link.in_flight >= options.queue_limit) {
-    if (options.drop_when_full) {
-      drop("net.dropped_full", "link queue full");
-      return absl::OkStatus();
-    }
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "Send from ", from.address.ToString(), " to ", to.ToString(), ": the link ",
-        sender.name(), " -> ", to.host, " already holds ", link.in_flight,
-        " messages (LinkOptions::queue_limit); wait for replies, or raise the limit or set "
-        "drop_when_full"));
+    drop("net.dropped_full", "link queue full");  // drop_when_full: a refusal returned above
+    return absl::OkStatus();
   }
   const Instant now = core_.scheduler.Now();
   const bool duplicate = options.duplicate > 0 && rng.NextDouble() < options.duplicate;

@@ -175,10 +175,12 @@ TEST(NetworkTest, FullLinkIsAnErrorOrACountedDrop) {
   absl::Status full = ea.Send(eb.address(), "m");
   EXPECT_TRUE(absl::IsResourceExhausted(full)) << full;
   EXPECT_THAT(full.message(), HasSubstr("queue_limit"));
+  EXPECT_EQ(cluster.world.network().Sent(), 3u);  // a refusal is not a send
   link.drop_when_full = true;
   ASSERT_TRUE(cluster.world.network().SetLink("a", "b", link).ok());
   EXPECT_TRUE(ea.Send(eb.address(), "m").ok());
   EXPECT_EQ(cluster.world.Counters()["net.dropped_full"], 1u);
+  EXPECT_EQ(cluster.world.network().Sent(), 4u);  // a counted drop is
   EXPECT_EQ(cluster.scheduler.BlockOn(Collect(eb, 10, 50ms))->size(), 3u);
 }
 
@@ -191,6 +193,10 @@ TEST(NetworkTest, BadInputIsAClearError) {
   absl::Status unknown_port = ea.Send({"b", 99}, "x");
   EXPECT_TRUE(absl::IsNotFound(unknown_port)) << unknown_port;
   EXPECT_THAT(unknown_port.message(), HasSubstr("never bound port 99"));
+  // An error is not a send: the counters and message ids skip it (found by
+  // sim/world_torture_test.cc; a send to a never-bound port was counted).
+  EXPECT_EQ(cluster.world.network().Sent(), 0u);
+  EXPECT_EQ(cluster.world.Counters()["net.sent"], 0u);
   EXPECT_TRUE(absl::IsAlreadyExists(cluster.a->Bind(1).status()));
   LinkOptions bad;
   bad.loss = 1.5;
