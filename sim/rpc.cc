@@ -16,15 +16,25 @@ namespace internal {
 
 struct RpcState {
   struct Pending {
+    Address to;  // a response counts only from here
     std::optional<absl::StatusOr<std::string>> result;
     Waker waker;
   };
+
+  // Request ids: a world-wide block per Start (World::NewIdBlock) in the
+  // high 32 bits, a counter in the low ones, so no two starts of a node on
+  // the same port ever share an id (a late response from before a crash
+  // must not answer a call made after the restart).
+  uint64_t NextId() {
+    if ((next_id & 0xffffffffULL) == 0) next_id = host->world().NewIdBlock() << 32 | 1;
+    return next_id++;
+  }
 
   Host* host = nullptr;
   uint32_t port = 0;
   Endpoint endpoint;
   bool started = false;
-  uint64_t next_id = 1;
+  uint64_t next_id = 0;  // 0: take a block at the first id
   std::map<std::string, RpcHandler, std::less<>> handlers;
   absl::flat_hash_map<uint64_t, Pending*> pending;  // lookups only
 };
@@ -103,7 +113,10 @@ Co<void> Dispatch(std::shared_ptr<RpcState> state) {
           Serve(state, message->from, id, it->second, std::move(body), respond));
     } else if (p[0] == 'R') {
       auto it = state->pending.find(id);
-      if (it == state->pending.end() || it->second->result.has_value()) continue;  // late
+      if (it == state->pending.end() || it->second->result.has_value() ||
+          !(it->second->to == message->from)) {
+        continue;  // late, a duplicate, or not from the called node
+      }
       const auto code = static_cast<absl::StatusCode>(static_cast<unsigned char>(p[9]));
       if (code == absl::StatusCode::kOk) {
         it->second->result.emplace(p.substr(10));
@@ -169,6 +182,7 @@ absl::Status RpcNode::Start() {
   state_->endpoint = std::move(*endpoint);
   if (absl::Status s = state_->host->Spawn(Dispatch(state_)); !s.ok()) return s;
   state_->started = true;
+  state_->next_id = state_->host->world().NewIdBlock() << 32 | 1;
   return absl::OkStatus();
 }
 
@@ -182,7 +196,7 @@ absl::Status RpcNode::Notify(const Address& to, std::string_view method,
   if (method.size() > 255) {
     return absl::InvalidArgumentError("RpcNode::Notify: method names are at most 255 bytes");
   }
-  return state_->endpoint.Send(to, EncodeRequest(state_->next_id++, method, request, 'N'));
+  return state_->endpoint.Send(to, EncodeRequest(state_->NextId(), method, request, 'N'));
 }
 
 Address RpcNode::address() const {
@@ -209,12 +223,12 @@ Co<absl::StatusOr<std::string>> CallImpl(std::shared_ptr<RpcState> state, Addres
   if (method.size() > 255) {
     co_return absl::InvalidArgumentError("RpcNode::Call: method names are at most 255 bytes");
   }
-  const uint64_t id = state->next_id++;
+  const uint64_t id = state->NextId();
   if (absl::Status sent = state->endpoint.Send(to, EncodeRequest(id, method, request));
       !sent.ok()) {
     co_return sent;
   }
-  RpcState::Pending pending;
+  RpcState::Pending pending{.to = to};
   state->pending[id] = &pending;
   struct Unregister {
     RpcState& state;
@@ -225,7 +239,7 @@ Co<absl::StatusOr<std::string>> CallImpl(std::shared_ptr<RpcState> state, Addres
   co_await ReplyAwaiter(pending, deadline);
   if (pending.result.has_value()) co_return std::move(*pending.result);
   co_return absl::DeadlineExceededError(absl::StrCat("RPC '", method, "' to ", to.ToString(),
-                                                     " (request ", id, ") got no response within ",
+                                                     " (request ", id >> 32, ".", id & 0xffffffffULL, ") got no response within ",
                                                      FormatDuration(timeout)));
 }
 

@@ -169,6 +169,14 @@ class World {
   // Everything above, for a failure message.
   std::string Report() const;
 
+  // NewIdBlock()
+  //
+  // A number no earlier call in this world returned (1, 2, 3, ...): the
+  // base of ids that must stay unique across restarts. `RpcNode` takes one
+  // at every Start, so a restarted node never reuses a request id that a
+  // late response from before the crash could still carry.
+  uint64_t NewIdBlock() { return ++id_blocks_; }
+
   // -- For Host --
   void OnHostTaskSpawned(TaskId task, Host& host);
   void OnHostTaskFinished(TaskId task);
@@ -195,6 +203,7 @@ class World {
   std::unique_ptr<internal::CpuCharger> cpu_;
   std::unique_ptr<internal::TaskOwnership> ownership_;
   Host* spawning_for_ = nullptr;
+  uint64_t id_blocks_ = 0;
   DiskFaults disk_faults_;
   // Host of each live host-owned task (lookups only; never iterated).
   absl::flat_hash_map<uint64_t, Host*> task_host_;

@@ -90,6 +90,41 @@ TEST(RpcTest, ServerCrashTimesOutCallsAndRestartServesAgain) {
   EXPECT_EQ(up->value_or(""), "echo:x");
 }
 
+TEST(RpcTest, ALateResponseFromBeforeARestartAnswersNoNewCall) {
+  // Found by sim/rpc_torture_test.cc: a restarted node numbered its requests
+  // from 1 again, so the response to a call made before the crash answered
+  // the new call that had the same id. (The server's dispatcher idles at the
+  // end.)
+  TestScheduler scheduler({.seed = 4, .allow_idle_tasks = true});
+  World world(scheduler);
+  Host& server = **world.AddHost("server");
+  Host& client = **world.AddHost("client");
+  server.OnBoot([](Host& h) {
+    auto& rpc = h.Emplace<RpcNode>(h, 7000);
+    rpc.Handle("slow", [](std::string request) -> Co<absl::StatusOr<std::string>> {
+      co_await Sleep(100ms);
+      co_return "late:" + request;
+    });
+    ASSERT_TRUE(rpc.Start().ok());
+  });
+  RpcNode* rpc = nullptr;
+  client.OnBoot([&rpc](Host& h) {
+    rpc = &h.Emplace<RpcNode>(h, 9000);
+    ASSERT_TRUE(rpc->Start().ok());
+  });
+  auto calls = scheduler.BlockOn(Spawn(scheduler, [&]() -> Co<std::vector<std::string>> {
+    absl::StatusOr<std::string> old_call = co_await rpc->Call(kServer, "slow", "old", 10ms);
+    client.Crash();
+    EXPECT_TRUE(client.Restart().ok());  // a new node on the same port
+    absl::StatusOr<std::string> new_call = co_await rpc->Call(kServer, "slow", "new", 500ms);
+    co_return std::vector<std::string>{old_call.status().ToString(),
+                                       new_call.value_or(new_call.status().ToString())};
+  }));
+  ASSERT_TRUE(calls.ok()) << calls.status();
+  EXPECT_THAT((*calls)[0], HasSubstr("DEADLINE_EXCEEDED"));
+  EXPECT_EQ((*calls)[1], "late:new");
+}
+
 TEST(RpcTest, ClientCrashCancelsItsCalls) {
   // The echo server stays parked on its endpoint after the client is gone.
   TestScheduler scheduler({.seed = 3, .allow_idle_tasks = true});

@@ -39,6 +39,7 @@
 #include "scheduler/co.h"
 #include "scheduler/task.h"
 #include "scheduler/test_scheduler.h"
+#include "sim/internal/testing/world_chaos.h"
 #include "sim/random.h"
 #include "sim/world.h"
 #include "testing/sweep_config.h"
@@ -64,17 +65,7 @@ Scenario MakeScenario(uint64_t seed) {
   Rng rng(seed ^ 0x5bd1e9955bd1e995ULL);
   Scenario s;
   s.hosts = static_cast<int>(rng.InRange(2, 4));
-  s.link.min_latency = milliseconds(rng.InRange(0, 2));
-  s.link.max_latency = s.link.min_latency + milliseconds(rng.InRange(0, 8));
-  s.link.tail_probability = rng.Chance(1, 4) ? 0.1 : 0;
-  s.link.tail_latency = milliseconds(30);
-  s.link.loss = rng.Chance(1, 2) ? 0.1 : 0;
-  s.link.duplicate = rng.Chance(1, 3) ? 0.2 : 0;
-  s.link.reorder = rng.Chance(1, 3) ? 0.3 : 0;
-  if (rng.Chance(1, 4)) {  // a tight link: sends are refused, or dropped
-    s.link.queue_limit = static_cast<size_t>(rng.InRange(1, 3));
-    s.link.drop_when_full = rng.Chance(1, 2);
-  }
+  s.link = testing::RandomLinkOptions(rng);
   s.disk.torn_write = rng.Chance(1, 2) ? 0.5 : 0;
   s.chaos_steps = static_cast<int>(rng.InRange(0, 30));
   s.sends_per_boot = static_cast<int>(rng.InRange(1, 25));
@@ -289,7 +280,7 @@ class SeededWorld {
       // Only a tight link may refuse, and never once the faults stopped
       // (the finals go out at most one a link at a time).
       if (!absl::IsResourceExhausted(status) || scenario_.link.drop_when_full ||
-          scenario_.link.queue_limit > 3 || after_faults) {
+          !testing::IsTight(scenario_.link) || after_faults) {
         Violation(absl::StrCat("send of '", payload, "' failed: ", status.ToString()));
       }
       ++coverage_.refusals;
@@ -352,46 +343,21 @@ class SeededWorld {
   }
 
   Co<void> Chaos() {
-    Network& network = world_.network();
+    std::vector<Host*> hosts;
+    for (const HostModel& m : hosts_) hosts.push_back(m.host);
     for (int step = 0; step < scenario_.chaos_steps; ++step) {
       co_await Sleep(milliseconds(rng_.InRange(1, 40)));
-      const int h = static_cast<int>(rng_.Below(scenario_.hosts));
-      Host& host = *hosts_[h].host;
-      switch (rng_.Below(4)) {
-        case 0:
-          if (!host.IsUp()) break;
-          Note(absl::StrCat("crash ", HostName(h)));
-          ++coverage_.crashes;
-          ++hosts_[h].crashes;
-          host.Crash();
-          if (host.TaskCount() != 0) {
-            Violation(absl::StrCat(HostName(h), " kept ", host.TaskCount(),
-                                   " tasks after a crash from outside"));
-          }
-          break;
-        case 1:
-          if (host.IsUp()) break;
-          Note(absl::StrCat("restart ", HostName(h)));
-          if (absl::Status s = host.Restart(); !s.ok()) {
-            Violation(absl::StrCat("restart: ", s.ToString()));
-          }
-          break;
-        case 2: {
-          std::vector<std::string> a, b;
-          for (int i = 0; i < scenario_.hosts; ++i) {
-            (rng_.Chance(1, 2) ? a : b).push_back(HostName(i));
-          }
-          if (a.empty() || b.empty()) break;
-          const bool one_way = rng_.Chance(1, 3);
-          Note(absl::StrCat(one_way ? "cut one way " : "partition ", a.size(), "|", b.size()));
-          absl::Status s = one_way ? network.PartitionOneWay(a, b) : network.Partition(a, b);
-          if (!s.ok()) Violation(absl::StrCat("partition: ", s.ToString()));
-          break;
+      const testing::ChaosStep chaos = testing::RandomChaosStep(hosts, world_.network(), rng_);
+      if (chaos.kind == testing::ChaosStep::kNothing) continue;
+      Note(chaos.description);
+      if (!chaos.status.ok())
+        Violation(absl::StrCat(chaos.description, ": ", chaos.status.ToString()));
+      if (chaos.kind == testing::ChaosStep::kCrash) {
+        ++coverage_.crashes;
+        ++hosts_[chaos.host].crashes;
+        if (const size_t left = hosts[chaos.host]->TaskCount(); left != 0) {
+          Violation(absl::StrCat(chaos.description, " from outside left ", left, " tasks"));
         }
-        default:
-          Note("heal");
-          network.Heal();
-          break;
       }
     }
     // The faults stop: every host comes back, links heal and stop losing,
@@ -422,7 +388,7 @@ class SeededWorld {
                             sent.deliveries, " times");
       }
       // Nothing but loss, a cut or the receiver's crash may drop a message.
-      const bool full_drops = scenario_.link.drop_when_full && scenario_.link.queue_limit <= 3;
+      const bool full_drops = scenario_.link.drop_when_full && testing::IsTight(scenario_.link);
       if (scenario_.link.loss == 0 && !full_drops && !sent.cut && sent.deliveries == 0 &&
           sent.receiver_up && hosts_[sent.to].crashes == sent.receiver_crashes) {
         return absl::StrCat("'", payload,
