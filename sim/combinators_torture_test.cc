@@ -2,9 +2,12 @@
 // WhenAll, WhenAny and WithTimeout over leaves that sleep and then return or
 // throw, some inputs passed as `Co`, some as spawned `Task`s, with the root
 // cancelled from outside at a random time in some trees, under the
-// seed-chosen strategy ("mix"). Every duration is distinct, so virtual time
-// alone decides each race, and a model computes from the tree what must
-// happen:
+// seed-chosen strategy ("mix"). Each seed runs twice: once with every
+// duration distinct, so virtual time alone decides each race and a model
+// computes from the tree what must happen; once with durations of whole
+// milliseconds, so completions and the cancel often share a time and the
+// schedule orders them (the model then says which leaves must and which may
+// finish, and when the run ends, not which input wins):
 //
 //   * the root's value, exception or cancellation, and the time it ends;
 //   * exactly which leaves finish: a leaf finishes if and only if it ends
@@ -62,34 +65,53 @@ struct Tree {
   Node root;
   int64_t cancel_at = kNever;  // the root is cancelled from outside then
   int nodes = 0;
+  bool ties = false;  // see Micros
 };
 
-// Every duration in a tree is distinct, so no two events share a time.
-class DistinctMicros {
+// Durations: all distinct, so no two events share a time and the model can
+// say everything; or, with `ties`, whole milliseconds from 1 to 6 (except a
+// throwing leaf's), so many events share a time, the schedule decides their
+// order, and the model says only what holds whatever it is.
+class Micros {
  public:
-  explicit DistinctMicros(Rng& rng) : rng_(rng) {}
+  Micros(Rng& rng, bool ties) : rng_(rng), ties_(ties) {}
   int64_t Draw() {
-    while (true) {
-      const int64_t t = rng_.InRange(1, 100000);
-      if (used_.insert(t).second) return t;
-    }
+    if (ties_) return rng_.InRange(1, 6) * 1000;
+    return Distinct(100000);
+  }
+  // A throwing leaf's time. Never shared, even with ties: which of two
+  // equal-time inputs wins may decide whether a WhenAll fails there or runs
+  // on, and so the time everything above it ends.
+  int64_t DrawThrow() {
+    if (!ties_) return Distinct(100000);
+    return rng_.InRange(0, 5) * 1000 + Distinct(999);
   }
 
  private:
+  // A time in [1, limit] no earlier Distinct call gave, and not a whole
+  // millisecond in ties mode.
+  int64_t Distinct(int64_t limit) {
+    while (true) {
+      const int64_t t = rng_.InRange(1, limit);
+      if ((!ties_ || t % 1000 != 0) && used_.insert(t).second) return t;
+    }
+  }
+
   Rng& rng_;
+  const bool ties_;
   std::set<int64_t> used_;
 };
 
-Node MakeNode(Rng& rng, DistinctMicros& micros, int depth, int& next_id) {
+Node MakeNode(Rng& rng, Micros& micros, int depth, int& next_id) {
   Node node;
   node.id = next_id++;
   node.as_task = rng.Chance(1, 3);
   const uint64_t pick = depth >= 3 ? 0 : rng.Below(depth == 0 ? 3 : 5);
   if (pick == 0 || (pick >= 3 && depth >= 3)) {
     node.kind = Node::kLeaf;
-    node.micros = micros.Draw();
-    node.value = rng.InRange(1, 1000);
     node.throws = rng.Chance(1, 6);
+    node.micros = node.throws ? micros.DrawThrow() : micros.Draw();
+    node.value = rng.InRange(1, 1000);
     return node;
   }
   if (pick == 2 && rng.Chance(1, 2)) {
@@ -106,10 +128,11 @@ Node MakeNode(Rng& rng, DistinctMicros& micros, int depth, int& next_id) {
   return node;
 }
 
-Tree MakeTree(uint64_t seed) {
+Tree MakeTree(uint64_t seed, bool ties) {
   Rng rng(seed ^ 0xd6e8feb86659fd93ULL);
-  DistinctMicros micros(rng);
+  Micros micros(rng, ties);
   Tree tree;
+  tree.ties = ties;
   int next_id = 0;
   tree.root = MakeNode(rng, micros, 0, next_id);
   tree.nodes = next_id;
@@ -165,19 +188,24 @@ Outcome Model(const Node& node) {
   return {};
 }
 
-// The leaves that must finish, given that the node is cancelled at
-// `cancel_at` (kNever: not at all).
-void ExpectedLeaves(const Node& node, int64_t cancel_at, std::set<int>& out) {
+// The leaves that must finish, and those that may (with ties: a leaf ending
+// at the very time its input is decided without it), given that the node is
+// cancelled at `cancel_at` (kNever: not at all). Without ties `may` stays
+// empty: at its own time a leaf ends, and the combinator this decides
+// cancels only the others.
+void ExpectedLeaves(const Node& node, int64_t cancel_at, bool ties, std::set<int>& must,
+                    std::set<int>& may) {
   if (node.kind == Node::kLeaf) {
-    // At its own time a leaf ends; the combinator that this ending decides
-    // cancels only the others (no two times are equal).
-    if (node.micros <= cancel_at) out.insert(node.id);
+    if (node.micros < cancel_at || (!ties && node.micros == cancel_at)) {
+      must.insert(node.id);
+    } else if (node.micros == cancel_at) {
+      may.insert(node.id);
+    }
     return;
   }
   // A combinator that decides at `decided` cancels the inputs still running.
-  const Outcome self = Model(node);
-  const int64_t decided = std::min(self.at, cancel_at);
-  for (const Node& child : node.children) ExpectedLeaves(child, decided, out);
+  const int64_t decided = std::min(Model(node).at, cancel_at);
+  for (const Node& child : node.children) ExpectedLeaves(child, decided, ties, must, may);
 }
 
 // The real tree, and what it did.
@@ -272,9 +300,32 @@ std::string Describe(const std::set<int>& leaves) {
   return absl::StrCat("{", out, "}");
 }
 
+// "any(leaf#1 3000us =5, timeout#2 2000us(leaf#3 1000us throws))", for a
+// failure message.
+std::string DescribeTree(const Node& node) {
+  const char* task = node.as_task ? " as tasks" : "";
+  switch (node.kind) {
+    case Node::kLeaf:
+      return absl::StrCat("leaf#", node.id, " ", node.micros, "us ",
+                          node.throws ? "throws" : absl::StrCat("=", node.value));
+    case Node::kTimeout:
+      return absl::StrCat("timeout#", node.id, " ", node.micros, "us", task, "(",
+                          DescribeTree(node.children[0]), ")");
+    case Node::kAll:
+    case Node::kAny: {
+      std::string out = absl::StrCat(node.kind == Node::kAll ? "all#" : "any#", node.id, task, "(");
+      for (size_t i = 0; i < node.children.size(); ++i) {
+        absl::StrAppend(&out, i == 0 ? "" : ", ", DescribeTree(node.children[i]));
+      }
+      return out + ")";
+    }
+  }
+  return "";
+}
+
 // Runs the seed's tree; the first violation, or "".
-std::string RunSeed(uint64_t seed, Ledger& ledger) {
-  const Tree tree = MakeTree(seed);
+std::string RunSeed(uint64_t seed, bool ties, Ledger& ledger) {
+  const Tree tree = MakeTree(seed, ties);
   auto scheduler = TestScheduler::Create({.seed = seed, .strategy = "mix"});
   TestScheduler& s = *scheduler;
   Task<int64_t> root = Spawn(s, Run(tree.root, ledger));
@@ -290,8 +341,10 @@ std::string RunSeed(uint64_t seed, Ledger& ledger) {
   if (!run.ok()) return absl::StrCat("run: ", run.ToString());
 
   const Outcome expected = Model(tree.root);
-  const bool cancelled = tree.cancel_at < expected.at;
   // The clock stops at the last timer: the root's end, or the canceller's.
+  // (With ties the time an outcome comes is still the model's; which
+  // outcome, not always.)
+  const bool cancelled = tree.cancel_at < expected.at;
   const int64_t expected_end =
       tree.cancel_at == kNever ? expected.at : std::max(expected.at, tree.cancel_at);
   if (end != (cancelled ? tree.cancel_at : expected_end)) {
@@ -303,7 +356,11 @@ std::string RunSeed(uint64_t seed, Ledger& ledger) {
       return absl::StrCat("the root was not cancelled at ", tree.cancel_at,
                           "us, before its end at ", expected.at, "us");
     }
-  } else {
+  } else if (tree.cancel_at == expected.at) {
+    if (!root.IsFinished()) return "the root neither finished nor was cancelled";
+  } else if (root.IsCancelled() || !root.IsFinished()) {
+    return absl::StrCat("the root did not finish by ", expected.at, "us");
+  } else if (!ties) {
     absl::StatusOr<int64_t> got = absl::UnknownError("unset");
     std::string threw;
     try {
@@ -320,11 +377,20 @@ std::string RunSeed(uint64_t seed, Ledger& ledger) {
       return absl::StrCat("the root gave ", got_text, threw, ", the model ", expected.value);
     }
   }
-  std::set<int> leaves;
-  ExpectedLeaves(tree.root, tree.cancel_at, leaves);
-  if (leaves != ledger.finished_leaves) {
-    return absl::StrCat("leaves finished ", Describe(ledger.finished_leaves), ", the model says ",
-                        Describe(leaves));
+  std::set<int> must, may;
+  ExpectedLeaves(tree.root, tree.cancel_at, ties, must, may);
+  for (int id : ledger.finished_leaves) {
+    if (!must.contains(id) && !may.contains(id)) {
+      return absl::StrCat("leaf ", id, " finished; the model says only ", Describe(must),
+                          " must and ", Describe(may), " may");
+    }
+  }
+  for (int id : must) {
+    if (!ledger.finished_leaves.contains(id)) {
+      return absl::StrCat("leaf ", id, " did not finish; finished ",
+                          Describe(ledger.finished_leaves), ", the model says ", Describe(must),
+                          " must");
+    }
   }
   root = Task<int64_t>();
   if (ledger.live_frames != 0) return absl::StrCat(ledger.live_frames, " frames left alive");
@@ -342,11 +408,20 @@ TEST(CombinatorsTortureTest, ModelHoldsOverManySeeds) {
   for (uint64_t seed : *seeds) {
     if (failures == 5) break;
     Ledger ledger;
-    const std::string failure = RunSeed(seed, ledger);
-    if (!failure.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_COMBINATORS_TORTURE_SEED=" << seed
-                    << "): " << failure;
+    for (bool ties : {false, true}) {
+      const std::string failure = RunSeed(seed, ties, ledger);
+      if (!failure.empty()) {
+        ++failures;
+        const Tree tree = MakeTree(seed, ties);
+        ADD_FAILURE() << "seed " << seed << (ties ? " with ties" : "")
+                      << " (replay: SIMSCHED_COMBINATORS_TORTURE_SEED=" << seed << "): " << failure
+                      << "\n  tree: " << DescribeTree(tree.root)
+                      << (tree.cancel_at == kNever
+                              ? ""
+                              : absl::StrCat(", cancelled at ", tree.cancel_at, "us"))
+                      << "\n  transcript: " << ledger.transcript;
+      }
+      ledger = Ledger();
     }
   }
 }
@@ -354,7 +429,7 @@ TEST(CombinatorsTortureTest, ModelHoldsOverManySeeds) {
 TEST(CombinatorsTortureTest, TheGeneratorReachesEveryCase) {
   int cancelled_roots = 0, thrown_roots = 0, deep = 0, timeouts = 0, task_inputs = 0;
   for (uint64_t seed = 1; seed <= 300; ++seed) {
-    const Tree tree = MakeTree(seed);
+    const Tree tree = MakeTree(seed, /*ties=*/false);
     const Outcome outcome = Model(tree.root);
     cancelled_roots += tree.cancel_at < outcome.at;
     thrown_roots += outcome.threw && tree.cancel_at > outcome.at;
@@ -373,14 +448,28 @@ TEST(CombinatorsTortureTest, TheGeneratorReachesEveryCase) {
   EXPECT_GT(deep, 50);
   EXPECT_GT(timeouts, 30);
   EXPECT_GT(task_inputs, 50);
+
+  // With ties, leaves end at the very time their input is decided without
+  // them (or the root is cancelled), so the schedule picks the outcome.
+  int races = 0, cancel_races = 0;
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    const Tree tree = MakeTree(seed, /*ties=*/true);
+    std::set<int> must, may;
+    ExpectedLeaves(tree.root, tree.cancel_at, /*ties=*/true, must, may);
+    races += !may.empty();
+    cancel_races += tree.cancel_at == Model(tree.root).at;
+  }
+  EXPECT_GT(races, 100);
+  EXPECT_GT(cancel_races, 5);
 }
 
 TEST(CombinatorsTortureTest, ASeedRunsTheSameEveryTime) {
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     Ledger a;
     Ledger b;
-    ASSERT_EQ(RunSeed(seed, a), "") << "seed " << seed;
-    ASSERT_EQ(RunSeed(seed, b), "") << "seed " << seed;
+    const bool ties = seed % 2 == 0;
+    ASSERT_EQ(RunSeed(seed, ties, a), "") << "seed " << seed;
+    ASSERT_EQ(RunSeed(seed, ties, b), "") << "seed " << seed;
     EXPECT_EQ(a.transcript, b.transcript) << "seed " << seed;
   }
 }
