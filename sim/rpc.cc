@@ -228,7 +228,8 @@ Co<absl::StatusOr<std::string>> CallImpl(std::shared_ptr<RpcState> state, Addres
       !sent.ok()) {
     co_return sent;
   }
-  RpcState::Pending pending{.to = to};
+  RpcState::Pending pending;
+  pending.to = to;
   state->pending[id] = &pending;
   struct Unregister {
     RpcState& state;
