@@ -36,7 +36,7 @@
 #include "session/cloud_simulated_scheduler.h"
 #include "session/execution_context.h"
 #include "sim/random.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -317,22 +317,12 @@ std::string RunSeed(uint64_t seed, RunRecord* record) {
 }
 
 TEST(CloudSimulatedSchedulerModelTest, VerdictsMatchTheModelOverManySeeds) {
-  // SIMSCHED_..._SEED(S)/START_SEED; a malformed value is an error, never a
-  // silent default (testing/sweep_config.h).
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_SESSION_MODEL", /*default_count=*/20000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
+  // SIMSCHED_SESSION_MODEL_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds("SIMSCHED_SESSION_MODEL", {.default_count = 20000}, [](uint64_t seed) {
     RunRecord record;
-    const std::string mismatch = RunSeed(seed, &record);
-    if (!mismatch.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_SESSION_MODEL_SEED=" << seed
-                    << "): " << mismatch;
-    }
-  }
+    return RunSeed(seed, &record);
+  });
 }
 
 // The same seed gives the same verdicts, word for word, and the seeds give

@@ -42,7 +42,7 @@
 #include "scheduler/test_scheduler.h"
 #include "sim/combinators.h"
 #include "sim/random.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -401,29 +401,23 @@ std::string RunSeed(uint64_t seed, bool ties, Ledger& ledger) {
 }
 
 TEST(CombinatorsTortureTest, ModelHoldsOverManySeeds) {
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_COMBINATORS_TORTURE", /*default_count=*/10000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
-    Ledger ledger;
-    for (bool ties : {false, true}) {
-      const std::string failure = RunSeed(seed, ties, ledger);
-      if (!failure.empty()) {
-        ++failures;
-        const Tree tree = MakeTree(seed, ties);
-        ADD_FAILURE() << "seed " << seed << (ties ? " with ties" : "")
-                      << " (replay: SIMSCHED_COMBINATORS_TORTURE_SEED=" << seed << "): " << failure
-                      << "\n  tree: " << DescribeTree(tree.root)
-                      << (tree.cancel_at == kNever
-                              ? ""
-                              : absl::StrCat(", cancelled at ", tree.cancel_at, "us"))
-                      << "\n  transcript: " << ledger.transcript;
-      }
-      ledger = Ledger();
-    }
-  }
+  // SIMSCHED_COMBINATORS_TORTURE_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds(
+      "SIMSCHED_COMBINATORS_TORTURE", {.default_count = 10000}, [](uint64_t seed) {
+        // Each seed twice: durations distinct, then with ties.
+        for (bool ties : {false, true}) {
+          Ledger ledger;
+          const std::string failure = RunSeed(seed, ties, ledger);
+          if (failure.empty()) continue;
+          const Tree tree = MakeTree(seed, ties);
+          return absl::StrCat(
+              ties ? "with ties: " : "", failure, "\n  tree: ", DescribeTree(tree.root),
+              tree.cancel_at == kNever ? "" : absl::StrCat(", cancelled at ", tree.cancel_at, "us"),
+              "\n  transcript: ", ledger.transcript);
+        }
+        return std::string();
+      });
 }
 
 TEST(CombinatorsTortureTest, TheGeneratorReachesEveryCase) {

@@ -36,7 +36,7 @@
 #include "scheduler/test_scheduler.h"
 #include "sim/random.h"
 #include "sim/world.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -371,20 +371,10 @@ class SeededDisk {
 };
 
 TEST(DiskTortureTest, ModelHoldsOverManySeeds) {
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_DISK_TORTURE", /*default_count=*/5000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
-    SeededDisk run(seed);
-    const std::string failure = run.Go();
-    if (!failure.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_DISK_TORTURE_SEED=" << seed
-                    << "): " << failure;
-    }
-  }
+  // SIMSCHED_DISK_TORTURE_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds("SIMSCHED_DISK_TORTURE", {.default_count = 5000},
+                           [](uint64_t seed) { return SeededDisk(seed).Go(); });
 }
 
 TEST(DiskTortureTest, TheGeneratorReachesEveryCase) {

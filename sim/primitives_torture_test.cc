@@ -30,7 +30,7 @@
 #include "sim/mutex.h"
 #include "sim/random.h"
 #include "sim/semaphore.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -248,22 +248,13 @@ std::string RunSeed(uint64_t seed, Ledger& ledger) {
 }
 
 TEST(PrimitivesTortureTest, InvariantsHoldOverManySeeds) {
-  // SIMSCHED_..._SEED(S)/START_SEED; a malformed value is an error, never a
-  // silent default (testing/sweep_config.h).
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_PRIMITIVES_TORTURE", /*default_count=*/20000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
-    Ledger ledger;
-    const std::string failure = RunSeed(seed, ledger);
-    if (!failure.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_PRIMITIVES_TORTURE_SEED=" << seed
-                    << "): " << failure;
-    }
-  }
+  // SIMSCHED_PRIMITIVES_TORTURE_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds("SIMSCHED_PRIMITIVES_TORTURE", {.default_count = 20000},
+                           [](uint64_t seed) {
+                             Ledger ledger;
+                             return RunSeed(seed, ledger);
+                           });
 }
 
 TEST(PrimitivesTortureTest, ASeedRunsTheSameEveryTime) {

@@ -37,7 +37,7 @@
 #include "sim/random.h"
 #include "sim/rpc.h"
 #include "sim/world.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -293,20 +293,11 @@ class SeededRpcWorld {
 };
 
 TEST(RpcTortureTest, ModelHoldsOverManySeeds) {
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_RPC_TORTURE", /*default_count=*/5000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
-    SeededRpcWorld run(seed, MakeScenario(seed));
-    const std::string failure = run.Go();
-    if (!failure.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_RPC_TORTURE_SEED=" << seed
-                    << "): " << failure;
-    }
-  }
+  // SIMSCHED_RPC_TORTURE_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds("SIMSCHED_RPC_TORTURE", {.default_count = 5000}, [](uint64_t seed) {
+    return SeededRpcWorld(seed, MakeScenario(seed)).Go();
+  });
 }
 
 TEST(RpcTortureTest, TheGeneratorReachesEveryCase) {

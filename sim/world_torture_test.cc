@@ -42,7 +42,7 @@
 #include "sim/internal/testing/world_chaos.h"
 #include "sim/random.h"
 #include "sim/world.h"
-#include "testing/sweep_config.h"
+#include "testing/model_sweep.h"
 
 namespace simsched {
 namespace {
@@ -433,20 +433,11 @@ class SeededWorld {
 };
 
 TEST(WorldTortureTest, ModelHoldsOverManySeeds) {
-  const absl::StatusOr<std::vector<uint64_t>> seeds = testing::SeedsFromEnvironment(
-      "SIMSCHED_WORLD_TORTURE", /*default_count=*/10000, /*default_start=*/1);
-  ASSERT_TRUE(seeds.ok()) << seeds.status();
-  int failures = 0;
-  for (uint64_t seed : *seeds) {
-    if (failures == 5) break;
-    SeededWorld run(seed, MakeScenario(seed));
-    const std::string failure = run.Go();
-    if (!failure.empty()) {
-      ++failures;
-      ADD_FAILURE() << "seed " << seed << " (replay: SIMSCHED_WORLD_TORTURE_SEED=" << seed
-                    << "): " << failure;
-    }
-  }
+  // SIMSCHED_WORLD_TORTURE_SEED(S)/START_SEED; a failing seed prints its replay line
+  // (testing/model_sweep.h).
+  testing::SweepModelSeeds("SIMSCHED_WORLD_TORTURE", {.default_count = 10000}, [](uint64_t seed) {
+    return SeededWorld(seed, MakeScenario(seed)).Go();
+  });
 }
 
 TEST(WorldTortureTest, TheGeneratorReachesEveryCase) {
