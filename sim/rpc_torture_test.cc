@@ -80,7 +80,7 @@ std::string HostName(int h) { return absl::StrCat("h", h); }
 // naming the request.
 bool HandlerFails(int call) { return call % 5 == 0; }
 
-class SeededRpcWorld {
+class SeededRpcWorld : public testing::WorldRunRecord {
  public:
   SeededRpcWorld(uint64_t seed, const Scenario& scenario)
       : scenario_(scenario),
@@ -114,13 +114,12 @@ class SeededRpcWorld {
       Violation(absl::StrCat(finals_ - finals_ok_, " of ", finals_,
                              " calls made after the faults stopped failed"));
     }
-    if (!violations_.empty()) return violations_.front();
+    if (!violations().empty()) return violations().front();
     absl::StrAppend(&transcript_, "steps ", scheduler_.step_count(), " events ",
                     world_.EventHash());
     return "";
   }
 
-  const std::string& transcript() const { return transcript_; }
   const Coverage& coverage() const { return coverage_; }
 
  private:
@@ -130,17 +129,8 @@ class SeededRpcWorld {
     bool call_returned = false;
   };
 
-  void Violation(std::string what) {
-    if (violations_.size() < 3) violations_.push_back(std::move(what));
-  }
-  void Note(const std::string& line) { absl::StrAppend(&transcript_, line, "\n"); }
-
   bool StillAlive(int h, uint64_t incarnation, const char* who) {
-    Host& host = *hosts_[h];
-    if (host.IsUp() && host.incarnation() == incarnation) return true;
-    Violation(absl::StrCat(who, " of ", HostName(h), " incarnation ", incarnation,
-                           " ran after its host crashed"));
-    return false;
+    return WorldRunRecord::StillAlive(*hosts_[h], incarnation, who);
   }
 
   void Boot(int h, Host& host) {
@@ -287,8 +277,6 @@ class SeededRpcWorld {
   bool faults_stopped_ = false;
   int finals_ = 0;
   int finals_ok_ = 0;
-  std::vector<std::string> violations_;
-  std::string transcript_;
   Coverage coverage_;
 };
 

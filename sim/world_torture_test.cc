@@ -89,7 +89,7 @@ struct Coverage {
 std::string HostName(int h) { return absl::StrCat("h", h); }
 
 // One seed's world, its workload and the model that judges it.
-class SeededWorld {
+class SeededWorld : public testing::WorldRunRecord {
  public:
   SeededWorld(uint64_t seed, const Scenario& scenario)
       : scenario_(scenario),
@@ -117,11 +117,10 @@ class SeededWorld {
       Violation(absl::StrCat("chaos: ", s.ToString()));
     }
     if (absl::Status s = scheduler_.Run(); !s.ok()) Violation(absl::StrCat("run: ", s.ToString()));
-    if (!violations_.empty()) return violations_.front();
+    if (!violations().empty()) return violations().front();
     return Finale();
   }
 
-  const std::string& transcript() const { return transcript_; }
   const Coverage& coverage() const { return coverage_; }
   uint64_t event_hash() const { return world_.EventHash(); }
 
@@ -146,19 +145,8 @@ class SeededWorld {
     uint64_t crashes = 0;  // before the end's
   };
 
-  void Violation(std::string what) {
-    if (violations_.size() < 3) violations_.push_back(std::move(what));
-  }
-  void Note(const std::string& line) { absl::StrAppend(&transcript_, line, "\n"); }
-
-  // Whether a task of `h`'s incarnation `incarnation` may run now.
   bool StillAlive(int h, uint64_t incarnation, const char* who) {
-    Host& host = *hosts_[h].host;
-    if (host.IsUp() && host.incarnation() == incarnation) return true;
-    Violation(absl::StrCat(who, " of ", HostName(h), " incarnation ", incarnation,
-                           " ran after its host crashed (now ", host.IsUp() ? "up" : "down",
-                           ", incarnation ", host.incarnation(), ")"));
-    return false;
+    return WorldRunRecord::StillAlive(*hosts_[h].host, incarnation, who);
   }
 
   void Boot(int h, Host& host) {
@@ -427,8 +415,6 @@ class SeededWorld {
   uint64_t sends_ok_ = 0;
   uint64_t delivered_ = 0;
   bool faults_stopped_ = false;
-  std::vector<std::string> violations_;
-  std::string transcript_;
   Coverage coverage_;
 };
 

@@ -1,14 +1,18 @@
-// Test-only: the seeded faults that sim/world_torture_test.cc and
-// sim/rpc_torture_test.cc inject, in one place: a random link (lossy,
-// duplicating, reordering, tight) and one random chaos step over a world's
-// hosts (crash, restart, partition, one-way cut, heal).
+// Test-only: what sim/world_torture_test.cc and sim/rpc_torture_test.cc
+// share: the seeded faults they inject (a random link: lossy, duplicating,
+// reordering, tight; one random chaos step over a world's hosts: crash,
+// restart, partition, one-way cut, heal) and the record a run keeps (its
+// first violations, a transcript, the check that no task of a crashed
+// incarnation runs).
 
 #ifndef SIMSCHED_SIM_INTERNAL_TESTING_WORLD_CHAOS_H_
 #define SIMSCHED_SIM_INTERNAL_TESTING_WORLD_CHAOS_H_
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -92,6 +96,34 @@ inline ChaosStep RandomChaosStep(const std::vector<Host*>& hosts, Network& netwo
   }
   return step;
 }
+
+// What a seeded world run saw: its first violations and a transcript (for
+// the verdict and the determinism check).
+class WorldRunRecord {
+ public:
+  const std::vector<std::string>& violations() const { return violations_; }
+  const std::string& transcript() const { return transcript_; }
+
+ protected:
+  void Violation(std::string what) {
+    if (violations_.size() < 3) violations_.push_back(std::move(what));
+  }
+  void Note(const std::string& line) { absl::StrAppend(&transcript_, line, "\n"); }
+  // Whether a task of `host`'s incarnation `incarnation` may run now (a
+  // violation if not: a crash must have cancelled it).
+  bool StillAlive(const Host& host, uint64_t incarnation, const char* who) {
+    if (host.IsUp() && host.incarnation() == incarnation) return true;
+    Violation(absl::StrCat(who, " of ", host.name(), " incarnation ", incarnation,
+                           " ran after its host crashed (now ", host.IsUp() ? "up" : "down",
+                           ", incarnation ", host.incarnation(), ")"));
+    return false;
+  }
+
+  std::string transcript_;
+
+ private:
+  std::vector<std::string> violations_;
+};
 
 }  // namespace simsched::testing
 
