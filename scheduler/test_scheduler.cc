@@ -1015,15 +1015,35 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
     task_events_.push_back(
         {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata.Unpack(), parent_id});
   }
-  if (task_observer_ != nullptr) [[unlikely]] {
-    // The parent only if it is one of ours (not a task of another scheduler
-    // polled on this thread).
-    TaskId parent_id;
-    if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
-      if (live_.Find(parent->metadata.id) == parent) parent_id = parent->metadata.id;
-    }
-    task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
+  if (task_observer_ != nullptr) [[unlikely]] TellObserverSpawned(task);
+}
+
+void TestScheduler::TellObserverSpawned(const TaskHeader& task) {
+  // The parent only if it is one of ours (not a task of another scheduler
+  // polled on this thread).
+  TaskId parent_id;
+  if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
+    if (live_.Find(parent->metadata.id) == parent) parent_id = parent->metadata.id;
   }
+  task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
+}
+
+void TestScheduler::StartSpawnedTask(TaskHeader& task) {
+  // Background work spawned on this thread with nothing recorded: what
+  // OnTaskSpawned() and then Schedule() (or a direct enqueue) do, in the same
+  // order (the id, the observer, the strategy's enqueue hook, the push),
+  // without the Runnable, a second virtual call and the thread and trace
+  // checks. Anything else goes the general way.
+  if (task.kind() != internal::ScheduleKind::kBackground || options_.record_trace ||
+      !OnOwnerThread()) [[unlikely]] {
+    OnTaskSpawned(task);
+    task.ScheduleSelf();
+    return;
+  }
+  task.metadata.id = TaskId{next_task_id_++};
+  live_.Add(&task);
+  if (task_observer_ != nullptr) [[unlikely]] TellObserverSpawned(task);
+  EnqueueHeader(background_, &task);
 }
 
 bool TestScheduler::CancelTask(TaskId id) {

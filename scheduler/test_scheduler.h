@@ -513,7 +513,10 @@ class TestScheduler final : public Scheduler {
 
   // The task core's hooks, reached through internal::TaskCoreAccess.
   void OnTaskSpawned(internal::TaskHeader& task) override;
+  void StartSpawnedTask(internal::TaskHeader& task) override;
   void OnTaskFinished(internal::TaskHeader& task) override;
+  // task_observer_->OnTaskSpawned for `task`, with its parent if ours.
+  void TellObserverSpawned(const internal::TaskHeader& task);
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override;
 
