@@ -17,6 +17,7 @@
 // task whose parameters own a chain of tasks longer than that bound
 // destroys each once, and one owning its own handle frees itself safely.
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -169,6 +170,125 @@ TEST(SpawnPathTest, TraceHashesAreThoseOfTheGeneralPath) {
     EXPECT_EQ(plain.hash, g.hash) << g.strategy << " seed " << g.seed;
     EXPECT_EQ(plain.steps, g.steps) << g.strategy << " seed " << g.seed;
   }
+}
+
+// --- Finish -----------------------------------------------------------------
+
+// Records its depth when destroyed.
+struct DepthRecord {
+  std::vector<int>* order;
+  int depth;
+  ~DepthRecord() { order->push_back(depth); }
+};
+
+// Sleeps forever, its frame owning `child` (a parameter lives until the
+// frame is destroyed) and a record of its depth.
+Co<void> Holder(Task<void> child, std::vector<int>* order, int depth) {
+  DepthRecord record{order, depth};
+  co_await Sleep(std::chrono::hours(1));
+}
+
+// Returns after a millisecond (when every holder sleeps in its hour); its
+// frame, destroyed when it completes, owns `child` (a parameter lives until
+// then): completing cancels the whole chain below.
+Co<void> CompleteOwning(Task<void> child) {
+  co_await Sleep(std::chrono::milliseconds(1));
+  (void)child;
+}
+
+TEST(FinishPathTest, ACompletingTaskDestroysAnOwnedChainPastTheNestingBoundOnce) {
+  // Each task's frame owns the next one's handle: completing the top task
+  // destroys its frame, which cancels the next, whose frame destruction
+  // cancels the next... deeper than the nesting bound, so some of those
+  // destructions are deferred until the outermost one ends.
+  constexpr int kDepth = 3 * internal::kMaxNestedDestroyDepth + 7;
+  for (const bool plain_spawn : {true, false}) {
+    TestScheduler s({.seed = 4, .record_trace = !plain_spawn});
+    std::vector<int> order;
+    Task<void> chain;
+    for (int depth = 0; depth < kDepth; ++depth) {
+      chain = Spawn(s, Holder(std::move(chain), &order, depth));
+    }
+    Task<void> top = Spawn(s, CompleteOwning(std::move(chain)));
+    ASSERT_TRUE(s.Run().ok());
+    EXPECT_TRUE(top.IsFinished());
+    EXPECT_FALSE(top.IsCancelled());
+    ASSERT_EQ(order.size(), size_t{kDepth});
+    std::vector<bool> seen(kDepth, false);
+    for (int depth : order) {
+      ASSERT_FALSE(seen[depth]) << "depth " << depth << " destroyed twice";
+      seen[depth] = true;
+    }
+    // Within the bound, as a call stack unwinds: each holder's local before
+    // the holder it owns (its parameter, destroyed after its locals).
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(order[i], kDepth - 1 - i) << "position " << i;
+    EXPECT_EQ(s.LiveTaskCount(), 0u);
+  }
+}
+
+TEST(FinishPathTest, ATaskWhoseFrameOwnsItsOwnHandleFreesItselfOnce) {
+  // The frame holds the only handle to its own task: finishing destroys the
+  // frame, which drops the handle (a cancel of a finishing task, and a
+  // release) while the task's own reference still keeps the block alive.
+  TestScheduler s({.seed = 2});
+  auto slot = std::make_shared<Task<void>>();
+  std::weak_ptr<Task<void>> watch = slot;
+  *slot = Spawn(s, [slot]() mutable -> Co<void> {
+    co_await Yield();
+    slot.reset();  // the lambda's copy stays in the frame until it is destroyed
+  });
+  slot.reset();
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_TRUE(watch.expired());
+  EXPECT_EQ(s.LiveTaskCount(), 0u);
+}
+
+// --- Timers -----------------------------------------------------------------
+
+TEST(NextTimerTest, CancellingTheEarliestTimerDoesNotMoveTimeToIt) {
+  // Run() advances virtual time to the earliest live timer. Cancelling the
+  // earliest one leaves a stale cached deadline, which must be refreshed,
+  // not jumped to.
+  TestScheduler s({.seed = 1});
+  TimerId early;
+  bool fired_early = false;
+  Spawn(s, [&]() -> Co<void> {
+    early = s.StartTimer(s.Now() + std::chrono::milliseconds(1), Waker());
+    co_await Sleep(std::chrono::milliseconds(5));
+  }).Detach();
+  Spawn(s, [&]() -> Co<void> {
+    co_await Yield();
+    s.CancelTimer(early);
+    co_await Sleep(std::chrono::milliseconds(3));
+    fired_early = s.Elapsed() == std::chrono::milliseconds(3);
+  }).Detach();
+  ASSERT_TRUE(s.Run().ok());
+  EXPECT_TRUE(fired_early) << "the task after the cancelled timer woke at the wrong time";
+  EXPECT_EQ(s.Elapsed(), std::chrono::milliseconds(5));
+}
+
+TEST(NextTimerTest, TimeStepsAreTheSameWithAndWithoutCancellations) {
+  // Timers that are started and cancelled around the live ones must leave
+  // the sequence of virtual times (each hashed into the trace) unchanged.
+  auto run = [](bool with_cancelled) {
+    TestScheduler s({.seed = 9});
+    std::vector<int64_t> woke;
+    for (int i = 0; i < 20; ++i) {
+      Spawn(s, [&s, &woke, i, with_cancelled]() -> Co<void> {
+        if (with_cancelled) {
+          const TimerId decoy = s.StartTimer(s.Now() + std::chrono::microseconds(i), Waker());
+          co_await Yield();
+          s.CancelTimer(decoy);
+        }
+        co_await Sleep(std::chrono::microseconds(3 * i + 2));
+        woke.push_back(s.Elapsed().count());
+      }).Detach();
+    }
+    EXPECT_TRUE(s.Run().ok());
+    std::sort(woke.begin(), woke.end());
+    return woke;
+  };
+  EXPECT_EQ(run(false), run(true));
 }
 
 }  // namespace

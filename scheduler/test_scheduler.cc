@@ -101,6 +101,7 @@ void TestScheduler::Reinit(TestSchedulerOptions options) {
   poll_cost_model_ = nullptr;
   task_observer_ = nullptr;
   next_timer_deadline_ = Instant::max();
+  next_timer_deadline_exact_ = true;
 
   trace_.clear();
   task_events_.clear();
@@ -385,7 +386,10 @@ TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
   return id;
 }
 
-void TestScheduler::CancelTimer(TimerId timer) { timers_.Cancel(timer); }
+void TestScheduler::CancelTimer(TimerId timer) {
+  timers_.Cancel(timer);
+  next_timer_deadline_exact_ = false;  // it may have been the earliest
+}
 
 void TestScheduler::FireDueTimers() {
   // One timer at a time, in (deadline, start order): the order in which the
@@ -398,6 +402,7 @@ void TestScheduler::FireDueTimers() {
   while (timers_.PopNextDue(now_, waker)) std::move(waker).Wake();
   waking_from_ = previous;
   next_timer_deadline_ = timers_.NextDeadline();
+  next_timer_deadline_exact_ = true;
   if (next_timer_deadline_ <= now_) InvalidateFastSteps();
 }
 
@@ -411,11 +416,13 @@ void TestScheduler::AdvanceTimeTo(Instant when) {
 void TestScheduler::AdvanceToNextTimer() {
   // The cached deadline is never later than the true one, so when it lies
   // ahead nothing is due: refreshing it (a cancelled timer may linger there)
-  // is all firing would do.
+  // is all firing would do, and nothing at all when no timer was cancelled
+  // since it was read from the queue (starting timers keeps it exact).
   if (next_timer_deadline_ <= now_) {
     FireDueTimers();
-  } else {
+  } else if (!next_timer_deadline_exact_) {
     next_timer_deadline_ = timers_.NextDeadline();
+    next_timer_deadline_exact_ = true;
   }
   if (next_timer_deadline_ == Instant::max()) return;
   AdvanceTimeTo(next_timer_deadline_);
@@ -1058,12 +1065,16 @@ bool TestScheduler::CancelTask(TaskId id) {
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
   if (task.metadata.id.value == 0) return;
   if (!live_.Remove(task)) return;
-  if (options_.record_trace) [[unlikely]] {
+  if (options_.record_trace || task_observer_ != nullptr) [[unlikely]] NoteTaskFinished(task);
+}
+
+void TestScheduler::NoteTaskFinished(const TaskHeader& task) {
+  if (options_.record_trace) {
     task_events_.push_back({task.cancelled() ? TaskEvent::Kind::kCancelled
                                              : TaskEvent::Kind::kCompleted,
                             steps_, Elapsed(), task.metadata.Unpack(), TaskId{}});
   }
-  if (task_observer_ != nullptr) [[unlikely]] task_observer_->OnTaskFinished(task.metadata.id);
+  if (task_observer_ != nullptr) task_observer_->OnTaskFinished(task.metadata.id);
 }
 
 void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,
