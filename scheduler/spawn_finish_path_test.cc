@@ -186,6 +186,7 @@ struct DepthRecord {
 Co<void> Holder(Task<void> child, std::vector<int>* order, int depth) {
   DepthRecord record{order, depth};
   co_await Sleep(std::chrono::hours(1));
+  (void)child;
 }
 
 // Returns after a millisecond (when every holder sleeps in its hour); its
