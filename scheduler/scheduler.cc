@@ -25,6 +25,11 @@ void Unparker::Unpark() const {
   if (parker_ != nullptr) parker_->Unpark();
 }
 
+void Scheduler::StartSpawnedTask(internal::TaskHeader& task) {
+  OnTaskSpawned(task);
+  task.ScheduleSelf();
+}
+
 bool Scheduler::Runs(const internal::TaskHeader& task) const {
   for (const Scheduler* s = task.scheduler(); s != nullptr; s = s->WrappedScheduler()) {
     if (s == this) return true;

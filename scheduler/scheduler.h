@@ -248,6 +248,12 @@ class Scheduler {
 
   // Assigns the task its id and starts tracking it.
   virtual void OnTaskSpawned(internal::TaskHeader& task) = 0;
+  // Starts a task just spawned: OnTaskSpawned(task), then queues its first
+  // poll (adopting the reference the task's Runnable would hold). The
+  // default does exactly that through `task.ScheduleSelf()`; a scheduler may
+  // do both in one step (the TestScheduler queues background work directly),
+  // as long as the effect is the same.
+  virtual void StartSpawnedTask(internal::TaskHeader& task);
   // Stops tracking a task that completed or was cancelled.
   virtual void OnTaskFinished(internal::TaskHeader& task) = 0;
   // A detached task ended with an exception nobody will observe.
@@ -268,6 +274,9 @@ class TaskCoreAccess {
  public:
   static void OnTaskSpawned(Scheduler& scheduler, TaskHeader& task) {
     scheduler.OnTaskSpawned(task);
+  }
+  static void StartSpawnedTask(Scheduler& scheduler, TaskHeader& task) {
+    scheduler.StartSpawnedTask(task);
   }
   static void OnTaskFinished(Scheduler& scheduler, TaskHeader& task) {
     scheduler.OnTaskFinished(task);
@@ -304,9 +313,9 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   // A task spawned by a task belongs to the same session.
   if (TaskHeader* parent = current_task) state->metadata.set_session(parent->metadata.session());
   state->lane = lane;
-  internal::TaskCoreAccess::OnTaskSpawned(scheduler, *state);
   Task<T> task = Task<T>::Adopt(state);
-  state->ScheduleSelf();
+  // OnTaskSpawned, then the first ScheduleSelf, in one call.
+  internal::TaskCoreAccess::StartSpawnedTask(scheduler, *state);
   return task;
 }
 

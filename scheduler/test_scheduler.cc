@@ -101,6 +101,7 @@ void TestScheduler::Reinit(TestSchedulerOptions options) {
   poll_cost_model_ = nullptr;
   task_observer_ = nullptr;
   next_timer_deadline_ = Instant::max();
+  next_timer_deadline_exact_ = true;
 
   trace_.clear();
   task_events_.clear();
@@ -385,7 +386,10 @@ TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
   return id;
 }
 
-void TestScheduler::CancelTimer(TimerId timer) { timers_.Cancel(timer); }
+void TestScheduler::CancelTimer(TimerId timer) {
+  timers_.Cancel(timer);
+  next_timer_deadline_exact_ = false;  // it may have been the earliest
+}
 
 void TestScheduler::FireDueTimers() {
   // One timer at a time, in (deadline, start order): the order in which the
@@ -398,6 +402,7 @@ void TestScheduler::FireDueTimers() {
   while (timers_.PopNextDue(now_, waker)) std::move(waker).Wake();
   waking_from_ = previous;
   next_timer_deadline_ = timers_.NextDeadline();
+  next_timer_deadline_exact_ = true;
   if (next_timer_deadline_ <= now_) InvalidateFastSteps();
 }
 
@@ -411,11 +416,13 @@ void TestScheduler::AdvanceTimeTo(Instant when) {
 void TestScheduler::AdvanceToNextTimer() {
   // The cached deadline is never later than the true one, so when it lies
   // ahead nothing is due: refreshing it (a cancelled timer may linger there)
-  // is all firing would do.
+  // is all firing would do, and nothing at all when no timer was cancelled
+  // since it was read from the queue (starting timers keeps it exact).
   if (next_timer_deadline_ <= now_) {
     FireDueTimers();
-  } else {
+  } else if (!next_timer_deadline_exact_) {
     next_timer_deadline_ = timers_.NextDeadline();
+    next_timer_deadline_exact_ = true;
   }
   if (next_timer_deadline_ == Instant::max()) return;
   AdvanceTimeTo(next_timer_deadline_);
@@ -1015,15 +1022,35 @@ void TestScheduler::OnTaskSpawned(TaskHeader& task) {
     task_events_.push_back(
         {TaskEvent::Kind::kSpawned, steps_, Elapsed(), task.metadata.Unpack(), parent_id});
   }
-  if (task_observer_ != nullptr) [[unlikely]] {
-    // The parent only if it is one of ours (not a task of another scheduler
-    // polled on this thread).
-    TaskId parent_id;
-    if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
-      if (live_.Find(parent->metadata.id) == parent) parent_id = parent->metadata.id;
-    }
-    task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
+  if (task_observer_ != nullptr) [[unlikely]] TellObserverSpawned(task);
+}
+
+void TestScheduler::TellObserverSpawned(const TaskHeader& task) {
+  // The parent only if it is one of ours (not a task of another scheduler
+  // polled on this thread).
+  TaskId parent_id;
+  if (const TaskHeader* parent = internal::current_task; parent != nullptr) {
+    if (live_.Find(parent->metadata.id) == parent) parent_id = parent->metadata.id;
   }
+  task_observer_->OnTaskSpawned(task.metadata.id, parent_id);
+}
+
+void TestScheduler::StartSpawnedTask(TaskHeader& task) {
+  // Background work spawned on this thread with nothing recorded: what
+  // OnTaskSpawned() and then Schedule() (or a direct enqueue) do, in the same
+  // order (the id, the observer, the strategy's enqueue hook, the push),
+  // without the Runnable, a second virtual call and the thread and trace
+  // checks. Anything else goes the general way.
+  if (task.kind() != internal::ScheduleKind::kBackground || options_.record_trace ||
+      !OnOwnerThread()) [[unlikely]] {
+    OnTaskSpawned(task);
+    task.ScheduleSelf();
+    return;
+  }
+  task.metadata.id = TaskId{next_task_id_++};
+  live_.Add(&task);
+  if (task_observer_ != nullptr) [[unlikely]] TellObserverSpawned(task);
+  EnqueueHeader(background_, &task);
 }
 
 bool TestScheduler::CancelTask(TaskId id) {
@@ -1038,12 +1065,16 @@ bool TestScheduler::CancelTask(TaskId id) {
 void TestScheduler::OnTaskFinished(TaskHeader& task) {
   if (task.metadata.id.value == 0) return;
   if (!live_.Remove(task)) return;
-  if (options_.record_trace) [[unlikely]] {
+  if (options_.record_trace || task_observer_ != nullptr) [[unlikely]] NoteTaskFinished(task);
+}
+
+void TestScheduler::NoteTaskFinished(const TaskHeader& task) {
+  if (options_.record_trace) {
     task_events_.push_back({task.cancelled() ? TaskEvent::Kind::kCancelled
                                              : TaskEvent::Kind::kCompleted,
                             steps_, Elapsed(), task.metadata.Unpack(), TaskId{}});
   }
-  if (task_observer_ != nullptr) [[unlikely]] task_observer_->OnTaskFinished(task.metadata.id);
+  if (task_observer_ != nullptr) task_observer_->OnTaskFinished(task.metadata.id);
 }
 
 void TestScheduler::OnUnhandledTaskException(const TaskMetadata& task,

@@ -513,7 +513,13 @@ class TestScheduler final : public Scheduler {
 
   // The task core's hooks, reached through internal::TaskCoreAccess.
   void OnTaskSpawned(internal::TaskHeader& task) override;
+  void StartSpawnedTask(internal::TaskHeader& task) override;
   void OnTaskFinished(internal::TaskHeader& task) override;
+  // task_observer_->OnTaskSpawned for `task`, with its parent if ours.
+  void TellObserverSpawned(const internal::TaskHeader& task);
+  // OnTaskFinished's rare part: the task event (record_trace) and the
+  // observer. Out of line, so that the common case has a short frame.
+  [[gnu::noinline]] void NoteTaskFinished(const internal::TaskHeader& task);
   void OnUnhandledTaskException(const TaskMetadata& task,
                                 const std::exception_ptr& exception) override;
 
@@ -673,6 +679,10 @@ class TestScheduler final : public Scheduler {
   // timers_.NextDeadline() cached for the per-step check; refreshed whenever
   // timers are started or fire (a cancelled one may linger here harmlessly).
   Instant next_timer_deadline_ = Instant::max();
+  // No timer was cancelled since next_timer_deadline_ was last refreshed
+  // from the queue: it is the earliest live deadline, not just a bound, and
+  // AdvanceToNextTimer() need not ask the queue again.
+  bool next_timer_deadline_exact_ = true;
 
   std::vector<TraceEntry> trace_;
   std::vector<TaskEvent> task_events_;

@@ -2,8 +2,9 @@
 // std::map ordered by (deadline, start order). Thousands of seeded random
 // Add/Cancel/PopDue/NextDeadline sequences, with the edge cases the heap's
 // bookkeeping can get wrong: equal deadlines, the end of time, deadlines
-// already past, cancelling after firing, stale generations after a slot is
-// reused, forged ids, the stale-entry rebuild and sequence renumbering.
+// already past, cancelling after firing, stale ids after a slot is reused,
+// forged ids, the stale-entry rebuild and sequence renumbering (ids across
+// it, stale entries of renumbered timers).
 
 #include "scheduler/internal/timer_queue.h"
 
@@ -328,6 +329,87 @@ TEST(TimerQueueTest, MassCancellationRebuildsAndKeepsOrder) {
   ASSERT_EQ(due.size(), kept.size());
   size_t i = 0;
   for (const auto& [key, task] : kept) EXPECT_EQ(due[i++].task_id(), task);
+}
+
+// A timer's id carries its start sequence, which a renumbering changes in
+// the heap; the slot keeps the id's. Long timers started before many
+// renumberings are cancelled by their ids, and fire in order if not
+// cancelled; ids of timers that fired or were cancelled, in this epoch or
+// the one before, cancel nothing, even once their slots hold new timers.
+TEST(TimerQueueTest, IdsSurviveRenumberingAndStaleIdsOfTheEpochBeforeCancelNothing) {
+  // At most 36 timers live, so an epoch is over 90 starts: the ids of the
+  // round before (at most 60 starts old) are of this epoch or the one before.
+  constexpr uint64_t kLimit = 128;
+  WakerPool wakers(61);
+  TimerQueue queue(kLimit);
+  // Long timers at equal deadlines (their order is their start order).
+  std::vector<TimerId> long_ids;
+  for (int i = 0; i < 6; ++i) long_ids.push_back(queue.Add(At(1000), wakers[i]));
+  std::vector<TimerId> stale;  // fired or cancelled, in recent epochs
+  int64_t now = 0;
+  // Churn: 30 starts per round through slots that are reused at once; a
+  // renumbering every 90-odd starts.
+  for (int round = 0; round < 40; ++round) {
+    std::vector<TimerId> round_ids;
+    for (int i = 0; i < 30; ++i) {
+      round_ids.push_back(queue.Add(At(now + 1 + i % 3), wakers[10 + (i % 40)]));
+    }
+    // Cancel a third, fire the rest.
+    for (size_t i = 0; i < round_ids.size(); i += 3) {
+      ASSERT_TRUE(queue.Cancel(round_ids[i])) << "round " << round << " timer " << i;
+    }
+    now += 3;
+    std::vector<Waker> due;
+    queue.PopDue(At(now), due);
+    ASSERT_EQ(due.size(), 20u) << "round " << round;
+    // Stale ids of this round and the one before: none may hit a live timer
+    // (the slots they name hold newer timers, or the long ones).
+    const size_t live = queue.live();
+    for (const TimerId id : stale) ASSERT_FALSE(queue.Cancel(id)) << "round " << round;
+    for (const TimerId id : round_ids) ASSERT_FALSE(queue.Cancel(id)) << "round " << round;
+    ASSERT_EQ(queue.live(), live);
+    stale = round_ids;
+  }
+  // 40 rounds of 30 starts: a dozen renumberings. The long timers' ids
+  // still work: cancel two, the rest fire in start order.
+  EXPECT_EQ(queue.Cancel(long_ids[1]), wakers[1]);
+  EXPECT_EQ(queue.Cancel(long_ids[4]), wakers[4]);
+  EXPECT_FALSE(queue.Cancel(long_ids[4])) << "cancelled twice";
+  std::vector<Waker> due;
+  queue.PopDue(At(1000), due);
+  ASSERT_EQ(due.size(), 4u);
+  EXPECT_EQ(due[0], wakers[0]);
+  EXPECT_EQ(due[1], wakers[2]);
+  EXPECT_EQ(due[2], wakers[3]);
+  EXPECT_EQ(due[3], wakers[5]);
+  for (const TimerId id : long_ids) EXPECT_FALSE(queue.Cancel(id));
+  EXPECT_EQ(queue.live(), 0u);
+}
+
+// A renumbered timer that is cancelled leaves a stale heap entry; its slot,
+// reused by a new timer, must not make that entry look live.
+TEST(TimerQueueTest, AStaleEntryOfARenumberedTimerIsSkippedWhenItsSlotIsReused) {
+  constexpr uint64_t kLimit = 4;
+  WakerPool wakers(8);
+  TimerQueue queue(kLimit);
+  const TimerId early = queue.Add(At(5), wakers[0]);
+  queue.Add(At(9), wakers[1]);
+  queue.Add(At(9), wakers[2]);
+  queue.Add(At(9), wakers[3]);
+  queue.Add(At(7), wakers[4]);  // renumbers the four before it first
+  EXPECT_EQ(queue.Cancel(early), wakers[0]);  // its heap entry stays, stale
+  const TimerId reuse = queue.Add(At(6), wakers[5]);  // takes the freed slot
+  EXPECT_EQ(static_cast<uint32_t>(reuse.value), static_cast<uint32_t>(early.value));
+  EXPECT_EQ(queue.NextDeadline(), At(6));
+  std::vector<Waker> due;
+  queue.PopDue(At(9), due);
+  ASSERT_EQ(due.size(), 5u);
+  EXPECT_EQ(due[0], wakers[5]);
+  EXPECT_EQ(due[1], wakers[4]);
+  EXPECT_EQ(due[2], wakers[1]);
+  EXPECT_EQ(due[3], wakers[2]);
+  EXPECT_EQ(due[4], wakers[3]);
+  EXPECT_EQ(queue.live(), 0u);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_LIVE_TASK_INDEX_H_
 #define SIMSCHED_SCHEDULER_INTERNAL_LIVE_TASK_INDEX_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -33,8 +34,12 @@ namespace simsched::internal {
 class LiveTaskIndex {
  public:
   // Adds a task whose id is larger than every id added before (and not 0).
-  void Add(TaskHeader* task) {
-    SIMSCHED_CHECK(slots_.size() < TaskHeader::kNoLiveSlot, "too many live tasks");
+  [[gnu::always_inline]] void Add(TaskHeader* task) {
+    // Inline and short (every spawn): the limit is checked only when the
+    // vector grows, whose capacity never passes it.
+    if (slots_.size() == slots_.capacity()) [[unlikely]] Grow();
+    // (Tells the compiler that push_back has room, so its growth path goes.)
+    if (slots_.size() >= slots_.capacity()) __builtin_unreachable();
     task->live_slot = static_cast<uint32_t>(slots_.size());
     slots_.push_back(reinterpret_cast<uintptr_t>(task));
     ++live_;
@@ -101,6 +106,14 @@ class LiveTaskIndex {
   static TaskHeader* Header(uintptr_t slot) { return reinterpret_cast<TaskHeader*>(slot); }
   static uint64_t IdOf(uintptr_t slot) {
     return IsFinished(slot) ? slot >> 1 : Header(slot)->metadata.id.value;
+  }
+
+  // Room for one more slot: twice the capacity, at most kNoLiveSlot slots
+  // (a slot number must differ from kNoLiveSlot).
+  [[gnu::noinline]] void Grow() {
+    const size_t size = slots_.size();
+    SIMSCHED_CHECK(size < TaskHeader::kNoLiveSlot, "too many live tasks");
+    slots_.reserve(std::min<size_t>(std::max<size_t>(2 * size, 16), TaskHeader::kNoLiveSlot));
   }
 
   // Drops the finished slots and renumbers the live tasks' slots.

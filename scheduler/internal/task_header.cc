@@ -266,13 +266,21 @@ void TaskHeader::DestroyFrame() {
   const std::coroutine_handle<> innermost = leaf();
   CoPromiseBase* const innermost_promise = leaf_promise();
   leaf_ = nullptr;
+  // The root frame shares its block with this header (co.h). A destruction
+  // that runs now finds it alive: the task's own reference is released only
+  // by Finish(), after this. One deferred past the nesting bound runs later,
+  // so it holds a reference of its own until the root frame is gone.
+  TaskHeader* host = nullptr;
+  if (destroy_depth >= kMaxNestedDestroyDepth) [[unlikely]] {
+    AddRef();
+    host = this;
+  }
+  // Only a task of a scheduler that is not thread-confined asks whether its
+  // frames are being destroyed on this thread (CancelImpl).
+  if (confined_) return DestroyAwaitChain(innermost, innermost_promise, root, host);
   FramesBeingDestroyed scope{this, frames_being_destroyed};
   frames_being_destroyed = &scope;
-  // The root frame shares its block with this header (co.h): a destruction
-  // deferred past the nesting bound must find the block alive, so it holds a
-  // reference until the root frame is gone.
-  AddRef();
-  DestroyAwaitChain(innermost, innermost_promise, root, this);
+  DestroyAwaitChain(innermost, innermost_promise, root, host);
   frames_being_destroyed = scope.outer;
 }
 
@@ -345,8 +353,9 @@ struct DestroyJob {
 
 using DeferredJobs = absl::InlinedVector<DestroyJob, 4>;
 
-// Per thread: the jobs deferred past kMaxNestedDestroyDepth (run by the
-// outermost destruction).
+// Per thread: the jobs deferred past kMaxNestedDestroyDepth, run by the
+// outermost destruction. Made by the first deferral (rare), so that a
+// destruction that defers nothing sets nothing up.
 thread_local constinit DeferredJobs* deferred_jobs = nullptr;
 
 void RunJob(const DestroyJob& job) noexcept {
@@ -370,28 +379,31 @@ void RunJob(const DestroyJob& job) noexcept {
   if (job.host != nullptr) job.host->Release();
 }
 
-void RunOrDefer(const DestroyJob& job) noexcept {
-  if (destroy_depth >= kMaxNestedDestroyDepth) {
-    deferred_jobs->push_back(job);
-    return;
-  }
-  DeferredJobs local;
-  const bool outermost = destroy_depth == 0;
-  if (outermost) deferred_jobs = &local;
-  ++destroy_depth;
-  RunJob(job);
-  --destroy_depth;
-  if (!outermost) return;
+// The outermost destruction's work after its own job: the deferred jobs.
+[[gnu::noinline]] void RunDeferredJobs() noexcept {
   // Past the depth bound, order among the deferred jobs is last-in first-out:
-  // the most deeply nested ran out of stack budget last.
+  // the most deeply nested ran out of stack budget last. Jobs they defer in
+  // turn join the same list.
   ++destroy_depth;
-  while (!local.empty()) {
-    DestroyJob next = local.back();
-    local.pop_back();
+  while (!deferred_jobs->empty()) {
+    DestroyJob next = deferred_jobs->back();
+    deferred_jobs->pop_back();
     RunJob(next);
   }
   --destroy_depth;
-  deferred_jobs = nullptr;
+  delete std::exchange(deferred_jobs, nullptr);
+}
+
+void RunOrDefer(const DestroyJob& job) noexcept {
+  if (destroy_depth >= kMaxNestedDestroyDepth) [[unlikely]] {
+    if (deferred_jobs == nullptr) deferred_jobs = new DeferredJobs;
+    deferred_jobs->push_back(job);
+    return;
+  }
+  ++destroy_depth;
+  RunJob(job);
+  --destroy_depth;
+  if (destroy_depth == 0 && deferred_jobs != nullptr) [[unlikely]] RunDeferredJobs();
 }
 
 }  // namespace

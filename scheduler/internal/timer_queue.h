@@ -9,12 +9,25 @@
 // costs. Nothing is allocated per timer: slots are reused through a free
 // list threaded through the slab, and the heap's vector keeps its capacity.
 //
-// Cancelling is O(1): the slot is disarmed (its generation moves on) and the
-// heap entry is skipped when it surfaces; if stale entries pile up (long
-// timers cancelled early, over and over) the heap is rebuilt without them.
-// A TimerId packs (generation, slot + 1), so zero is never a valid id.
-// Sequences are 32 bits; the rare queue that starts 2^32 timers renumbers
-// its live entries (keeping their order) and carries on.
+// A slot is 16 bytes: the waker (a task pointer and a poll sequence number)
+// and, in the waker's tail padding, one word: whether the slot is armed, and
+// the start sequence of its timer, which also tells its heap entry from a
+// stale one and serves as the generation of the timer's id. A TimerId packs
+// (start sequence, slot + 1), so zero is never a valid id.
+//
+// Cancelling is O(1): the slot is disarmed and the heap entry is skipped
+// when it surfaces (its sequence no longer matches the slot's); if stale
+// entries pile up (long timers cancelled early, over and over) the heap is
+// rebuilt without them.
+//
+// Sequences count to 2^29; the rare queue that starts that many timers
+// renumbers its live entries (keeping their order; the slot keeps its
+// timer's id sequence and a mark that its heap entry was renumbered, so ids
+// survive it) and carries on in the other half of a 30-bit space (an epoch
+// bit), so a stale id of this epoch or the one before never matches a live
+// timer. One older than that (at least a whole epoch, about 2^29 starts,
+// old) would cancel the timer in its slot if that has the very same
+// sequence, as a 32-bit generation per slot once wrapped after 2^31 reuses.
 //
 // Not thread-safe: the TestScheduler is confined to one thread, and the
 // ThreadPoolScheduler holds its timer lock around every call.
@@ -37,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "scheduler/internal/check.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/waker.h"
 
@@ -46,10 +60,11 @@ class TimerQueue {
  public:
   // Timers started before the sequence is renumbered. Tests pass a small
   // limit to exercise the renumbering.
-  static constexpr uint64_t kSequenceLimit = uint64_t{1} << 32;
+  static constexpr uint64_t kSequenceLimit = uint64_t{1} << 29;
 
   TimerQueue() = default;
-  explicit TimerQueue(uint64_t sequence_limit) : sequence_limit_(sequence_limit) {}
+  explicit TimerQueue(uint64_t sequence_limit)
+      : sequence_limit_(std::clamp<uint64_t>(sequence_limit, 1, kSequenceLimit)) {}
   // A moved-from queue is empty (and its ids are unknown to it).
   TimerQueue(TimerQueue&& other) noexcept { Swap(other); }
   TimerQueue& operator=(TimerQueue&& other) noexcept {
@@ -63,27 +78,29 @@ class TimerQueue {
   // Starts a timer that will hand out `waker` at `deadline`. A deadline at
   // the end of time is never reached: nothing is kept (the waker is dropped)
   // and the id returned is one `Cancel` ignores.
-  TimerId Add(Instant deadline, Waker waker) {
+  [[gnu::always_inline]] TimerId Add(Instant deadline, Waker waker) {
     if (deadline == kEndOfTime) return TimerId{};
     if (sequence_ >= sequence_limit_) [[unlikely]] Renumber();
     uint32_t slot = free_head_;
     if (slot != kNoSlot) {
-      free_head_ = slots_[slot].sequence;  // a free slot's sequence links the list
+      free_head_ = slots_[slot].word;  // a free slot's word links the list
     } else {
+      // Growth (and its limit) out of line; then emplace_back has room.
+      if (slots_.size() == slots_.capacity()) [[unlikely]] GrowSlots();
+      if (slots_.size() >= slots_.capacity()) __builtin_unreachable();
       slot = static_cast<uint32_t>(slots_.size());
       slots_.emplace_back();
     }
     Slot& entry = slots_[slot];
     entry.waker = std::move(waker);
-    ++entry.generation;  // odd: armed
-    entry.sequence = static_cast<uint32_t>(sequence_);
-    const Key key = MakeKey(deadline, static_cast<uint32_t>(sequence_), slot);
-    ++sequence_;
+    const uint32_t sequence = epoch_ | static_cast<uint32_t>(sequence_++);
+    entry.word = kArmed | sequence;
+    const Key key = MakeKey(deadline, sequence, slot);
     if (heap_.empty()) heap_.resize(kRoot);  // the padding before the root
     heap_.emplace_back();
     SiftUp(heap_.size() - 1, key);
     ++live_;
-    return TimerId{(uint64_t{entry.generation} << 32) | (uint64_t{slot} + 1)};
+    return TimerId{(uint64_t{sequence} << 32) | (uint64_t{slot} + 1)};
   }
 
   // Cancel()
@@ -94,10 +111,10 @@ class TimerQueue {
   Waker Cancel(TimerId timer) {
     if (timer.value == 0) return Waker();
     const uint32_t slot = static_cast<uint32_t>(timer.value) - 1;
-    const uint32_t generation = static_cast<uint32_t>(timer.value >> 32);
+    const uint64_t sequence = timer.value >> 32;
     if (slot >= slots_.size()) return Waker();
-    const Slot& entry = slots_[slot];
-    if (!Armed(entry) || entry.generation != generation) return Waker();
+    const uint32_t word = slots_[slot].word;
+    if ((word & kArmed) == 0 || (word & kSequenceMask) != sequence) return Waker();
     Waker waker = Disarm(slot);
     if (++stale_ > 1024 && stale_ > entries() / 2) Rebuild();
     return waker;
@@ -150,6 +167,8 @@ class TimerQueue {
     std::swap(free_head_, other.free_head_);
     std::swap(sequence_, other.sequence_);
     std::swap(sequence_limit_, other.sequence_limit_);
+    std::swap(epoch_, other.epoch_);
+    std::swap(renumbered_below_, other.renumbered_below_);
     std::swap(live_, other.live_);
     std::swap(stale_, other.stale_);
   }
@@ -158,13 +177,24 @@ class TimerQueue {
   // among entries, so the slot bits never decide an order.
   using Key = unsigned __int128;
 
+  // The waker's tail padding holds `word` (the ABI lets a potentially
+  // overlapping member's padding be reused): 16 bytes, not 24.
   struct Slot {
-    Waker waker;
-    uint32_t generation = 0;  // odd while armed
-    uint32_t sequence = 0;    // armed: the live entry's; free: the next free slot
+    [[no_unique_address]] Waker waker;  // empty while free
+    // Armed: kArmed, kRenumbered if its heap entry's sequence was renumbered
+    // since the timer started, and the timer's start sequence (the one its
+    // id carries). Free: the next free slot, or kNoSlot.
+    uint32_t word = 0;
   };
+  static_assert(sizeof(Slot) == 16, "the slot's word should sit in the waker's tail padding");
 
-  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  static constexpr uint32_t kArmed = uint32_t{1} << 31;
+  static constexpr uint32_t kRenumbered = uint32_t{1} << 30;
+  static constexpr uint32_t kSequenceMask = kRenumbered - 1;  // epoch bit + count
+  static constexpr uint32_t kEpochBit = uint32_t{1} << 29;
+  static_assert(kSequenceLimit <= kEpochBit);
+  // Slot numbers stay below kArmed, so a free slot's link never looks armed.
+  static constexpr uint32_t kNoSlot = kArmed - 1;
 
   // The heap's storage starts on a cache line and the root sits at index
   // kRoot, so that every node's four children (at 4p - 8 .. 4p - 5) fill
@@ -201,17 +231,30 @@ class TimerQueue {
   static uint32_t SequenceOf(Key key) { return static_cast<uint32_t>(key >> 32); }
   static uint32_t SlotOf(Key key) { return static_cast<uint32_t>(key); }
 
-  static bool Armed(const Slot& s) { return (s.generation & 1) != 0; }
+  // Whether `key` (an entry of the heap, for `slot`) is the slot's armed
+  // timer's, not a cancelled one's.
   bool IsLive(Key key, uint32_t slot) const {
-    const Slot& s = slots_[slot];
-    return Armed(s) && s.sequence == SequenceOf(key);
+    const uint32_t word = slots_[slot].word;
+    if ((word & kRenumbered) != 0) [[unlikely]] {
+      // Armed since the last renumbering, which dropped every stale entry and
+      // gave the live ones the sequences below renumbered_below_: this
+      // slot's one entry there is its timer's. Newer entries are above.
+      return (word & kArmed) != 0 && SequenceOf(key) < renumbered_below_;
+    }
+    return (word & (kArmed | kSequenceMask)) == (kArmed | SequenceOf(key));
+  }
+
+  // Room for one more slot: twice the capacity, below kNoSlot slots.
+  [[gnu::noinline]] void GrowSlots() {
+    const size_t size = slots_.size();
+    SIMSCHED_CHECK(size < kNoSlot, "more than 2^31 - 1 timers at once");
+    slots_.reserve(std::min<size_t>(std::max<size_t>(2 * size, 16), kNoSlot));
   }
 
   Waker Disarm(uint32_t slot) {
     Slot& entry = slots_[slot];
     Waker waker = std::move(entry.waker);
-    ++entry.generation;  // even: free
-    entry.sequence = free_head_;
+    entry.word = free_head_;  // free: not armed, not renumbered
     free_head_ = slot;
     --live_;
     return waker;
@@ -283,25 +326,33 @@ class TimerQueue {
     stale_ = 0;
   }
 
-  // Gives the live entries the sequences 0..n-1 in their current order, so
-  // 32 bits suffice however many timers a queue starts.
+  // Gives the live entries the sequences 0..n-1 of the other epoch in their
+  // current order, so 29 bits suffice however many timers a queue starts.
+  // The slots keep their timers' id sequences, marked kRenumbered.
   void Renumber() {
-    Rebuild();
+    Rebuild();  // no stale entries: below renumbered_below_, only live ones
+    SIMSCHED_CHECK(entries() < kSequenceLimit, "more than 2^29 timers at once");
+    epoch_ ^= kEpochBit;
     for (size_t i = 0; i < entries(); ++i) {
       Key& key = heap_[kRoot + i];
       const uint32_t slot = SlotOf(key);
-      const uint32_t sequence = static_cast<uint32_t>(i);
+      const uint32_t sequence = epoch_ | static_cast<uint32_t>(i);
       key = (key >> 64 << 64) | (Key{sequence} << 32) | slot;
-      slots_[slot].sequence = sequence;
+      slots_[slot].word |= kRenumbered;
     }
     sequence_ = entries();
+    renumbered_below_ = epoch_ | static_cast<uint32_t>(entries());
   }
 
   std::vector<Key, LineAllocator<Key>> heap_;  // empty, or kRoot padding + the heap
   std::vector<Slot> slots_;
   uint32_t free_head_ = kNoSlot;
-  uint64_t sequence_ = 0;
+  uint64_t sequence_ = 0;  // the next start's count in this epoch
   uint64_t sequence_limit_ = kSequenceLimit;
+  uint32_t epoch_ = 0;  // 0 or kEpochBit: the current epoch's sequences carry it
+  // Entries renumbered by the last Renumber() have sequences below this (and
+  // at or above epoch_); zero before any.
+  uint32_t renumbered_below_ = 0;
   size_t live_ = 0;
   size_t stale_ = 0;  // cancelled entries still in the heap
 };
