@@ -557,8 +557,18 @@ inline SleepAwaiter SleepUntil(Instant deadline,
 // TestScheduler, and not at all in production: sprinkle it where code wants
 // the scheduler to explore more interleavings around a racy window.
 //   co_await SimulateRandomDelay();
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+Co<void> SimulateRandomDelay(uint32_t max_yields, SourceLocation location);
+// The call site as scalars: see Sleep().
+inline Co<void> SimulateRandomDelay(uint32_t max_yields = 3,
+                                    CallSiteRecord site = __builtin_source_location(),
+                                    const char* function = __builtin_FUNCTION()) {
+  return SimulateRandomDelay(max_yields, SourceLocation::current(site, function));
+}
+#else
 Co<void> SimulateRandomDelay(uint32_t max_yields = 3,
                              SourceLocation location = SourceLocation::current());
+#endif
 
 // BlockOnResult<T>
 //
