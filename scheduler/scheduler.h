@@ -299,11 +299,9 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   }
   auto* state =
       TaskState<T>::CreateInFrameRoom(scheduler, kind, root, scheduler.IsThreadConfined());
-  state->metadata.set_label(label);
-  state->metadata.set_spawn_location(location);
+  state->metadata.set_spawn(location, label, lane);
   // A task spawned by a task belongs to the same session.
   if (TaskHeader* parent = current_task) state->metadata.set_session(parent->metadata.session());
-  state->lane = lane;
   internal::TaskCoreAccess::OnTaskSpawned(scheduler, *state);
   Task<T> task = Task<T>::Adopt(state);
   state->ScheduleSelf();
