@@ -96,6 +96,8 @@ TEST(TaskHeaderLayoutTest, PackedWaitSiteRoundTrips) {
   TestScheduler scheduler;
   FakeHeader header(scheduler);
   EXPECT_TRUE(header.wait_site().what.empty());
+  EXPECT_EQ(header.wait_site().where.line(), 0u);
+  EXPECT_STREQ(header.wait_site().where.function_name(), "");  // never a null name
 
   const std::string owned = "a name owned by the awaited object";
   const std::string_view what(owned.data(), 6);  // not NUL-terminated there

@@ -411,7 +411,8 @@ class TaskHeader {
     std::memcpy(where, wait_where_, sizeof(where));
     const size_t length = where[kWhereFunctionWord] >> kWhatLengthShift;
     where[kWhereFunctionWord] &= (uintptr_t{1} << kWhatLengthShift) - 1;
-    std::memcpy(&site.where, where, sizeof(where));
+    // A header that never recorded a site holds zeros, not a SourceLocation.
+    if (where[kWhereFunctionWord] != 0) std::memcpy(&site.where, where, sizeof(where));
     site.what = length == kWhatOutOfLine
                     ? std::string_view(*reinterpret_cast<const std::string*>(wait_what_))
                     : std::string_view(wait_what_, length);
