@@ -109,9 +109,20 @@ class Event {
   //
   // An awaitable that completes once the event is set (at once if it is set
   // now) or this waiter is notified.
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  Awaiter Wait(SourceLocation location) { return Awaiter(*this, location); }
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the frame,
+  // across the suspension (16 bytes of every waiting frame; see Sleep()).
+  Awaiter Wait(CallSiteRecord site = __builtin_source_location(),
+               const char* function = __builtin_FUNCTION()) {
+    return Awaiter(*this, SourceLocation::current(site, function));
+  }
+#else
   Awaiter Wait(SourceLocation location = SourceLocation::current()) {
     return Awaiter(*this, location);
   }
+#endif
 
  private:
   // Takes the oldest waiter's waker and unlinks it (in that order: see

@@ -308,11 +308,9 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   }
   auto* state =
       TaskState<T>::CreateInFrameRoom(scheduler, kind, root, scheduler.IsThreadConfined());
-  state->metadata.set_label(label);
-  state->metadata.set_spawn_location(location);
+  state->metadata.set_spawn(location, label, lane);
   // A task spawned by a task belongs to the same session.
   if (TaskHeader* parent = current_task) state->metadata.set_session(parent->metadata.session());
-  state->lane = lane;
   Task<T> task = Task<T>::Adopt(state);
   // OnTaskSpawned, then the first ScheduleSelf, in one call.
   internal::TaskCoreAccess::StartSpawnedTask(scheduler, *state);
@@ -566,8 +564,18 @@ inline SleepAwaiter SleepUntil(Instant deadline,
 // TestScheduler, and not at all in production: sprinkle it where code wants
 // the scheduler to explore more interleavings around a racy window.
 //   co_await SimulateRandomDelay();
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+Co<void> SimulateRandomDelay(uint32_t max_yields, SourceLocation location);
+// The call site as scalars: see Sleep().
+inline Co<void> SimulateRandomDelay(uint32_t max_yields = 3,
+                                    CallSiteRecord site = __builtin_source_location(),
+                                    const char* function = __builtin_FUNCTION()) {
+  return SimulateRandomDelay(max_yields, SourceLocation::current(site, function));
+}
+#else
 Co<void> SimulateRandomDelay(uint32_t max_yields = 3,
                              SourceLocation location = SourceLocation::current());
+#endif
 
 // BlockOnResult<T>
 //

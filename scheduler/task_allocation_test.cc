@@ -186,9 +186,11 @@ TEST(TaskAllocationTest, AConsumedWakersReferenceGoesToTheQueueAndIsReleased) {
   EXPECT_EQ(counting.frees(), counting.allocations());
 }
 
-// A task's session is kept in the header's label word when the task has no
-// label (the session layer's common case): no allocation beside the block.
-// Only a task with both a label and a session needs a record of its own.
+// A task's session is kept in the header's metadata word beside its spawn
+// site's table index (the session layer's common case): no allocation beside
+// the block, with or without a label (the label is part of the interned
+// spawn site). Only a session too large for the word (2^49 and up) needs a
+// record of its own.
 TEST(TaskAllocationTest, ASessionWithoutALabelAllocatesNothing) {
   internal::PackedTaskMetadata metadata;
   metadata.set_spawn_location(SourceLocation::current());  // interned outside the count
@@ -201,9 +203,13 @@ TEST(TaskAllocationTest, ASessionWithoutALabelAllocatesNothing) {
     metadata.set_session(std::nullopt);
     metadata.set_session(SessionId{44});
     EXPECT_EQ(counting.allocations(), 0);
-    metadata.set_label(label);  // now both: one record
-    EXPECT_EQ(counting.allocations(), 1);
+    metadata.set_label(label);  // now both: still no record
+    EXPECT_EQ(counting.allocations(), 0);
     EXPECT_EQ(metadata.session(), SessionId{44});
+    EXPECT_EQ(metadata.label(), label);
+    metadata.set_session(SessionId{UINT64_MAX});  // too large: one record
+    EXPECT_EQ(counting.allocations(), 1);
+    EXPECT_EQ(metadata.session(), SessionId{UINT64_MAX});
     EXPECT_EQ(metadata.label(), label);
     metadata.set_label(std::nullopt);
     metadata.set_session(std::nullopt);  // the record goes

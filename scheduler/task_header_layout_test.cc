@@ -36,10 +36,10 @@ class FakeHeader final : public TaskHeader {
 TEST(TaskHeaderLayoutTest, HeaderAndFrameRoomStayWithinBudget) {
 #if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
   if constexpr (sizeof(void*) == 8) {
-    EXPECT_LE(sizeof(PackedTaskMetadata), 24u);
-    EXPECT_LE(sizeof(TaskHeader), 128u);
-    EXPECT_LE(internal::kTaskRoomBytes<void>, 128u);
-    EXPECT_LE(internal::kTaskRoomBytes<int>, 144u);
+    EXPECT_LE(sizeof(PackedTaskMetadata), 16u);
+    EXPECT_LE(sizeof(TaskHeader), 112u);  // 128 before issue 16's fifth round
+    EXPECT_LE(internal::kTaskRoomBytes<void>, 112u);
+    EXPECT_LE(internal::kTaskRoomBytes<int>, 128u);
     // Every Co frame carries a promise; every sleeping frame a SleepAwaiter.
     EXPECT_LE(sizeof(internal::CoPromise<void>), 16u);
     EXPECT_LE(sizeof(SleepAwaiter), 32u);
@@ -96,6 +96,8 @@ TEST(TaskHeaderLayoutTest, PackedWaitSiteRoundTrips) {
   TestScheduler scheduler;
   FakeHeader header(scheduler);
   EXPECT_TRUE(header.wait_site().what.empty());
+  EXPECT_EQ(header.wait_site().where.line(), 0u);
+  EXPECT_STREQ(header.wait_site().where.function_name(), "");  // never a null name
 
   const std::string owned = "a name owned by the awaited object";
   const std::string_view what(owned.data(), 6);  // not NUL-terminated there
@@ -123,6 +125,43 @@ TEST(TaskHeaderLayoutTest, PackedWaitSiteRoundTrips) {
   EXPECT_EQ(site.what, "plain");
   EXPECT_EQ(site.target, nullptr);
   EXPECT_EQ(site.awaited_task, TaskId{});
+
+  // The length shares a word with the address up to 65,534 bytes; a longer
+  // description is kept whole all the same (an interned copy), never cut.
+  for (size_t length : {size_t{0}, size_t{65534}, size_t{65535}, size_t{200000}}) {
+    const std::string text(length, 'w');
+    header.SetWaitSite(WaitSite{text, where, {}, &target});
+    site = header.wait_site();
+    EXPECT_EQ(site.what, text) << length;
+    EXPECT_EQ(site.target, &target);
+    EXPECT_EQ(site.where.line(), where.line());
+  }
+}
+
+// The lane and the spawn location ride in the metadata's interned spawn
+// site; every combination with a label and a session reads back.
+TEST(TaskHeaderLayoutTest, PackedMetadataKeepsLaneAndLocation) {
+  const TaskLabel label("layout-lane");
+  const SourceLocation here = SourceLocation::current();
+  for (uint32_t lane : {0u, 1u, 7u, UINT32_MAX}) {
+    for (std::optional<SessionId> session :
+         {std::optional<SessionId>(), std::optional<SessionId>(SessionId{5}),
+          std::optional<SessionId>(SessionId{UINT64_MAX})}) {
+      PackedTaskMetadata packed;
+      packed.set_session(session);
+      packed.set_spawn(here, label, lane);
+      EXPECT_EQ(packed.lane(), lane);
+      EXPECT_EQ(packed.label(), label);
+      EXPECT_EQ(packed.session(), session);
+      EXPECT_EQ(packed.spawn_location().line(), here.line());
+      EXPECT_STREQ(packed.spawn_location().function_name(), here.function_name());
+      packed.set_lane(3);
+      EXPECT_EQ(packed.lane(), 3u);
+      EXPECT_EQ(packed.label(), label);
+      EXPECT_EQ(packed.session(), session);
+      EXPECT_EQ(packed.spawn_location().line(), here.line());
+    }
+  }
 }
 
 }  // namespace

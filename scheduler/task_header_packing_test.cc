@@ -290,9 +290,10 @@ TEST(TaskHeaderPackingTest, SpawnLocationsAreInternedPerCallSite) {
   EXPECT_STREQ(task.metadata().spawn_location.function_name(), "TestBody");
 }
 
-// The label word holds a label, a session without a label (tagged inline), or
-// a record of both: every sequence of sets reads back as a plain model does,
-// including session ids too large to be kept inline. 2,000 seeded sequences.
+// The metadata word holds an interned spawn site (location, label, lane), a
+// session beside the site's table index (tagged inline), or a record of both:
+// every sequence of sets reads back as a plain model does, including session
+// ids too large to be kept inline. 2,000 seeded sequences.
 TEST(TaskHeaderPackingTest, LabelAndSessionReadBackThroughEveryEncoding) {
   const TaskLabel labels[] = {TaskLabel("packing-a"), TaskLabel("packing-b")};
   const uint64_t sessions[] = {0, 1, 7, (uint64_t{1} << 61) + 5, UINT64_MAX >> 2,
@@ -302,9 +303,19 @@ TEST(TaskHeaderPackingTest, LabelAndSessionReadBackThroughEveryEncoding) {
     internal::PackedTaskMetadata metadata;
     std::optional<TaskLabel> label;
     std::optional<SessionId> session;
+    uint32_t lane = 0;
+    uint32_t line = 0;
     for (int op = 0; op < 12; ++op) {
-      const uint64_t choice = rng.Below(4);
-      if (choice == 0) {
+      const uint64_t choice = rng.Below(6);
+      if (choice == 4) {
+        lane = static_cast<uint32_t>(rng.Below(3));
+        metadata.set_lane(lane);
+      } else if (choice == 5) {
+        const SourceLocation locations[] = {SourceLocation(), SourceLocation::current()};
+        const SourceLocation& location = locations[rng.Below(2)];
+        line = location.line();
+        metadata.set_spawn_location(location);
+      } else if (choice == 0) {
         label = std::nullopt;
         metadata.set_label(label);
       } else if (choice == 1) {
@@ -320,6 +331,8 @@ TEST(TaskHeaderPackingTest, LabelAndSessionReadBackThroughEveryEncoding) {
       ASSERT_EQ(metadata.label(), label) << "seed " << seed << ", op " << op;
       ASSERT_EQ(metadata.session(), session) << "seed " << seed << ", op " << op;
       ASSERT_EQ(metadata.has_label(), label.has_value());
+      ASSERT_EQ(metadata.lane(), lane) << "seed " << seed << ", op " << op;
+      ASSERT_EQ(metadata.spawn_location().line(), line) << "seed " << seed << ", op " << op;
     }
   }
 }

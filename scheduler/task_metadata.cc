@@ -29,64 +29,70 @@ const std::string* InternLabel(std::string_view name) {
 
 namespace internal {
 
-thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
+thread_local constinit SpawnSiteCacheEntry spawn_site_cache[kSpawnSiteCacheSize];
+constinit SpawnSite interned_spawn_sites[kInternedSpawnSites];
 
 namespace {
 
-// The interned locations: a static open-addressing table (no allocation, so
-// spawning from a new call site allocates nothing but the task's block), and
-// for a program with more call sites than it holds, a heap map beyond it.
-constexpr size_t kInternedSlots = 4096;  // a power of two
+// The interned spawn sites: a static open-addressing table (no allocation,
+// so spawning from a new call site allocates nothing but the task's block),
+// and for a program with more distinct sites than it holds, a heap map
+// beyond it.
 // A std::mutex, not absl::Mutex: ThreadSanitizer sees through pthreads, not
 // through the uninstrumented system Abseil.
 constinit std::mutex interned_mu;
-constinit SourceLocation interned_slots[kInternedSlots];
-constinit bool interned_used[kInternedSlots] = {};
+constinit bool interned_used[kInternedSpawnSites] = {};
 size_t interned_count = 0;
 
-bool SameLocation(const SourceLocation& a, const char* file, const char* function,
-                  uint32_t line) {
-  return a.file_name() == file && a.function_name() == function && a.line() == line;
+bool SameSite(const SpawnSite& a, const char* file, const char* function, uint32_t line,
+              const std::string* label, uint32_t lane) {
+  return a.location.file_name() == file && a.location.function_name() == function &&
+         a.location.line() == line && a.label == label && a.lane == lane;
 }
 
 }  // namespace
 
-const SourceLocation* InternLocationSlow(const SourceLocation& location) {
+const SpawnSite* InternSpawnSiteSlow(const SourceLocation& location, const std::string* label,
+                                     uint32_t lane) {
   const char* const file = location.file_name();
   const char* const function = location.function_name();
   const uint32_t line = location.line();
-  const SourceLocation* interned = nullptr;
+  const SpawnSite* interned = nullptr;
   {
     std::lock_guard<std::mutex> lock(interned_mu);
     size_t i = (reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ULL ^
-                reinterpret_cast<uintptr_t>(function) ^ line) >>
+                reinterpret_cast<uintptr_t>(function) ^ line ^
+                (reinterpret_cast<uintptr_t>(label) >> 4) ^ lane) >>
                20;
     for (;; ++i) {
-      i &= kInternedSlots - 1;
+      i &= kInternedSpawnSites - 1;
       if (!interned_used[i]) {
         // Kept at most 3/4 full so that probes stay short.
-        if (interned_count < kInternedSlots / 4 * 3) {
-          interned_slots[i] = location;
+        if (interned_count < kInternedSpawnSites / 4 * 3) {
+          interned_spawn_sites[i] = SpawnSite{location, label, lane};
           interned_used[i] = true;
           ++interned_count;
-          interned = &interned_slots[i];
+          interned = &interned_spawn_sites[i];
         }
         break;
       }
-      if (SameLocation(interned_slots[i], file, function, line)) {
-        interned = &interned_slots[i];
+      if (SameSite(interned_spawn_sites[i], file, function, line, label, lane)) {
+        interned = &interned_spawn_sites[i];
         break;
       }
     }
     if (interned == nullptr) {
       // Leaked on purpose, like the label names: headers may outlive main.
-      using Key = std::tuple<const char*, const char*, uint32_t>;
-      static auto* overflow = new absl::node_hash_map<Key, SourceLocation>;
-      interned = &overflow->try_emplace(Key(file, function, line), location).first->second;
+      using Key = std::tuple<const char*, const char*, uint32_t, const std::string*, uint32_t>;
+      static auto* overflow = new absl::node_hash_map<Key, SpawnSite>;
+      interned = &overflow
+                      ->try_emplace(Key(file, function, line, label, lane),
+                                    SpawnSite{location, label, lane})
+                      .first->second;
     }
   }
-  const LocationKey key = LocationKeyOf(location);
-  location_cache[LocationCacheIndex(key)] = LocationCacheEntry{key, interned};
+  const SpawnSiteKey key = SpawnSiteKeyOf(location, label, lane);
+  spawn_site_cache[SpawnSiteCacheIndex(key)] = SpawnSiteCacheEntry{key, interned};
   return interned;
 }
 

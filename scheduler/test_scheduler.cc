@@ -234,12 +234,12 @@ void TestScheduler::ScheduleForeground(Runnable runnable) {
   }
   if (options_.record_trace) [[unlikely]] NoteWake(*runnable.header());
   TaskHeader* task = runnable.ReleaseHeader();
-  if (task->lane >= lanes_.size()) {
+  if (task->metadata.lane() >= lanes_.size()) {
     RecordFailure(absl::InvalidArgumentError(absl::StrCat(
-        task->metadata.DebugString(), " was spawned onto lane ", task->lane,
+        task->metadata.DebugString(), " was spawned onto lane ", task->metadata.lane(),
         ", which this TestScheduler does not have (it has ", lanes_.size(),
         "); make lanes with AddLane() or ForegroundExecutor::ForNewLane()")));
-    task->lane = 0;
+    task->metadata.set_lane(0);
   }
   EnqueueOnLane(task);
 }
@@ -250,7 +250,7 @@ void TestScheduler::EnqueueLabeled(TaskHeader* task, const TaskLabel& label) {
 }
 
 void TestScheduler::EnqueueOnLane(TaskHeader* task) {
-  EnqueueHeader(lanes_[task->lane].queue, task);
+  EnqueueHeader(lanes_[task->metadata.lane()].queue, task);
   ++lane_queued_;
   InvalidateFastSteps();  // lane work takes the general step
 }

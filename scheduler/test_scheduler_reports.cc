@@ -109,7 +109,7 @@ std::vector<TaskId> TestScheduler::LiveTasks() const {
 std::string TestScheduler::DescribeHeader(const TaskHeader& task) const {
   std::string out = task.metadata.DebugString();
   if (task.kind() == internal::ScheduleKind::kForeground) {
-    absl::StrAppend(&out, " [lane ", task.lane, "]");
+    absl::StrAppend(&out, " [lane ", task.metadata.lane(), "]");
   }
   const uint64_t state = task.state();
   const WaitSite site = task.wait_site();

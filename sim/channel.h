@@ -122,9 +122,22 @@ class Channel {
   // sender is cancelled before it resumes.
   //
   //   absl::Status sent = co_await ch.Send(std::move(job));
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  SendAwaiter Send(T value, SourceLocation location) {
+    return SendAwaiter(state_, std::move(value), location);
+  }
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the frame,
+  // across the suspension (16 bytes of every waiting frame; see Sleep()).
+  SendAwaiter Send(T value, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION()) {
+    return SendAwaiter(state_, std::move(value), SourceLocation::current(site, function));
+  }
+#else
   SendAwaiter Send(T value, SourceLocation location = SourceLocation::current()) {
     return SendAwaiter(state_, std::move(value), location);
   }
+#endif
 
   // Recv()
   //
@@ -132,9 +145,18 @@ class Channel {
   // is empty. Gives `std::nullopt` once the channel is closed and empty.
   //
   //   while (std::optional<Job> job = co_await ch.Recv()) Handle(*job);
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  RecvAwaiter Recv(SourceLocation location) { return RecvAwaiter(state_, location); }
+  // The call site as scalars: see Send().
+  RecvAwaiter Recv(CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION()) {
+    return RecvAwaiter(state_, SourceLocation::current(site, function));
+  }
+#else
   RecvAwaiter Recv(SourceLocation location = SourceLocation::current()) {
     return RecvAwaiter(state_, location);
   }
+#endif
 
   // TrySend()
   //

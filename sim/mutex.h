@@ -76,7 +76,18 @@ class Mutex {
   // it, and gives the guard that owns it.
   //
   //   simsched::MutexGuard lock = co_await mu.Lock();
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  LockAwaiter Lock(SourceLocation location);
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the frame,
+  // across the suspension (16 bytes of every waiting frame; see Sleep()).
+  LockAwaiter Lock(CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION()) {
+    return Lock(SourceLocation::current(site, function));
+  }
+#else
   LockAwaiter Lock(SourceLocation location = SourceLocation::current());
+#endif
 
   // TryLock()
   //

@@ -143,12 +143,30 @@ class Endpoint {
   // Recv()
   //
   // The next message (see the file comment for errors).
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  RecvAwaiter Recv(SourceLocation location) { return RecvAwaiter(state_, std::nullopt, location); }
+  RecvAwaiter Recv(Duration timeout, SourceLocation location) {
+    return RecvAwaiter(state_, timeout, location);
+  }
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the frame,
+  // across the suspension (16 bytes of every waiting frame; see Sleep()).
+  RecvAwaiter Recv(CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION()) {
+    return RecvAwaiter(state_, std::nullopt, SourceLocation::current(site, function));
+  }
+  RecvAwaiter Recv(Duration timeout, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION()) {
+    return RecvAwaiter(state_, timeout, SourceLocation::current(site, function));
+  }
+#else
   RecvAwaiter Recv(SourceLocation location = SourceLocation::current()) {
     return RecvAwaiter(state_, std::nullopt, location);
   }
   RecvAwaiter Recv(Duration timeout, SourceLocation location = SourceLocation::current()) {
     return RecvAwaiter(state_, timeout, location);
   }
+#endif
 
   // Close()
   //

@@ -75,7 +75,18 @@ class Semaphore {
   //
   // An awaitable that takes `n` permits, suspending until they are free and
   // every earlier waiter has been served.
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  AcquireAwaiter Acquire(size_t n, SourceLocation location);
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the frame,
+  // across the suspension (16 bytes of every waiting frame; see Sleep()).
+  AcquireAwaiter Acquire(size_t n = 1, CallSiteRecord site = __builtin_source_location(),
+                         const char* function = __builtin_FUNCTION()) {
+    return Acquire(n, SourceLocation::current(site, function));
+  }
+#else
   AcquireAwaiter Acquire(size_t n = 1, SourceLocation location = SourceLocation::current());
+#endif
 
   // TryAcquire()
   //

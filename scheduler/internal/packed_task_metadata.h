@@ -4,19 +4,22 @@
 // label, an optional session and the spawn location, 56 bytes with the two
 // `std::optional` flags and their padding. Every task header carries one, and
 // every `Co` frame reserves room for a header (co.h), so the header keeps the
-// same facts in 24 bytes, storing nothing a task does not have:
-//   * the spawn location as a pointer to an interned copy, one per call site
-//     (InternLocation), so 8 bytes instead of 16 (24 under clang 14);
-//   * the label as its interned name's address (null for none); a task with
-//     a session and no label (most of the session layer's tasks) keeps the
-//     session id in the same word, tagged; only a task with both holds them
-//     in a small record of its own (an allocation besides the task's block).
-// Hot paths read `id` directly; reports and `Task::metadata()` unpack the
-// whole.
+// same facts (and the lane a foreground task runs on) in 16 bytes, the id and
+// one word, storing nothing a task does not have:
+//   * what is fixed per spawn site (the location, the label, the lane) is one
+//     interned `SpawnSite` record, one per distinct combination
+//     (InternSpawnSite), so a pointer or a 12-bit table index instead of
+//     three fields;
+//   * a session (most of the session layer's tasks have one) shares the word
+//     with the site's table index; only a session too large for it (2^49 and
+//     up) or a site beyond the static table (past 3,072 distinct sites) makes
+//     a small record of its own (an allocation besides the task's block).
+// Hot paths read `id` directly; reports, labeled and foreground scheduling
+// and `Task::metadata()` decode the word.
 //
 // Example:
 //
-//   header.metadata.set_label(TaskLabel("gc"));
+//   header.metadata.set_spawn(location, TaskLabel("gc"), /*lane=*/0);
 //   if (std::optional<SessionId> s = header.metadata.session()) ...
 //   TaskMetadata full = header.metadata.Unpack();
 
@@ -35,54 +38,95 @@
 
 namespace simsched::internal {
 
+// SpawnSite
+//
+// What tasks spawned at one call site share: where the spawn was written, the
+// label (an interned name, null for none) and the lane (foreground tasks; 0
+// otherwise). Interned: equal sites are one record for the process lifetime.
+struct SpawnSite {
+  SourceLocation location;
+  const std::string* label = nullptr;
+  uint32_t lane = 0;
+};
+
+// InternSpawnSite()
+//
+// The interned record for (`location`, `label`, `lane`): the same one for
+// equal arguments (same file and function name strings, same line), so the
+// table is as large as the program's distinct spawn sites. Thread-safe; a
+// per-thread cache makes a repeated site a few compares. The first
+// kInternedSpawnSites sites live in a static table (interning one allocates
+// nothing), the rest on the heap.
+const SpawnSite* InternSpawnSite(const SourceLocation& location, const std::string* label,
+                                 uint32_t lane);
+inline constexpr size_t kInternedSpawnSites = 4096;  // a power of two
+// The static table: `SpawnSiteIndex` is a site's place in it, or -1.
+extern constinit SpawnSite interned_spawn_sites[kInternedSpawnSites];
+inline ptrdiff_t SpawnSiteIndex(const SpawnSite* site) {
+  const uintptr_t offset =
+      reinterpret_cast<uintptr_t>(site) - reinterpret_cast<uintptr_t>(&interned_spawn_sites[0]);
+  return offset < sizeof(interned_spawn_sites) ? static_cast<ptrdiff_t>(offset / sizeof(SpawnSite))
+                                               : -1;
+}
+
 // InternLocation()
 //
-// A copy of `location` with static storage duration, the same one for every
-// equal location (same file and function name strings, same line): there is
-// one per call site, so the table is as large as the program's spawn sites.
-// Thread-safe; a per-thread cache makes a repeated site a few compares.
-const SourceLocation* InternLocation(const SourceLocation& location);
+// The interned copy of `location` (the location of its spawn site with no
+// label on lane 0).
+inline const SourceLocation* InternLocation(const SourceLocation& location);
 
 // The per-thread cache's key: the location's own words where they are its
 // whole state (std::source_location's static record and the function name),
-// else its fields. Equal keys are equal locations; equal locations with
-// different keys only cost a second cache entry.
-struct LocationKey {
+// else its fields; and the label and lane. Equal keys are equal sites; equal
+// sites with different keys only cost a second cache entry.
+struct SpawnSiteKey {
   uintptr_t first = 0;
   uintptr_t second = 0;
   uint32_t line = 0;
-  friend bool operator==(const LocationKey&, const LocationKey&) = default;
+  uint32_t lane = 0;
+  const std::string* label = nullptr;
+  friend bool operator==(const SpawnSiteKey&, const SpawnSiteKey&) = default;
 };
-inline LocationKey LocationKeyOf(const SourceLocation& location) {
+inline SpawnSiteKey SpawnSiteKeyOf(const SourceLocation& location, const std::string* label,
+                                   uint32_t lane) {
 #if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
   static_assert(sizeof(SourceLocation) == 2 * sizeof(uintptr_t) &&
                 std::is_trivially_copyable_v<SourceLocation>);
   uintptr_t words[2];
   std::memcpy(words, &location, sizeof(words));
-  return LocationKey{words[0], words[1], 0};
+  return SpawnSiteKey{words[0], words[1], 0, lane, label};
 #else
-  return LocationKey{reinterpret_cast<uintptr_t>(location.file_name()),
-                     reinterpret_cast<uintptr_t>(location.function_name()), location.line()};
+  return SpawnSiteKey{reinterpret_cast<uintptr_t>(location.file_name()),
+                      reinterpret_cast<uintptr_t>(location.function_name()), location.line(),
+                      lane, label};
 #endif
 }
 
-struct LocationCacheEntry {
-  LocationKey key;
-  const SourceLocation* interned = nullptr;
+struct SpawnSiteCacheEntry {
+  SpawnSiteKey key;
+  const SpawnSite* interned = nullptr;
 };
-inline constexpr size_t kLocationCacheSize = 64;
-extern thread_local constinit LocationCacheEntry location_cache[kLocationCacheSize];
-const SourceLocation* InternLocationSlow(const SourceLocation& location);
+inline constexpr size_t kSpawnSiteCacheSize = 64;
+extern thread_local constinit SpawnSiteCacheEntry spawn_site_cache[kSpawnSiteCacheSize];
+const SpawnSite* InternSpawnSiteSlow(const SourceLocation& location, const std::string* label,
+                                     uint32_t lane);
 
-inline size_t LocationCacheIndex(const LocationKey& key) {
-  return ((key.first >> 4) ^ (key.second >> 3) ^ key.line) % kLocationCacheSize;
+inline size_t SpawnSiteCacheIndex(const SpawnSiteKey& key) {
+  return ((key.first >> 4) ^ (key.second >> 3) ^ key.line ^ key.lane ^
+          (reinterpret_cast<uintptr_t>(key.label) >> 4)) %
+         kSpawnSiteCacheSize;
+}
+
+inline const SpawnSite* InternSpawnSite(const SourceLocation& location, const std::string* label,
+                                        uint32_t lane) {
+  const SpawnSiteKey key = SpawnSiteKeyOf(location, label, lane);
+  const SpawnSiteCacheEntry& entry = spawn_site_cache[SpawnSiteCacheIndex(key)];
+  if (entry.key == key && entry.interned != nullptr) [[likely]] return entry.interned;
+  return InternSpawnSiteSlow(location, label, lane);
 }
 
 inline const SourceLocation* InternLocation(const SourceLocation& location) {
-  const LocationKey key = LocationKeyOf(location);
-  const LocationCacheEntry& entry = location_cache[LocationCacheIndex(key)];
-  if (entry.key == key && entry.interned != nullptr) [[likely]] return entry.interned;
-  return InternLocationSlow(location);
+  return &InternSpawnSite(location, nullptr, 0)->location;
 }
 
 class PackedTaskMetadata {
@@ -91,17 +135,27 @@ class PackedTaskMetadata {
   PackedTaskMetadata(const PackedTaskMetadata&) = delete;
   PackedTaskMetadata& operator=(const PackedTaskMetadata&) = delete;
   ~PackedTaskMetadata() {
-    if ((label_bits_ & kTagMask) == kRecord) delete record();
+    if ((bits_ & kTagMask) == kRecord) delete record();
   }
 
   TaskId id;
 
+  // Sets the spawn site's three facts at once (one intern): what spawn
+  // functions call.
+  void set_spawn(const SourceLocation& location, const std::optional<TaskLabel>& label,
+                 uint32_t lane) {
+    set_site(InternSpawnSite(location, label.has_value() ? label->name_ : nullptr, lane));
+  }
+
   // Where the spawning call was written.
   SourceLocation spawn_location() const {
-    return spawn_location_ != nullptr ? *spawn_location_ : SourceLocation();
+    const SpawnSite* const s = site();
+    return s != nullptr ? s->location : SourceLocation();
   }
   void set_spawn_location(const SourceLocation& location) {
-    spawn_location_ = InternLocation(location);
+    const SpawnSite* const s = site();
+    set_site(InternSpawnSite(location, s != nullptr ? s->label : nullptr,
+                             s != nullptr ? s->lane : 0));
   }
 
   std::optional<TaskLabel> label() const {
@@ -111,50 +165,34 @@ class PackedTaskMetadata {
   }
   bool has_label() const { return label_name() != nullptr; }
   void set_label(const std::optional<TaskLabel>& label) {
-    const std::string* const name = label.has_value() ? label->name_ : nullptr;
-    switch (label_bits_ & kTagMask) {
-      case kRecord:
-        record()->label = name;
-        return;
-      case kInlineSession:
-        if (name != nullptr) {
-          const SessionId session{label_bits_ >> kTagBits};
-          label_bits_ = reinterpret_cast<uintptr_t>(new LabelAndSession{name, session}) | kRecord;
-        }
-        return;
-      default:
-        label_bits_ = reinterpret_cast<uintptr_t>(name);
-    }
+    const SpawnSite* const s = site();
+    set_site(InternSpawnSite(s != nullptr ? s->location : SourceLocation(),
+                             label.has_value() ? label->name_ : nullptr,
+                             s != nullptr ? s->lane : 0));
+  }
+
+  // The lane a foreground task runs on (0 for other tasks).
+  uint32_t lane() const {
+    const SpawnSite* const s = site();
+    return s != nullptr ? s->lane : 0;
+  }
+  void set_lane(uint32_t lane) {
+    const SpawnSite* const s = site();
+    set_site(InternSpawnSite(s != nullptr ? s->location : SourceLocation(),
+                             s != nullptr ? s->label : nullptr, lane));
   }
 
   std::optional<SessionId> session() const {
-    switch (label_bits_ & kTagMask) {
+    switch (bits_ & kTagMask) {
       case kRecord:
         return record()->session;
-      case kInlineSession:
-        return SessionId{label_bits_ >> kTagBits};
+      case kInline:
+        return SessionId{bits_ >> kSessionShift};
       default:
         return std::nullopt;
     }
   }
-  void set_session(const std::optional<SessionId>& session) {
-    const std::string* const name = label_name();
-    if ((label_bits_ & kTagMask) == kRecord) {
-      if (session.has_value()) {
-        record()->session = *session;
-        return;
-      }
-      delete record();
-    }
-    if (!session.has_value()) {
-      label_bits_ = reinterpret_cast<uintptr_t>(name);
-    } else if (name == nullptr && session->value <= kMaxInlineSession) {
-      // The common case (the session layer's unlabeled tasks): no record.
-      label_bits_ = (session->value << kTagBits) | kInlineSession;
-    } else {
-      label_bits_ = reinterpret_cast<uintptr_t>(new LabelAndSession{name, *session}) | kRecord;
-    }
-  }
+  void set_session(const std::optional<SessionId>& session) { Encode(site(), session); }
 
   // The public record.
   TaskMetadata Unpack() const { return TaskMetadata{id, label(), session(), spawn_location()}; }
@@ -162,37 +200,72 @@ class PackedTaskMetadata {
   std::string DebugString() const { return Unpack().DebugString(); }
 
  private:
-  struct LabelAndSession {
-    const std::string* label;
+  struct SiteAndSession {
+    const SpawnSite* site;
     SessionId session;
   };
-  // The word's low two bits say what it holds: 0, an interned label name
-  // or null; kRecord, a LabelAndSession; kInlineSession, a session id (in
-  // the bits above) of a task with no label. Names and records are at least
-  // 4-aligned.
-  static constexpr int kTagBits = 2;
+  // The word's low two bits say what it holds: kSite, a SpawnSite pointer
+  // (or null) and no session; kInline, a session (in the bits from
+  // kSessionShift) and the site's place in the static table plus one (0:
+  // none); kRecord, a SiteAndSession. Sites and records are 8-aligned.
   static constexpr uintptr_t kTagMask = 3;
+  static constexpr uintptr_t kSite = 0;
   static constexpr uintptr_t kRecord = 1;
-  static constexpr uintptr_t kInlineSession = 2;
-  static constexpr uint64_t kMaxInlineSession = UINTPTR_MAX >> kTagBits;
-  static_assert(alignof(std::string) >= 4 && alignof(LabelAndSession) >= 4);
+  static constexpr uintptr_t kInline = 2;
+  static constexpr int kIndexShift = 2;
+  static constexpr int kIndexBits = 13;  // kInternedSpawnSites + 1 values
+  static constexpr int kSessionShift = kIndexShift + kIndexBits;
+  static constexpr uint64_t kMaxInlineSession = UINT64_MAX >> kSessionShift;
+  static_assert(kInternedSpawnSites < (size_t{1} << kIndexBits));
+  static_assert(alignof(SpawnSite) >= 4 && alignof(SiteAndSession) >= 4);
 
-  LabelAndSession* record() const {
-    return reinterpret_cast<LabelAndSession*>(label_bits_ & ~kTagMask);
+  SiteAndSession* record() const { return reinterpret_cast<SiteAndSession*>(bits_ & ~kTagMask); }
+  const SpawnSite* site() const {
+    switch (bits_ & kTagMask) {
+      case kRecord:
+        return record()->site;
+      case kInline: {
+        const uintptr_t index = (bits_ >> kIndexShift) & ((uintptr_t{1} << kIndexBits) - 1);
+        return index == 0 ? nullptr : &interned_spawn_sites[index - 1];
+      }
+      default:
+        return reinterpret_cast<const SpawnSite*>(bits_);
+    }
   }
   const std::string* label_name() const {
-    switch (label_bits_ & kTagMask) {
-      case kRecord:
-        return record()->label;
-      case kInlineSession:
-        return nullptr;
-      default:
-        return reinterpret_cast<const std::string*>(label_bits_);
+    const SpawnSite* const s = site();
+    return s != nullptr ? s->label : nullptr;
+  }
+  void set_site(const SpawnSite* site) {
+    if ((bits_ & kTagMask) == kSite) {
+      bits_ = reinterpret_cast<uintptr_t>(site);  // the common case: no session
+      return;
+    }
+    Encode(site, session());
+  }
+  void Encode(const SpawnSite* site, std::optional<SessionId> session) {
+    if ((bits_ & kTagMask) == kRecord) {
+      SiteAndSession* const r = record();
+      if (session.has_value()) {
+        r->site = site;
+        r->session = *session;
+        return;
+      }
+      delete r;
+    }
+    const ptrdiff_t index = site == nullptr ? -1 : SpawnSiteIndex(site);
+    if (!session.has_value()) {
+      bits_ = reinterpret_cast<uintptr_t>(site);
+    } else if ((site == nullptr || index >= 0) && session->value <= kMaxInlineSession) {
+      // The session layer's common case: no record.
+      bits_ = (session->value << kSessionShift) |
+              (static_cast<uintptr_t>(index + 1) << kIndexShift) | kInline;
+    } else {
+      bits_ = reinterpret_cast<uintptr_t>(new SiteAndSession{site, *session}) | kRecord;
     }
   }
 
-  const SourceLocation* spawn_location_ = nullptr;
-  uintptr_t label_bits_ = 0;
+  uintptr_t bits_ = 0;
 };
 
 }  // namespace simsched::internal

@@ -28,9 +28,12 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include "scheduler/source_location.h"
+#include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "scheduler/internal/check.h"
@@ -383,22 +386,36 @@ class TaskHeader {
   // Records what the task waits on, for reports; valid until it is resumed.
   // A site names an awaited task or a target, not both (the task wins).
   void SetWaitSite(const WaitSite& site) {
-    wait_what_ = site.what.data();
-    // A description longer than 4 GiB is cut short, never misread.
-    wait_what_size_ = site.what.size() <= UINT32_MAX ? static_cast<uint32_t>(site.what.size())
-                                                     : UINT32_MAX;
-    wait_where_ = site.where;
+    // The length rides in the top bits of the location's function name
+    // address (see kWhatLengthShift); one of 65,535 bytes or more is kept
+    // as an interned copy instead (rare, out of line, last: nothing is live
+    // across the call).
+    uintptr_t where[kWhereWords];
+    std::memcpy(where, &site.where, sizeof(where));
+    const size_t length = site.what.size();
+    where[kWhereFunctionWord] |= uintptr_t{length < kWhatOutOfLine ? length : kWhatOutOfLine}
+                                 << kWhatLengthShift;
+    std::memcpy(wait_where_, where, sizeof(where));
     wait_object_ = site.awaited_task.value != 0 ? (site.awaited_task.value << 1) | 1
                                                 : reinterpret_cast<uintptr_t>(site.target);
     wait_seq_ = seq();
+    wait_what_ = site.what.data();
+    if (length >= kWhatOutOfLine) [[unlikely]] SetWaitWhatOutOfLine(site.what.data(), length);
   }
   // What the task waits on now, or an empty site if its current suspension
   // recorded none.
   WaitSite wait_site() const {
     if (wait_seq_ != seq()) return WaitSite{};
     WaitSite site;
-    site.what = std::string_view(wait_what_, wait_what_size_);
-    site.where = wait_where_;
+    uintptr_t where[kWhereWords];
+    std::memcpy(where, wait_where_, sizeof(where));
+    const size_t length = where[kWhereFunctionWord] >> kWhatLengthShift;
+    where[kWhereFunctionWord] &= (uintptr_t{1} << kWhatLengthShift) - 1;
+    // A header that never recorded a site holds zeros, not a SourceLocation.
+    if (where[kWhereFunctionWord] != 0) std::memcpy(&site.where, where, sizeof(where));
+    site.what = length == kWhatOutOfLine
+                    ? std::string_view(*reinterpret_cast<const std::string*>(wait_what_))
+                    : std::string_view(wait_what_, length);
     if ((wait_object_ & 1) != 0) {
       site.awaited_task = TaskId{wait_object_ >> 1};
     } else {
@@ -511,7 +528,7 @@ class TaskHeader {
   void WaitForFramesGone();
 
   // Data, hottest first: a poll touches the first cache line (the id too:
-  // the TestScheduler's step hashes it into the trace). 128 bytes with the
+  // the TestScheduler's step hashes it into the trace). 112 bytes with the
   // vtable pointer; every Co frame reserves room for one (co.h), so each
   // byte here is a byte of every frame (task_header_layout_test).
   std::atomic<uint64_t> state_{kScheduled};
@@ -531,23 +548,35 @@ class TaskHeader {
 
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
-  // suffices); `lane` is fixed at spawn; `live_slot` is the task's place in
-  // the scheduler's index of live tasks (internal/live_task_index.h).
+  // suffices); `live_slot` is the task's place in the scheduler's index of
+  // live tasks (internal/live_task_index.h). (A foreground task's lane is
+  // in its metadata: it is fixed per spawn site.)
   static constexpr uint32_t kNoLiveSlot = UINT32_MAX;
   uint64_t enqueue_seq = 0;
-  uint32_t lane = 0;
   uint32_t live_slot = kNoLiveSlot;
 
  private:
-  JoinRecord* joiner_ = nullptr;  // the record of the task awaiting this one
-
-  // The wait site (see SetWaitSite), packed: 40 bytes instead of 52. Task
-  // ids are below 2^63 and a WaitTarget is at least 2-aligned, so bit 0 of
-  // `wait_object_` says which of the two it holds.
+  // The wait site (see SetWaitSite), packed: 36 bytes instead of 52, in
+  // `wait_seq_` and the last four words. Task ids are below 2^63 and a
+  // WaitTarget is at least 2-aligned, so bit 0 of `wait_object_` says which
+  // of the two it holds. The description's length is in the top 16 bits of
+  // the location's function name address: a string the compiler placed in
+  // the program's image (SourceLocation holds nothing else), and images are
+  // mapped below 2^47 on every 64-bit target we build for. A description of
+  // 65,535 bytes or more is an interned copy: `wait_what_` then points at
+  // its `std::string`, and the length reads kWhatOutOfLine.
+  static constexpr int kWhatLengthShift = 48;
+  static constexpr size_t kWhatOutOfLine = 0xffff;
+  static constexpr int kWhereWords = sizeof(SourceLocation) / sizeof(uintptr_t);
+  static constexpr int kWhereFunctionWord = 1;  // file or std::source_location first
+  static_assert(sizeof(uintptr_t) == 8 && sizeof(SourceLocation) % sizeof(uintptr_t) == 0 &&
+                    std::is_trivially_copyable_v<SourceLocation>,
+                "the wait site packing assumes 64-bit addresses");
+  [[gnu::cold, gnu::noinline]] void SetWaitWhatOutOfLine(const char* what, size_t size);
   uint32_t wait_seq_ = 0;
-  uint32_t wait_what_size_ = 0;
+  JoinRecord* joiner_ = nullptr;  // the record of the task awaiting this one
   const char* wait_what_ = nullptr;
-  SourceLocation wait_where_;
+  uintptr_t wait_where_[kWhereWords] = {};  // a SourceLocation, packed as above
 
  protected:
   // A finished task waits on nothing: once it completes, the wait site's

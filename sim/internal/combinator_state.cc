@@ -16,7 +16,7 @@ Task<void> SpawnSibling(Co<void> co, SourceLocation location) {
   // awaited on a main thread (or a TestScheduler lane) keeps its inputs
   // there. The session is inherited by SpawnTask itself.
   return SpawnTask(*self.scheduler(), std::move(co), self.kind(), self.metadata.label(),
-                   self.lane, location);
+                   self.metadata.lane(), location);
 }
 
 void RequireTaskFor(const char* what) {
