@@ -21,6 +21,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -169,6 +170,31 @@ TEST(SpawnPathTest, TraceHashesAreThoseOfTheGeneralPath) {
     EXPECT_TRUE(plain.ok) << g.strategy << " seed " << g.seed;
     EXPECT_EQ(plain.hash, g.hash) << g.strategy << " seed " << g.seed;
     EXPECT_EQ(plain.steps, g.steps) << g.strategy << " seed " << g.seed;
+  }
+}
+
+// A spawn from another OS thread takes the general path: without parking it
+// fails the run (the task is dropped, not run); with parking it runs.
+TEST(SpawnPathTest, ASpawnFromAnotherThreadTakesTheCheckedPath) {
+  for (const bool allow_parking : {false, true}) {
+    TestScheduler s({.seed = 1, .allow_parking = allow_parking});
+    bool ran = false;
+    std::thread other([&] {
+      Spawn(s, [&ran]() -> Co<void> {
+        ran = true;
+        co_return;
+      }).Detach();
+    });
+    other.join();
+    const absl::Status status = s.Run();
+    if (allow_parking) {
+      EXPECT_TRUE(status.ok()) << status;
+      EXPECT_TRUE(ran);
+    } else {
+      EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+      EXPECT_NE(status.message().find("from another OS thread"), std::string::npos) << status;
+      EXPECT_FALSE(ran);
+    }
   }
 }
 
