@@ -11,6 +11,7 @@
 #include "scheduler/internal/cancel_in_rounds.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/parker.h"
+#include "scheduler/internal/pick_lookahead.h"
 
 namespace simsched {
 namespace {
@@ -678,6 +679,10 @@ template <TestScheduler::FastPick kPick, bool kTopLevel>
     const size_t index = rng_.Below(size);
     if (index >= size) __builtin_unreachable();  // Below's contract: SwapRemove need not check
     next = background_.SwapRemove(index);
+    // The next step's likely task, while this one polls (pick_lookahead.h).
+    if (size >= internal::kPrefetchFromQueueSize) {
+      internal::PrefetchForPoll(background_[internal::PeekBelow(rng_, size)]);
+    }
   } else {
     internal::TopPriorities& top = strategy_.background_top();
     next = top.TakeNewestIfBest(background_);

@@ -94,7 +94,8 @@ class PackedTaskMetadata {
     if ((label_bits_ & kTagMask) == kRecord) delete record();
   }
 
-  TaskId id;
+  // `TaskId id;` is the last member (below): the task header puts the
+  // words a poll reads at its end (task_header.h).
 
   // Where the spawning call was written.
   SourceLocation spawn_location() const {
@@ -193,6 +194,10 @@ class PackedTaskMetadata {
 
   const SourceLocation* spawn_location_ = nullptr;
   uintptr_t label_bits_ = 0;
+
+ public:
+  // Last, so that it sits beside the task header's hot words.
+  TaskId id;
 };
 
 }  // namespace simsched::internal
