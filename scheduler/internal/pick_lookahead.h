@@ -17,7 +17,7 @@
 //
 //   const size_t index = rng_.Below(size);
 //   TaskHeader* next = background_.SwapRemove(index);
-//   internal::PrefetchForPoll(background_[internal::PeekBelow(rng_, size)]);
+//   internal::PrefetchForPoll(background_.Guess(internal::PeekBelow(rng_, size)));
 //   ... poll `next` ...
 
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_PICK_LOOKAHEAD_H_
@@ -41,9 +41,9 @@ namespace simsched::internal {
   return static_cast<size_t>((static_cast<unsigned __int128>(ahead.Next64()) * bound) >> 64);
 }
 
-// Queues of fewer tasks than this are not prefetched: their blocks stay in
-// the L1 cache (the seed sweep's 10 tasks), where a prefetch is only
-// instructions.
+// Runs of fast steps that start with fewer tasks queued than this do not
+// prefetch: their blocks stay in the L1 cache (the seed sweep's 10 tasks),
+// where a prefetch is only instructions.
 inline constexpr size_t kPrefetchFromQueueSize = 64;
 
 // PrefetchForPoll()
