@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "scheduler/co.h"
 #include "scheduler/internal/packed_task_metadata.h"
+#include "scheduler/internal/pick_lookahead.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/test_scheduler.h"
 #include "scheduler/waker.h"
@@ -53,7 +54,8 @@ TEST(TaskHeaderLayoutTest, HeaderAndFrameRoomStayWithinBudget) {
     const std::ptrdiff_t id_offset =
         reinterpret_cast<const char*>(&header.metadata.id) -
         reinterpret_cast<const char*>(static_cast<const TaskHeader*>(&header));
-    EXPECT_EQ(id_offset + 32, static_cast<std::ptrdiff_t>(sizeof(TaskHeader)));
+    EXPECT_EQ(id_offset + static_cast<std::ptrdiff_t>(internal::kHotHeaderBytes),
+              static_cast<std::ptrdiff_t>(sizeof(TaskHeader)));
   }
 #else
   GTEST_SKIP() << "budget is for toolchains with std::source_location";

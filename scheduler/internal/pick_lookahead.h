@@ -53,12 +53,18 @@ inline constexpr size_t kPrefetchFromQueueSize = 64;
 // leaf: task_header.h) and the first 64 bytes of the frame that follows a
 // `Co<void>` header's room (its resume pointer and first locals). A hint
 // only: it reads nothing and never faults, whatever `task` points to.
+// (`task` may be null or stale, a guess read from a queue slot: the
+// addresses are computed as integers, never through a member access.)
+inline constexpr size_t kHotHeaderBytes = 32;
 [[gnu::always_inline]] inline void PrefetchForPoll(const TaskHeader* task) {
-  const char* const hot = reinterpret_cast<const char*>(&task->metadata.id);
+  // The hot words start kHotHeaderBytes before the header's end
+  // (task_header_layout_test checks it with the id's offset).
+  const uintptr_t hot =
+      reinterpret_cast<uintptr_t>(task) + (sizeof(TaskHeader) - kHotHeaderBytes);
   // Three addresses at most 63 bytes apart cover every line of the 96.
-  __builtin_prefetch(hot);
-  __builtin_prefetch(hot + 63);
-  __builtin_prefetch(hot + 95);
+  __builtin_prefetch(reinterpret_cast<const void*>(hot));
+  __builtin_prefetch(reinterpret_cast<const void*>(hot + 63));
+  __builtin_prefetch(reinterpret_cast<const void*>(hot + 95));
 }
 
 }  // namespace simsched::internal
