@@ -11,6 +11,7 @@
 #include "scheduler/internal/cancel_in_rounds.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/parker.h"
+#include "scheduler/internal/pick_lookahead.h"
 
 namespace simsched {
 namespace {
@@ -677,7 +678,7 @@ void TestScheduler::ChargePollCost(TaskId task) {
 // queued, no timer is due, nothing records or charges the step, and the pick
 // is uniform or (PCT, POS) the background queue's best entry on a step that
 // is no change point. It picks exactly what StepGeneral() would.
-template <TestScheduler::FastPick kPick, bool kTopLevel>
+template <TestScheduler::FastPick kPick, bool kTopLevel, bool kPrefetch>
 [[gnu::always_inline]] inline void TestScheduler::FastStep() {
   TaskHeader* next;
   if constexpr (kPick == FastPick::kUniform) {
@@ -685,6 +686,11 @@ template <TestScheduler::FastPick kPick, bool kTopLevel>
     const size_t index = rng_.Below(size);
     if (index >= size) __builtin_unreachable();  // Below's contract: SwapRemove need not check
     next = background_.SwapRemove(index);
+    // The next step's likely task, while this one polls (pick_lookahead.h):
+    // the queue has the same size then if this task re-queues.
+    if constexpr (kPrefetch) {
+      internal::PrefetchForPoll(background_.Guess(internal::PeekBelow(rng_, size)));
+    }
   } else {
     internal::TopPriorities& top = strategy_.background_top();
     next = top.TakeNewestIfBest(background_);
@@ -693,11 +699,23 @@ template <TestScheduler::FastPick kPick, bool kTopLevel>
   RunPicked</*kPlain=*/true, kPick, kTopLevel>(next, kNoLane);
 }
 
-template <TestScheduler::FastPick kPick>
-void TestScheduler::FastSteps() {
+template <TestScheduler::FastPick kPick, bool kPrefetch>
+[[gnu::always_inline]] inline void TestScheduler::FastStepLoop() {
   while (steps_ < fast_step_limit_.load(std::memory_order_relaxed) && !background_.empty())
       [[likely]] {
-    FastStep<kPick, /*kTopLevel=*/true>();
+    FastStep<kPick, /*kTopLevel=*/true, kPrefetch>();
+  }
+}
+
+template <TestScheduler::FastPick kPick>
+void TestScheduler::FastSteps() {
+  // Prefetching pays only when the tasks' blocks do not all fit in the L1
+  // cache; the queue's size when the loop starts decides, so that a step
+  // of a small run (the seed sweep's) pays no test for it.
+  if (kPick == FastPick::kUniform && background_.size() >= internal::kPrefetchFromQueueSize) {
+    FastStepLoop<kPick, /*kPrefetch=*/true>();
+  } else {
+    FastStepLoop<kPick, /*kPrefetch=*/false>();
   }
   TaskHeader::EndFastPolls();  // the last poll left its task current
 }

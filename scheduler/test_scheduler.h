@@ -583,11 +583,15 @@ class TestScheduler final : public Scheduler {
   }
   // `kTopLevel`: called from a run loop outside any task (no task is
   // current, no lane is), so neither is saved and restored around the poll.
-  template <FastPick kPick, bool kTopLevel>
+  // `kPrefetch` (uniform picks only): prefetches the likely next task
+  // (internal/pick_lookahead.h).
+  template <FastPick kPick, bool kTopLevel, bool kPrefetch = false>
   void FastStep();
   // Fast steps while they apply (see fast_step_limit_), then returns.
   template <FastPick kPick>
   void FastSteps();
+  template <FastPick kPick, bool kPrefetch>
+  void FastStepLoop();
   void RunFastSteps();
   // Recomputes fast_step_limit_ from the state it stands for.
   void UpdateFastStepLimit();

@@ -138,7 +138,8 @@ class PackedTaskMetadata {
     if ((bits_ & kTagMask) == kRecord) delete record();
   }
 
-  TaskId id;
+  // `TaskId id;` is the last member (below): the task header puts the
+  // words a poll reads at its end (task_header.h).
 
   // Sets the spawn site's three facts at once (one intern): what spawn
   // functions call.
@@ -266,6 +267,10 @@ class PackedTaskMetadata {
   }
 
   uintptr_t bits_ = 0;
+
+ public:
+  // Last, so that it sits beside the task header's hot words.
+  TaskId id;
 };
 
 }  // namespace simsched::internal

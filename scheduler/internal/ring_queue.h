@@ -48,6 +48,11 @@ class RingQueue {
 
   T& operator[](size_t i) { return data_[(head_ + i) & mask_]; }
   const T& operator[](size_t i) const { return data_[(head_ + i) & mask_]; }
+  // Element i if the ring has not rotated (no pop_front since it was last
+  // empty), else some element or a stale slot: for guesses only (a
+  // prefetch), without operator[]'s index arithmetic. `i` must be below
+  // size() + 1 and the queue must have storage.
+  T Guess(size_t i) const { return data_[i]; }
   T& front() { return (*this)[0]; }
   T& back() { return (*this)[size_ - 1]; }
 

@@ -450,7 +450,7 @@ class TaskHeader {
  protected:
   TaskHeader(Scheduler& scheduler, ScheduleKind kind, std::coroutine_handle<> root,
              CoPromiseBase* root_promise, bool confined)
-      : kind_(kind), confined_(confined), scheduler_(&scheduler) {
+      : scheduler_(&scheduler), kind_(kind), confined_(confined) {
     if (kind != ScheduleKind::kBackground || !confined) {
       state_.store(kScheduled | kNotFast, std::memory_order_relaxed);
     }
@@ -527,25 +527,16 @@ class TaskHeader {
   void CancelImpl(bool join);
   void WaitForFramesGone();
 
-  // Data, hottest first: a poll touches the first cache line (the id too:
-  // the TestScheduler's step hashes it into the trace). 112 bytes with the
-  // vtable pointer; every Co frame reserves room for one (co.h), so each
-  // byte here is a byte of every frame (task_header_layout_test).
-  std::atomic<uint64_t> state_{kScheduled};
-  std::atomic<uint32_t> refs_{3};
-  ScheduleKind kind_;
-  bool confined_;
-  std::atomic<bool> join_lock_{false};
-  uint8_t bits_ = 0;  // kExceptionObserved, kLeafNotCo
-  Scheduler* scheduler_;
-  // The innermost frame (see leaf()); null once the frames are gone. Kept
-  // current by TransferTo.
-  void* leaf_ = nullptr;
+  // Data. 112 bytes with the vtable pointer; every Co frame reserves room
+  // for one (co.h), so each byte here is a byte of every frame
+  // (task_header_layout_test). Coldest first: the words a poll reads (the
+  // id, which the TestScheduler's step hashes into the trace, the state,
+  // the reference count and flags, the leaf) are the last 32 bytes, right in
+  // front of the root frame, so that a poll touches two cache lines of a
+  // task's block (three when the block's alignment splits them) where
+  // header and frame far apart took three or four.
 
  public:
-  // Read by reports and spawn functions; `metadata.id` also by the step.
-  PackedTaskMetadata metadata;
-
   // Scratch fields owned by the task's scheduler. `enqueue_seq` is written
   // when the task is queued (exactly one Runnable exists then, so one field
   // suffices); `live_slot` is the task's place in the scheduler's index of
@@ -587,6 +578,26 @@ class TaskHeader {
     uintptr_t wait_object_ = 0;
     std::exception_ptr exception_;
   };
+
+ private:
+  Scheduler* scheduler_;
+
+ public:
+  // Read by reports and spawn functions; `metadata.id` (its last word) also
+  // by the step.
+  PackedTaskMetadata metadata;
+
+ private:
+  // The hot words (see above).
+  std::atomic<uint64_t> state_{kScheduled};
+  std::atomic<uint32_t> refs_{3};
+  ScheduleKind kind_;
+  bool confined_;
+  std::atomic<bool> join_lock_{false};
+  uint8_t bits_ = 0;  // kExceptionObserved, kLeafNotCo
+  // The innermost frame (see leaf()); null once the frames are gone. Kept
+  // current by TransferTo.
+  void* leaf_ = nullptr;
 };
 
 inline TaskHeader* CurrentTask() { return current_task; }
