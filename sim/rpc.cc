@@ -21,10 +21,11 @@ struct RpcState {
     Waker waker;
   };
 
-  // Request ids: a world-wide block per Start (World::NewIdBlock) in the
-  // high 32 bits, a counter in the low ones, so no two starts of a node on
-  // the same port ever share an id (a late response from before a crash
-  // must not answer a call made after the restart).
+  // Request ids: a world-wide block (World::NewIdBlock), taken at a node's
+  // first id and when the count wraps, in the high 32 bits, a counter in the
+  // low ones, so no two nodes on the same port ever share an id (a late
+  // response from before a crash must not answer a call made after the
+  // restart).
   uint64_t NextId() {
     if ((next_id & 0xffffffffULL) == 0) next_id = host->world().NewIdBlock() << 32 | 1;
     return next_id++;
@@ -182,7 +183,6 @@ absl::Status RpcNode::Start() {
   state_->endpoint = std::move(*endpoint);
   if (absl::Status s = state_->host->Spawn(Dispatch(state_)); !s.ok()) return s;
   state_->started = true;
-  state_->next_id = state_->host->world().NewIdBlock() << 32 | 1;
   return absl::OkStatus();
 }
 

@@ -173,7 +173,7 @@ class World {
   //
   // A number no earlier call in this world returned (1, 2, 3, ...): the
   // base of ids that must stay unique across restarts. `RpcNode` takes one
-  // at every Start, so a restarted node never reuses a request id that a
+  // at its first request, so a restarted node never reuses a request id that a
   // late response from before the crash could still carry.
   uint64_t NewIdBlock() { return ++id_blocks_; }
 
