@@ -185,10 +185,7 @@ absl::StatusOr<SweepConfig> SweepConfigFromEnvironment(uint64_t default_iteratio
     config.strategy = std::string(strategy);
   }
 
-  if (const char* trace = getenv("SIMSCHED_TRACE_FILE"); trace != nullptr) {
-    if (*trace == '\0') {
-      return BadValue("SIMSCHED_TRACE_FILE", trace, "a file path to write the run's events to");
-    }
+  if (const char* trace = EnvironmentValue(getenv, "SIMSCHED_TRACE_FILE"); trace != nullptr) {
     if (!config.single_seed.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "SIMSCHED_TRACE_FILE=", trace,
