@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 from tools.simctl_lib.common import UsageError, read_jsonl
+from tools.simctl_lib import trace_format
 
 
 # What a parent (Bazel, CI) may have set that must not reach the replayed run:
@@ -236,13 +237,12 @@ def load_trace(path, test=None):
   """Parses a trace file; with several runs in it, the one of `test`."""
   runs = []
   for where, event in read_jsonl(path, name=f'trace file {path}'):
-    if not isinstance(event.get('event'), str):
-      raise UsageError(f'trace file {where} has no "event" field')
-    if event['event'] == 'run':
-      runs.append(Run(event, []))
-    elif not runs:
+    if not runs and event.get('event') != 'run':
       raise UsageError(f'trace file {path} does not start with a "run" line (is it a '
                        f'SIMSCHED_TRACE_FILE trace?)')
+    trace_format.check_event(where, event)
+    if event['event'] == 'run':
+      runs.append(Run(event, []))
     else:
       runs[-1].events.append(event)
   if not runs:
