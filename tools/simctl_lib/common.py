@@ -272,6 +272,39 @@ def read_jsonl(path, member=None, name=None):
   return rows
 
 
+def whole_number(value):
+  """Whether a JSON value is a whole number from 0 to 2^64-1 (not a bool)."""
+  return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+
+
+def _text(value):
+  return isinstance(value, str)
+
+
+def _flag(value):
+  return isinstance(value, bool)
+
+
+# A simsched_failures.jsonl line (testing/sim_test.cc writes it): the fields
+# every reader needs, and the types of the others when present.
+_FAILURE_NEEDS = {'test': _text, 'seed': whole_number}
+_FAILURE_MAY_HAVE = {'step': whole_number, 'virtual_time_ns': whole_number, 'trace_hash': _text,
+                     'strategy': _text, 'regression': _flag, 'site': _text, 'message': _text,
+                     'replay_bazel': _text, 'replay_binary': _text}
+
+
+def check_failure_row(where, row):
+  """Raises UsageError naming `where` unless `row` is a failures line."""
+  for fields, needed in ((_FAILURE_NEEDS, True), (_FAILURE_MAY_HAVE, False)):
+    for key, check in fields.items():
+      if key not in row and not needed:
+        continue
+      if not check(row.get(key)):
+        found = 'missing' if key not in row else repr(row[key])[:40]
+        raise UsageError(f'{where} is not a simsched_failures.jsonl line ("{key}" is {found}; '
+                         f'it needs "test" and "seed")')
+
+
 def find_outputs(paths, name):
   """(file, zip member or None) for every `name` (a jsonl file) under `paths`
   (files, folders searched recursively, or Bazel's outputs.zip), sorted."""

@@ -85,7 +85,8 @@ def collect(out_dir, shard_dirs_by_round):
   """Every failing seed of the fuzz run: (test, seed, site, message, strategy, replay)."""
   found = []
   for path, member in common.find_outputs([out_dir], 'simsched_failures.jsonl'):
-    for _, row in common.read_jsonl(path, member):
+    for where, row in common.read_jsonl(path, member):
+      common.check_failure_row(where, row)
       found.append({'test': row.get('test', '?'), 'seed': row.get('seed'),
                     'site': row.get('site', ''), 'message': row.get('message', ''),
                     'strategy': row.get('strategy', ''),

@@ -204,8 +204,7 @@ def summarize(paths, properties=True):
     _check_test(report, test, rows_by_test[test])
   for path, member in common.find_outputs(paths, 'simsched_failures.jsonl'):
     for where, row in common.read_jsonl(path, member):
-      if not isinstance(row.get('test'), str) or not isinstance(row.get('seed'), int):
-        raise common.UsageError(f'{where}: not a simsched failure line: needs "test" and "seed"')
+      common.check_failure_row(where, row)
       report.failures.append(row)
   report.failures.sort(key=lambda r: (r['test'], r['seed']))
   if has_properties and properties:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from tools.simctl_lib.common import UsageError, read_jsonl
+from tools.simctl_lib.common import UsageError, check_failure_row, read_jsonl
 from tools.simctl_lib import trace_format
 
 
@@ -126,10 +126,10 @@ def _failure_line(args):
   except json.JSONDecodeError as e:
     raise UsageError(f'{source} line {number} is not a simsched_failures.jsonl line (not JSON: '
                      f'{e.msg} at column {e.colno}): {line[:120]!r}')
-  if not isinstance(failure, dict) or not isinstance(failure.get('test'), str) or \
-      not isinstance(failure.get('seed'), int):
+  if not isinstance(failure, dict):
     raise UsageError(f'{source} line {number} is not a simsched_failures.jsonl line (it needs '
                      f'"test" and "seed"): {line[:120]!r}')
+  check_failure_row(f'{source} line {number}', failure)
   return failure
 
 

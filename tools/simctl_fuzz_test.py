@@ -1,17 +1,20 @@
-"""Seeded fuzz test of simctl's trace readers: bad input is a clear error.
+"""Seeded fuzz tests of simctl's readers: bad input is a clear error.
 
-simctl replay, trace and report read a trace file a user hands them
-(--trace-file). Each seed takes a real trace (a failing run of
-//testing/internal:trace_probe_sim_test and a passing run of the bank
-example) and damages it in one to three ways drawn from the seed: a field
-removed, a field of the wrong type or out of range, a line removed,
-repeated, swapped or cut short, an unknown event kind, a line that is not
-a JSON object, the header gone. All three commands must then either succeed
-(exit 0) or say what is wrong in one line (exit 2, "simctl CMD: error:
-...", naming the file), never stop with a Python traceback. An undamaged
-trace must succeed.
+simctl reads files a user hands it: trace files (replay, trace and report
+with --trace-file) and the shard outputs of a sweep (merge: every
+simsched_summary.jsonl and simsched_failures.jsonl, the summaries also
+through //testing:property_report). Each seed takes real files (a failing
+run of //testing/internal:trace_probe_sim_test and a passing run of the
+bank example; two shards of //testing/internal:simctl_probe_sim_test) and
+damages one in one to three ways drawn from the seed: a field removed, a
+field of the wrong type or out of range, a line removed, repeated, swapped
+or cut short, an unknown event kind, a line that is not a JSON object, the
+first line gone. Every command must then finish with its documented exit
+code (0 or 2; merge also 1 for coverage problems) and, on 2, say what is
+wrong in one line ("simctl CMD: error: ..."), never stop with a Python
+traceback. Undamaged files must be read.
 
-Seeds: SIMCTL_TRACE_FUZZ_SEEDS (default 300), SIMCTL_TRACE_FUZZ_START_SEED
+Seeds: SIMCTL_FUZZ_SEEDS (default 300 per reader), SIMCTL_FUZZ_START_SEED
 (default 1); a failure names its seed and the damage done.
 """
 
@@ -20,12 +23,15 @@ import io
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import traceback
 import unittest
 
 from tools.simctl_lib import main
+from tools.simctl_test_support import PROBE as SHARD_PROBE
+from tools.simctl_test_support import PROPERTY_REPORT, new_dir, run_machines
 
 _WORKSPACE = os.path.join(os.environ.get('TEST_SRCDIR', ''), os.environ.get('TEST_WORKSPACE',
                                                                             'simsched'))
@@ -152,24 +158,75 @@ class TraceFuzzTest(unittest.TestCase):
       self.assertEqual(self.check(path, f'undamaged trace {n}'), [0, 0, 0])
 
   def test_damaged_traces_are_read_or_refused_clearly(self):
-    count = _env_int('SIMCTL_TRACE_FUZZ_SEEDS', 300)
-    start = _env_int('SIMCTL_TRACE_FUZZ_START_SEED', 1)
-    refused = 0
-    for seed in range(start, start + count):
-      rng = random.Random(seed)  # seeded: the same damage on every run
+    def run_seed(seed, rng):
       lines = list(rng.choice(self.traces))
       done = damage(rng, lines)
       path = os.path.join(self.tmp, f'damaged{seed}.jsonl')
-      with open(path, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(lines) + '\n')
-      what = (f'seed {seed} (replay: SIMCTL_TRACE_FUZZ_START_SEED={seed} '
-              f'SIMCTL_TRACE_FUZZ_SEEDS=1): {"; ".join(done)}')
-      codes = self.check(path, what)
-      refused += 2 in codes
-    if count >= 100:
-      # Most damage must be caught: a reader that accepts anything fails this.
-      self.assertGreater(refused, count // 2)
+      write_lines(path, lines)
+      return done, 2 in self.check(path, describe(seed, done))
+    sweep(self, run_seed)
 
+
+class MergeFuzzTest(unittest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    os.environ['SIMCTL_PROPERTY_REPORT'] = PROPERTY_REPORT
+    cls.shards = run_machines(new_dir('shards'), 2, {'SIMSCHED_ITERATIONS': 20},
+                              'SimctlProbe.Passes:SimctlProbe.LostUpdate')
+
+  def check(self, dirs, what):
+    code, _, err, tb = simctl('merge', *dirs)
+    self.assertIsNone(tb, f'{what}: simctl merge stopped with a traceback:\n{tb}')
+    self.assertIn(code, (0, 1, 2), f'{what}: simctl merge exited {code}: {err}')
+    if code == 2:
+      lines = err.strip().splitlines()
+      self.assertEqual(len(lines), 1, f'{what}: {err}')
+      self.assertTrue(lines[0].startswith('simctl merge: error: '), f'{what}: {err}')
+    return code
+
+  def test_undamaged_shards_merge(self):
+    # SimctlProbe.LostUpdate fails on seeds ending in 3: exit 1, no error.
+    self.assertEqual(self.check(self.shards, 'undamaged shards'), 1)
+
+  def test_damaged_shards_merge_or_are_refused_clearly(self):
+    def run_seed(seed, rng):
+      base = new_dir(f'merge{seed}')
+      dirs = [shutil.copytree(d, os.path.join(base, os.path.basename(d))) for d in self.shards]
+      files = sorted(os.path.join(d, name) for d in dirs for name in os.listdir(d)
+                     if name.endswith('.jsonl'))
+      path = rng.choice(files)
+      with open(path, encoding='utf-8') as f:
+        lines = f.read().splitlines()
+      done = [f'{os.path.relpath(path, base)}:'] + damage(rng, lines)
+      write_lines(path, lines)
+      code = self.check(dirs, describe(seed, done))
+      shutil.rmtree(base)
+      return done, code == 2
+    sweep(self, run_seed)
+
+
+def write_lines(path, lines):
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def describe(seed, done):
+  return (f'seed {seed} (replay: SIMCTL_FUZZ_START_SEED={seed} SIMCTL_FUZZ_SEEDS=1): '
+          f'{"; ".join(done)}')
+
+
+def sweep(test, run_seed):
+  """Runs run_seed(seed, rng) -> (damage, refused) over the seeds."""
+  count = _env_int('SIMCTL_FUZZ_SEEDS', 300)
+  start = _env_int('SIMCTL_FUZZ_START_SEED', 1)
+  refused = 0
+  for seed in range(start, start + count):
+    _, was_refused = run_seed(seed, random.Random(seed))  # seeded: the same damage every run
+    refused += was_refused
+  if count >= 100:
+    # Much of the damage must be caught: a reader that accepts anything fails this.
+    test.assertGreater(refused, count // 4)
 
 if __name__ == '__main__':
   unittest.main()
