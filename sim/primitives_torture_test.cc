@@ -150,12 +150,15 @@ Co<void> Worker(int id, const std::vector<Step>& steps, World& world, Ledger& le
         co_await Yield();
         break;
       }
-      case Op::kSend:
-        if ((co_await world.channel.Send(step.amount)).ok()) {
+      case Op::kSend: {
+        // Bound first: g++ 12 miscompiles a co_await inside a condition.
+        const absl::Status sent = co_await world.channel.Send(step.amount);
+        if (sent.ok()) {
           ledger.confirmed.insert(step.amount);
           absl::StrAppend(&ledger.transcript, "S", step.amount, " ");
         }
         break;
+      }
       case Op::kRecv:
         if (std::optional<uint32_t> value = co_await world.channel.Recv()) {
           ledger.received.push_back(*value);

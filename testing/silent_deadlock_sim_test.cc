@@ -130,7 +130,7 @@ TEST(SilentDeadlockTest, AllowIdleMarksOneTaskOnly) {
   TestScheduler scheduler({.seed = 1});
   auto inbox = std::make_shared<Channel<int>>(kUnbounded, "inbox");
   Task<void> server = Spawn(scheduler, [inbox]() -> Co<void> {
-    while (co_await inbox->Recv()) {
+    while (std::optional<int> message = co_await inbox->Recv()) {
     }
   });
   scheduler.AllowIdle(server.id());
