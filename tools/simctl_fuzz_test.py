@@ -24,6 +24,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -200,7 +201,16 @@ class MergeFuzzTest(unittest.TestCase):
         lines = f.read().splitlines()
       done = [f'{os.path.relpath(path, base)}:'] + damage(rng, lines)
       write_lines(path, lines)
-      code = self.check(dirs, describe(seed, done))
+      what = describe(seed, done)
+      code = self.check(dirs, what)
+      # //testing:property_report (C++) reads the same summaries: an error
+      # is its exit code 2 with a message, never a signal.
+      tool = subprocess.run([PROPERTY_REPORT, *dirs], capture_output=True, text=True,
+                            timeout=60)
+      self.assertIn(tool.returncode, (0, 1, 2),
+                    f'{what}: property_report exited {tool.returncode}: {tool.stderr}')
+      if tool.returncode == 2:
+        self.assertTrue(tool.stderr.strip(), f'{what}: property_report exit 2 without a message')
       shutil.rmtree(base)
       return done, code == 2
     sweep(self, run_seed)

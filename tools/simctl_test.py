@@ -168,6 +168,14 @@ class SweepTest(unittest.TestCase):
     self.assertIn('FAILED SimctlProbe.LostUpdate seed 103 (strategy fifo)', r.out)
     self.assertIn('FAILED SimctlProbe.LostUpdate seed 113 (strategy fifo)', r.out)
 
+  def test_a_parents_test_filter_does_not_reach_the_sweep(self):
+    # Bazel's --test_filter reaches a test as TESTBRIDGE_TEST_ONLY; a sweep
+    # started from inside such a test still runs the tests it names.
+    r = simctl('sweep', '--binary', PROBE, '--seeds', 20, '--jobs', 2, '--out',
+               new_dir('bridge'), env={'TESTBRIDGE_TEST_ONLY': 'Nope.*'})
+    self.assertEqual(r.code, 1, r)  # SimctlProbe.LostUpdate fails on seeds ending in 3
+    self.assertIn('FAILED SimctlProbe.LostUpdate seed 3', r.out)
+
   def test_a_passing_sweep_exits_0(self):
     r = simctl('sweep', '--binary', PROBE, '--jobs', 2, '--filter', 'SimctlProbe.Passes',
                '--out', new_dir('pass'))
@@ -375,6 +383,15 @@ class MergeTest(unittest.TestCase):
     r = simctl('merge', testlogs)
     self.assertEqual(r.code, 0, r)
     self.assertIn('10 of 10 seeds from 0 ran once each across 2 shards', r.out)
+
+  def test_a_crashing_property_report_is_an_error_not_a_failed_property(self):
+    dirs = run_machines(new_dir('crashing_tool'), 1, {'SIMSCHED_ITERATIONS': 5})
+    tool = write_script(os.path.join(new_dir('tool'), 'property_report'),
+                        '#!/bin/sh\necho "about to crash" >&2\nkill -SEGV $$\n')
+    r = simctl('merge', *dirs, env={'SIMCTL_PROPERTY_REPORT': tool})
+    self.assertEqual(r.code, 1, r)
+    self.assertIn('(a crash); the property table is missing: about to crash', r.out)
+    self.assertNotIn('Traceback', r.err, r)
 
   def test_malformed_and_foreign_lines_are_exit_2_naming_file_and_line(self):
     good = run_machines(new_dir('good'), 1, {'SIMSCHED_ITERATIONS': 5})[0]

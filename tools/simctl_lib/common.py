@@ -191,18 +191,19 @@ def list_tests(binary, gtest_filter=None):
   return tests
 
 
-# Variables a parent (Bazel, a CI runner) may have set that must not reach a
-# shard: they would shard it again, replay one seed, or make GoogleTest write
-# over the caller's own XML report.
-_INHERITED = ('GTEST_TOTAL_SHARDS', 'GTEST_SHARD_INDEX', 'TEST_TOTAL_SHARDS', 'TEST_SHARD_INDEX',
-              'TEST_SHARD_STATUS_FILE', 'JOB_COMPLETION_INDEX', 'XML_OUTPUT_FILE', 'GTEST_OUTPUT',
-              'TEST_PREMATURE_EXIT_FILE', 'SIMSCHED_SEED', 'SIMSCHED_TOTAL_SHARDS',
-              'SIMSCHED_SHARD_INDEX', 'GTEST_FILTER', 'TEST_UNDECLARED_OUTPUTS_DIR',
-              'SIMSCHED_PROGRESS_FILE')
+# Variables a parent (Bazel, a CI runner) may have set that must not reach
+# the runs simctl starts: they would shard them again, replay one seed,
+# filter their tests (Bazel's --test_filter is TESTBRIDGE_TEST_ONLY), or make
+# GoogleTest write over the caller's own XML report.
+PARENT_ONLY = ('GTEST_TOTAL_SHARDS', 'GTEST_SHARD_INDEX', 'TEST_TOTAL_SHARDS', 'TEST_SHARD_INDEX',
+               'TEST_SHARD_STATUS_FILE', 'JOB_COMPLETION_INDEX', 'XML_OUTPUT_FILE', 'GTEST_OUTPUT',
+               'TEST_PREMATURE_EXIT_FILE', 'SIMSCHED_SEED', 'SIMSCHED_TOTAL_SHARDS',
+               'SIMSCHED_SHARD_INDEX', 'GTEST_FILTER', 'TESTBRIDGE_TEST_ONLY',
+               'TEST_UNDECLARED_OUTPUTS_DIR', 'SIMSCHED_PROGRESS_FILE')
 
 
 def child_environment(extra):
-  env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
+  env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY}
   env.update({k: str(v) for k, v in extra.items()})
   return env
 

@@ -216,8 +216,11 @@ def summarize(paths, properties=True):
       done = subprocess.run([tool, *paths], capture_output=True, text=True)
       if done.returncode == 2:
         raise common.UsageError(f'property_report: {done.stderr.strip()}')
+      if done.returncode not in (0, 1):  # a signal: its bug, not a failed property
+        report.errors.append(f'{tool} ended with exit status {done.returncode} (a crash); the '
+                             f'property table is missing: {done.stderr.strip()[-500:]}')
       report.properties = done.stdout
-      report.properties_failed = done.returncode != 0
+      report.properties_failed = done.returncode == 1
   return report
 
 

@@ -24,17 +24,14 @@ import sys
 import tempfile
 
 from tools.simctl_lib.common import UsageError, check_failure_row, read_jsonl
+from tools.simctl_lib import common
 from tools.simctl_lib import trace_format
 
 
-# What a parent (Bazel, CI) may have set that must not reach the replayed run:
-# it would shard it, run other seeds, or write over the caller's outputs.
-_INHERITED = ('GTEST_TOTAL_SHARDS', 'GTEST_SHARD_INDEX', 'TEST_TOTAL_SHARDS', 'TEST_SHARD_INDEX',
-              'TEST_SHARD_STATUS_FILE', 'XML_OUTPUT_FILE', 'GTEST_OUTPUT', 'GTEST_FILTER',
-              'TEST_PREMATURE_EXIT_FILE', 'TEST_UNDECLARED_OUTPUTS_DIR', 'SIMSCHED_SEED',
-              'SIMSCHED_TOTAL_SHARDS', 'SIMSCHED_SHARD_INDEX', 'SIMSCHED_ITERATIONS',
-              'SIMSCHED_START_SEED', 'SIMSCHED_TRACE_FILE', 'SIMSCHED_COLLECT_ALL',
-              'JOB_COMPLETION_INDEX')
+# Besides common.PARENT_ONLY, a replay runs exactly one seed and writes its
+# own trace: the sweep's own variables must not reach it either.
+_INHERITED = common.PARENT_ONLY + ('SIMSCHED_ITERATIONS', 'SIMSCHED_START_SEED',
+                                   'SIMSCHED_TRACE_FILE', 'SIMSCHED_COLLECT_ALL')
 
 
 class Run:
