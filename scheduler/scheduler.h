@@ -296,11 +296,14 @@ struct IsCo : std::false_type {};
 template <typename T>
 struct IsCo<Co<T>> : std::true_type {};
 
+// No label (a spawn without one passes this rather than a temporary).
+inline const std::optional<TaskLabel> kNoTaskLabel;
+
+// Makes `root` (a Co's frame, released from it) a task and starts it.
 template <typename T>
-Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
-                  std::optional<TaskLabel> label, uint32_t lane,
+Task<T> SpawnRoot(Scheduler& scheduler, std::coroutine_handle<CoPromise<T>> root,
+                  ScheduleKind kind, const std::optional<TaskLabel>& label, uint32_t lane,
                   const SourceLocation& location) {
-  auto root = co.Release();
   if (!root) {
     throw std::invalid_argument(
         "simsched: Spawn was given an empty Co (moved from or default-constructed); "
@@ -315,6 +318,13 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   // OnTaskSpawned, then the first ScheduleSelf, in one call.
   internal::TaskCoreAccess::StartSpawnedTask(scheduler, *state);
   return task;
+}
+
+template <typename T>
+Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
+                  std::optional<TaskLabel> label, uint32_t lane,
+                  const SourceLocation& location) {
+  return SpawnRoot(scheduler, co.Release(), kind, label, lane, location);
 }
 
 // Runs a callable that returns a Co, keeping the callable (and so a lambda's
@@ -360,8 +370,9 @@ auto AsCo(F&& factory) {
 template <typename T>
 Task<T> Spawn(Scheduler& scheduler, Co<T> co,
               SourceLocation location = SourceLocation::current()) {
-  return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kBackground,
-                             std::nullopt, 0, location);
+  // The frame straight from `co`, no label object: the most common spawn.
+  return internal::SpawnRoot(scheduler, co.Release(), internal::ScheduleKind::kBackground,
+                             internal::kNoTaskLabel, 0, location);
 }
 template <internal::CoFactory F>
 Task<internal::CoFactoryResult<F>> Spawn(
