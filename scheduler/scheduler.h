@@ -296,11 +296,14 @@ struct IsCo : std::false_type {};
 template <typename T>
 struct IsCo<Co<T>> : std::true_type {};
 
+// No label (a spawn without one passes this rather than a temporary).
+inline const std::optional<TaskLabel> kNoTaskLabel;
+
+// Makes `root` (a Co's frame, released from it) a task and starts it.
 template <typename T>
-Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
-                  std::optional<TaskLabel> label, uint32_t lane,
+Task<T> SpawnRoot(Scheduler& scheduler, std::coroutine_handle<CoPromise<T>> root,
+                  ScheduleKind kind, const std::optional<TaskLabel>& label, uint32_t lane,
                   const SourceLocation& location) {
-  auto root = co.Release();
   if (!root) {
     throw std::invalid_argument(
         "simsched: Spawn was given an empty Co (moved from or default-constructed); "
@@ -315,6 +318,13 @@ Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
   // OnTaskSpawned, then the first ScheduleSelf, in one call.
   internal::TaskCoreAccess::StartSpawnedTask(scheduler, *state);
   return task;
+}
+
+template <typename T>
+Task<T> SpawnTask(Scheduler& scheduler, Co<T> co, ScheduleKind kind,
+                  std::optional<TaskLabel> label, uint32_t lane,
+                  const SourceLocation& location) {
+  return SpawnRoot(scheduler, co.Release(), kind, label, lane, location);
 }
 
 // Runs a callable that returns a Co, keeping the callable (and so a lambda's
@@ -360,8 +370,9 @@ auto AsCo(F&& factory) {
 template <typename T>
 Task<T> Spawn(Scheduler& scheduler, Co<T> co,
               SourceLocation location = SourceLocation::current()) {
-  return internal::SpawnTask(scheduler, std::move(co), internal::ScheduleKind::kBackground,
-                             std::nullopt, 0, location);
+  // The frame straight from `co`, no label object: the most common spawn.
+  return internal::SpawnRoot(scheduler, co.Release(), internal::ScheduleKind::kBackground,
+                             internal::kNoTaskLabel, 0, location);
 }
 template <internal::CoFactory F>
 Task<internal::CoFactoryResult<F>> Spawn(
@@ -519,20 +530,36 @@ class SleepAwaiter {
 // Suspends the current task for `duration` of its scheduler's time (virtual
 // time under the TestScheduler). A zero or negative duration does not
 // suspend. Cancelling the task while it sleeps cancels the timer.
+//
+// The duration is taken by reference (and any `std::chrono::duration` as
+// itself): g++ keeps a `co_await` expression's class-type temporaries in the
+// coroutine frame across the suspension, so a by-value `Duration` argument
+// cost every sleeping frame 16 bytes; a reference to a variable costs none,
+// and `Sleep(5ms)` keeps only the literal's 8.
 #if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
-inline SleepAwaiter Sleep(Duration duration, SourceLocation location) {
+inline SleepAwaiter Sleep(const Duration& duration, SourceLocation location) {
   return SleepAwaiter(duration, Instant{}, location);
 }
 // The call site as scalars rather than a defaulted SourceLocation: g++ keeps
 // the class-type temporaries of a `co_await` expression in the coroutine
 // frame, across the suspension (16 bytes of every sleeping frame).
-inline SleepAwaiter Sleep(Duration duration,
+inline SleepAwaiter Sleep(const Duration& duration,
                           CallSiteRecord site = __builtin_source_location(),
                           const char* function = __builtin_FUNCTION()) {
   return SleepAwaiter(duration, Instant{}, SourceLocation::current(site, function));
 }
+// Another duration type (`Sleep(5ms)`), converted here rather than into a
+// temporary `Duration` the frame would keep as well.
+template <typename Rep, typename Period>
+  requires(!std::is_same_v<std::chrono::duration<Rep, Period>, Duration> &&
+           std::is_convertible_v<const std::chrono::duration<Rep, Period>&, Duration>)
+inline SleepAwaiter Sleep(const std::chrono::duration<Rep, Period>& duration,
+                          CallSiteRecord site = __builtin_source_location(),
+                          const char* function = __builtin_FUNCTION()) {
+  return SleepAwaiter(Duration(duration), Instant{}, SourceLocation::current(site, function));
+}
 #else
-inline SleepAwaiter Sleep(Duration duration,
+inline SleepAwaiter Sleep(const Duration& duration,
                           SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(duration, Instant{}, location);
 }
@@ -540,19 +567,20 @@ inline SleepAwaiter Sleep(Duration duration,
 
 // SleepUntil()
 //
-// Suspends the current task until its scheduler's clock reaches `deadline`.
+// Suspends the current task until its scheduler's clock reaches `deadline`
+// (taken by reference, as Sleep's duration).
 #if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
-inline SleepAwaiter SleepUntil(Instant deadline, SourceLocation location) {
+inline SleepAwaiter SleepUntil(const Instant& deadline, SourceLocation location) {
   return SleepAwaiter(std::nullopt, deadline, location);
 }
 // The call site as scalars: see Sleep().
-inline SleepAwaiter SleepUntil(Instant deadline,
+inline SleepAwaiter SleepUntil(const Instant& deadline,
                                CallSiteRecord site = __builtin_source_location(),
                                const char* function = __builtin_FUNCTION()) {
   return SleepAwaiter(std::nullopt, deadline, SourceLocation::current(site, function));
 }
 #else
-inline SleepAwaiter SleepUntil(Instant deadline,
+inline SleepAwaiter SleepUntil(const Instant& deadline,
                                SourceLocation location = SourceLocation::current()) {
   return SleepAwaiter(std::nullopt, deadline, location);
 }

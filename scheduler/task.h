@@ -71,6 +71,7 @@ class TaskState final : public TaskHeader {
             std::coroutine_handle<CoPromise<T>> root, bool confined)
       : TaskHeader(scheduler, kind, root, &root.promise(), confined) {
     static_assert(sizeof(TaskState) == sizeof(TaskStateLayout<T>));
+    if constexpr (!std::is_void_v<T>) MarkHasResult();
   }
 
   // Builds the header of a task whose root is `root`, in the room in front of

@@ -220,13 +220,19 @@ TEST(TaskAllocationTest, ASessionWithoutALabelAllocatesNothing) {
 // Frame budgets (g++, 64-bit; docs/performance.md, Memory). A Co frame is
 // its resume and destroy pointers, the 16-byte promise, the compiler's
 // bookkeeping, and what lives across the suspension: the awaiter (a
-// SleepAwaiter is 32 bytes) and the co_await expression's class-type
-// temporaries (Sleep takes its call site as scalars, so none but the
-// Duration argument). These fail if a promise word or a temporary comes back.
+// SleepAwaiter is 32 bytes, 40 with its alignment after the bookkeeping)
+// and the co_await expression's class-type temporaries. Sleep takes its call
+// site as scalars and its duration by reference (any std::chrono::duration
+// as itself), so a sleep on a variable keeps no temporary, and one on a
+// literal of another duration type keeps only that literal. These fail if a
+// promise word or a temporary comes back.
 #if defined(__GNUC__) && !defined(__clang__) && SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
 constexpr Duration kLongSleep = std::chrono::hours(1);
 Co<void> Empty() { co_return; }
 Co<void> SleepsOnce() { co_await Sleep(kLongSleep); }
+Co<void> SleepsForParameter(Duration duration) { co_await Sleep(duration); }
+Co<void> SleepsForLiteral() { co_await Sleep(std::chrono::milliseconds(5)); }
+Co<void> SleepsUntilParameter(Instant deadline) { co_await SleepUntil(deadline); }
 #endif
 
 TEST(TaskAllocationTest, FramesStayWithinBudget) {
@@ -243,7 +249,26 @@ TEST(TaskAllocationTest, FramesStayWithinBudget) {
       Counting counting;
       Co<void> co = SleepsOnce();
       ASSERT_EQ(counting.allocations(), 1);
-      EXPECT_LE(g_last_size, room + 96);  // was 152 with a 32-byte promise
+      // 96 with a by-value Duration argument (152 with a 32-byte promise).
+      EXPECT_LE(g_last_size, room + 88);
+    }
+    {
+      Counting counting;
+      Co<void> co = SleepsForParameter(std::chrono::seconds(1));
+      ASSERT_EQ(counting.allocations(), 1);
+      EXPECT_LE(g_last_size, room + 96);  // the parameter's copy: 8
+    }
+    {
+      Counting counting;
+      Co<void> co = SleepsForLiteral();
+      ASSERT_EQ(counting.allocations(), 1);
+      EXPECT_LE(g_last_size, room + 96);  // the milliseconds literal: 8 (was 16)
+    }
+    {
+      Counting counting;
+      Co<void> co = SleepsUntilParameter(Instant{});
+      ASSERT_EQ(counting.allocations(), 1);
+      EXPECT_LE(g_last_size, room + 96);  // the parameter's copy: 8
     }
   }
 #else

@@ -25,6 +25,9 @@ namespace {
 // DestroyCoroutineFrame at the end of this file).
 thread_local constinit int destroy_depth = 0;
 bool InsideFrameDestruction() { return destroy_depth > 0; }
+// Runs the jobs deferred past the nesting bound, if any, once the outermost
+// destruction has ended (destroy_depth back at zero). Defined below.
+void RunDeferredJobsIfAny() noexcept;
 
 // Per thread: the tasks whose frames this thread is destroying right now,
 // innermost first. A cancellation of one of them from inside that
@@ -129,6 +132,46 @@ void TaskHeader::ResumeLeafNested() {
 }
 
 TaskHeader::PollResult TaskHeader::PollEnded() {
+  // The common end first, in one function: a confined task whose root
+  // returned (kRootDone: the leaf is the root frame, a Co) and that nobody
+  // cancelled. What Complete(), DestroyFrame(), Finish() and the poll's
+  // Release() do, in the same order, without their calls, the virtual
+  // RootFrame() (the leaf is the root), HarvestResult() for a Co<void>
+  // root, the join lock and the destruction's job record.
+  if (confined_) {
+    const uint64_t s0 = state_.load(std::memory_order_relaxed);
+    if ((s0 & (kRootDone | kCancelled)) == kRootDone &&
+        destroy_depth < kMaxNestedDestroyDepth) [[likely]] {
+      const std::coroutine_handle<> root = leaf();
+      std::exception_ptr exception = (bits_ & kHasResult) != 0
+                                         ? HarvestResult()
+                                         : CoPromiseAt(root)->TakeException();
+      // The frame's destructors may cancel or detach tasks, this one
+      // included; the block stays alive (this poll's reference).
+      leaf_ = nullptr;
+      ++destroy_depth;
+      root.destroy();
+      --destroy_depth;
+      if (destroy_depth == 0) RunDeferredJobsIfAny();
+      const uint64_t s = state_.load(std::memory_order_relaxed);
+      wait_seq_ = static_cast<uint32_t>(s >> kSeqShift) + 1;  // see Complete()
+      ::new (&exception_) std::exception_ptr(std::move(exception));
+      state_.store((s & ~(kRunning | kScheduled)) | kCompleted, std::memory_order_relaxed);
+      if (exception_ != nullptr && (s & kDetached) != 0) [[unlikely]] {
+        bits_ |= kExceptionObserved;
+        TaskCoreAccess::OnUnhandledTaskException(*scheduler_, metadata.Unpack(), exception_);
+      }
+      TaskCoreAccess::OnTaskFinished(*scheduler_, *this);
+      if (JoinRecord* record = std::exchange(joiner_, nullptr); record != nullptr) {
+        record->joiner->WakeAndRelease(record->seq);  // the reference joiner_ held
+      }
+      // The task's own reference and the poll's.
+      const uint32_t remaining = refs_.load(std::memory_order_relaxed) - 2;
+      refs_.store(remaining, std::memory_order_relaxed);
+      if (remaining == 0) Free();
+      return PollResult::kFinished;
+    }
+  }
   // The leaf is done only if it is the root: a Co child that ends hands the
   // leaf back to its parent (TransferTo) before the poll goes on.
   if (leaf().done()) {
@@ -405,6 +448,10 @@ void RunJob(const DestroyJob& job) noexcept {
   }
   --destroy_depth;
   delete std::exchange(deferred_jobs, nullptr);
+}
+
+void RunDeferredJobsIfAny() noexcept {
+  if (deferred_jobs != nullptr) [[unlikely]] RunDeferredJobs();
 }
 
 void RunOrDefer(const DestroyJob& job) noexcept {

@@ -459,6 +459,8 @@ class TaskHeader {
   ~TaskHeader() {
     if (completed()) exception_.~exception_ptr();
   }
+  // For TaskState<T> with a non-void T, before the task is spawned.
+  void MarkHasResult() { bits_ |= kHasResult; }
 
   // The root frame: it follows the header's room in the same block (co.h),
   // so it is not stored. Valid until the frames are destroyed.
@@ -505,10 +507,16 @@ class TaskHeader {
   void ResumeLeafNested();
   // `bits_`: the task's exception was observed (read, rethrown or
   // reported); the leaf is not a Co frame, so it has no promise to find
-  // (CoPromiseAt). The second changes only during polls and destruction,
+  // (CoPromiseAt); the root has a result (kHasResult, set before the task
+  // is spawned). The second changes only during polls and destruction,
   // the first only after completion: never both at once.
   static constexpr uint8_t kExceptionObserved = 1;
   static constexpr uint8_t kLeafNotCo = 2;
+  // Fixed at construction: the root returns a value (not `Co<void>`), which
+  // the end of the task moves into the header (HarvestResult). Without it,
+  // the confined finish (PollEnded) takes the exception itself, no virtual
+  // call.
+  static constexpr uint8_t kHasResult = 4;
   void SetLeaf(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
     leaf_ = next.address();
     if (next_promise == nullptr || CoPromiseAt(next) != next_promise) [[unlikely]] {

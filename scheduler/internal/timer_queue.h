@@ -138,7 +138,9 @@ class TimerQueue {
       const Key fired = heap_[kRoot];
       PopTop();
       const uint32_t slot = SlotOf(fired);
-      if (!IsLive(fired, slot)) {
+      // With no cancelled entry in the heap (stale_ is exact), every entry
+      // is its slot's armed timer's.
+      if (stale_ != 0 && !IsLive(fired, slot)) [[unlikely]] {
         --stale_;
         continue;
       }
@@ -308,6 +310,9 @@ class TimerQueue {
   }
 
   void DropStaleTop() {
+    // No cancelled entries: the top is live, and its slot (another timer's,
+    // far from the one just fired) need not be read.
+    if (stale_ == 0) return;
     while (entries() > 0) {
       const Key top = heap_[kRoot];
       if (IsLive(top, SlotOf(top))) return;
@@ -317,6 +322,8 @@ class TimerQueue {
   }
 
   // Drops the stale entries. A sorted array is a valid heap.
+  // (stale_ counts exactly the cancelled entries still in the heap: Cancel
+  // adds one, skipping or dropping one takes one, Rebuild clears them.)
   void Rebuild() {
     if (heap_.empty()) return;
     const auto stale = std::remove_if(heap_.begin() + kRoot, heap_.end(),
