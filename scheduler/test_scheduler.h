@@ -592,6 +592,13 @@ class TestScheduler final : public Scheduler {
   void FastSteps();
   template <FastPick kPick, bool kPrefetch>
   void FastStepLoop();
+  // FastStepLoop for uniform picks: the background queue is never rotated
+  // under them (see PickNextGeneral), so it is indexed as a plain array.
+  template <bool kPrefetch>
+  void UniformFastStepLoop();
+  // The rest of a top-level fast step whose task PollOnceFast() left alone
+  // (kNotFast): the general poll and re-queue.
+  [[gnu::noinline]] void PollNotFast(internal::TaskHeader* task);
   void RunFastSteps();
   // Recomputes fast_step_limit_ from the state it stands for.
   void UpdateFastStepLimit();

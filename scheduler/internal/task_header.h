@@ -311,14 +311,14 @@ class TaskHeader {
   // Wake() from the task's own poll (Yield): the task is re-queued when the
   // poll ends.
   void WakeSelf() {
-    if (confined_) {
-      const uint64_t s = state_.load(std::memory_order_relaxed);
-      if ((s & (kCancelled | kScheduled)) == 0) {
-        state_.store(s | kScheduled, std::memory_order_relaxed);
-      }
+    // One test: kNotFast is clear only on a confined background task (the
+    // TestScheduler's usual task), whose state only this thread touches.
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kNotFast | kCancelled | kScheduled)) == 0) [[likely]] {
+      state_.store(s | kScheduled, std::memory_order_relaxed);
       return;
     }
-    WakeSlow(seq());
+    WakeSelfSlow();
   }
 
   // Cancel()
@@ -480,6 +480,9 @@ class TaskHeader {
                                         std::memory_order_acquire);
   }
   void WakeSlow(uint32_t seq);
+  // WakeSelf() for a task that is not a confined background task, or that
+  // is cancelled or already scheduled.
+  [[gnu::noinline]] void WakeSelfSlow();
   void WakeAndReleaseSlow(uint32_t seq);
   // ScheduleSelf() through the scheduler's virtual Schedule* functions.
   void ScheduleSelfVirtual();
