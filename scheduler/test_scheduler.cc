@@ -211,6 +211,7 @@ internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
 void TestScheduler::TrackDirectEnqueue(void* scheduler, TaskHeader& task) {
   TestScheduler& self = *static_cast<TestScheduler*>(scheduler);
   self.strategy_.OnEnqueue(task, self.rng_);
+  self.background_.push_back(&task);
 }
 
 void TestScheduler::Schedule(Runnable runnable) {
@@ -720,11 +721,12 @@ template <TestScheduler::FastPick kPick, bool kPrefetch>
 // next step's limit check.
 template <bool kPrefetch>
 [[gnu::always_inline]] inline void TestScheduler::UniformFastStepLoop() {
+  std::coroutine_handle<>& trampoline_next = internal::resume_next;  // its address, once
   size_t size = background_.size();
   if (size == 0) return;
   for (;;) {
     if (steps_ >= fast_step_limit_.load(std::memory_order_relaxed)) return;
-    const size_t index = rng_.Below(size);
+    const size_t index = internal::UniformPick(rng_, size);
     if (index >= size) __builtin_unreachable();  // Below's contract
     TaskHeader* const task = background_.SwapRemoveUnrotated(index);
     if constexpr (kPrefetch) {
@@ -732,7 +734,8 @@ template <bool kPrefetch>
     }
     ++steps_;
     trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);  // as RunPicked's
-    const TaskHeader::PollResult result = task->PollOnceFast</*kOutsideTasks=*/true>();
+    const TaskHeader::PollResult result =
+        task->PollOnceFast</*kOutsideTasks=*/true>(trampoline_next);
     if (result == TaskHeader::PollResult::kRequeue) [[likely]] {
       background_.PushBackUnrotated(task);
       size = background_.size();

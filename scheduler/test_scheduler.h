@@ -545,7 +545,7 @@ class TestScheduler final : public Scheduler {
     queue.push_back(task);
   }
   // internal::DirectEnqueueTarget's hook under FIFO, PCT and POS:
-  // strategy_.OnEnqueue for a task about to be pushed onto background_.
+  // strategy_.OnEnqueue, then the push onto background_.
   static void TrackDirectEnqueue(void* scheduler, internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
