@@ -562,12 +562,17 @@ bool TestScheduler::PickNextGeneral(TaskHeader*& next, LaneId& lane) {
   }
   if (pick < background) {
     // In randomized mode the queue's order carries no meaning, so the picked
-    // entry is swapped with the back and popped in O(1).
-    // The front without rotating the ring (the same order as pop_front):
-    // under the uniform strategy the background queue then never rotates,
-    // which its fast steps rely on (UniformFastStepLoop). O(n), but only
-    // one pick in n takes the front.
-    next = pick == 0 ? background_.RemoveFirstInPlace() : background_.SwapRemove(pick);
+    // entry is swapped with the back and popped in O(1). A random pick of
+    // the front takes it in place (the order pop_front leaves, without
+    // rotating the ring): under the uniform strategy the background queue
+    // then never rotates, which its fast steps and direct wakes rely on
+    // (UniformFastStepLoop, DirectEnqueueTarget). O(n), but only one random
+    // pick in n takes the front; FIFO, which always does, pops it.
+    if (pick != 0) {
+      next = background_.SwapRemove(pick);
+    } else {
+      next = randomize ? background_.RemoveFirstInPlace() : background_.pop_front();
+    }
     strategy_.background_top().Reset();  // (PCT past fair_after_ picks here)
     lane = kNoLane;
     return true;
