@@ -5,7 +5,8 @@
 // cancelled while queued, on the TestScheduler (confined and not) and on the
 // pool; a Co driven by hand inside a task does not end it; labeled,
 // foreground and unconfined tasks take the general poll and re-queue where
-// they belong; and no task is current outside polls (the fast steps leave
+// they belong; `Yield` queues a task once whatever woke it before, on every
+// kind of task; and no task is current outside polls (the fast steps leave
 // their last task current between polls only).
 
 #include <atomic>
@@ -313,6 +314,44 @@ TEST(FastPollTest, ALabeledTaskIsRequeuedByItsLabel) {
       }
     }
   }
+}
+
+// Yield's one state test (WakeSelf) covers kind, confinement and "already
+// scheduled": a task that woke itself before yielding, a labeled and a
+// foreground task, and a task on the pool are each queued once per yield.
+// A second queue entry would show as a poll too many (or a check failure:
+// a running task polled again).
+Co<void> YieldTimes(int times, bool wake_first, int* polls) {
+  for (int i = 0; i < times; ++i) {
+    ++*polls;
+    if (wake_first) CurrentWaker().Wake();
+    co_await Yield();
+  }
+  ++*polls;
+}
+
+TEST(FastPollTest, YieldQueuesTheTaskOnceOnEveryKindOfTask) {
+  for (const std::string& strategy : Strategies()) {
+    SCOPED_TRACE(strategy);
+    TestScheduler scheduler({.seed = 5, .strategy = strategy});
+    int polls[4] = {};
+    Spawn(scheduler, YieldTimes(10, /*wake_first=*/false, &polls[0])).Detach();
+    Spawn(scheduler, YieldTimes(10, /*wake_first=*/true, &polls[1])).Detach();
+    SpawnLabeled(scheduler, "fast-poll-test-yield", YieldTimes(10, true, &polls[2])).Detach();
+    SpawnForeground(scheduler, YieldTimes(10, false, &polls[3])).Detach();
+    ASSERT_TRUE(scheduler.Run().ok()) << scheduler.status();
+    for (int p : polls) EXPECT_EQ(p, 11);
+    EXPECT_EQ(scheduler.step_count(), 44u);
+    EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
+  }
+  auto pool = internal::MakePool(2);
+  int pool_polls[2] = {};
+  Task<void> plain = Spawn(*pool, YieldTimes(50, false, &pool_polls[0]));
+  Task<void> woken = Spawn(*pool, YieldTimes(50, true, &pool_polls[1]));
+  ASSERT_TRUE(BlockOn(*pool, plain).ok());
+  ASSERT_TRUE(BlockOn(*pool, woken).ok());
+  EXPECT_EQ(pool_polls[0], 51);
+  EXPECT_EQ(pool_polls[1], 51);
 }
 
 }  // namespace

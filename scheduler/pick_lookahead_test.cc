@@ -1,5 +1,7 @@
-// The fast step's guess of its next uniform pick (internal/pick_lookahead.h):
-// PeekBelow() predicts Rng::Below() without advancing the generator, and a
+// The fast step's uniform pick and its guess of the next one
+// (internal/pick_lookahead.h): UniformPick() is Rng::Below(), value and
+// draws, rejection step included; PeekBelow() predicts Rng::Below() without
+// advancing the generator, and a
 // run whose queue is long enough to prefetch makes exactly the decisions of
 // a run that never does (general steps, which neither guess nor prefetch).
 
@@ -57,6 +59,33 @@ TEST(PickLookaheadTest, PeekBelowIsTheNextBelowAndDrawsNothing) {
   EXPECT_GT(compared, 300'000u);
   // Only huge bounds reject at all, and rarely.
   EXPECT_LT(rejections, compared / 50);
+}
+
+// UniformPick() must be Below() exactly: the same value and the generator
+// left in the same state, over seeded generators and bounds of every size,
+// including the huge ones whose products Below rejects and redraws (a
+// difference there would move a scheduling decision, and every trace hash).
+TEST(PickLookaheadTest, UniformPickIsBelow) {
+  Rng shapes(19);
+  uint64_t rejecting = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    Rng below_rng(seed);
+    Rng pick_rng(seed);
+    for (int draw = 0; draw < 50; ++draw) {
+      std::vector<uint64_t> bounds = Bounds(shapes);
+      // Bounds just above 2^63 reject about half their draws.
+      for (int i = 0; i < 5; ++i) bounds.push_back((uint64_t{1} << 63) + 1 + shapes.Below(1000));
+      for (uint64_t bound : bounds) {
+        Rng raw = below_rng;
+        const unsigned __int128 product = static_cast<unsigned __int128>(raw.Next64()) * bound;
+        if (static_cast<uint64_t>(product) < (0 - bound) % bound) ++rejecting;
+        ASSERT_EQ(internal::UniformPick(pick_rng, bound), below_rng.Below(bound))
+            << "seed " << seed << " bound " << bound;
+        ASSERT_EQ(pick_rng.Next64(), below_rng.Next64()) << "seed " << seed;
+      }
+    }
+  }
+  EXPECT_GT(rejecting, 1000u);  // the rejection step was exercised
 }
 
 // A guess read from a queue slot may be null (a rotated ring's unused

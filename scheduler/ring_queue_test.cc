@@ -1,9 +1,12 @@
 // RingQueue (scheduler/internal/ring_queue.h) against a std::deque model:
 // FIFO order across wrap-around and growth, and SwapRemove both on a queue
-// never rotated (the unmasked path) and on one rotated by pop_front.
+// never rotated (the unmasked path) and on one rotated by pop_front; the
+// operations that keep a queue unrotated (the uniform strategy's fast step
+// relies on them) give the same order as their general twins.
 
 #include "scheduler/internal/ring_queue.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <utility>
@@ -92,6 +95,71 @@ TEST(RingQueueTest, RandomOperationsMatchTheModel) {
       ASSERT_EQ(queue.front(), model.front());
       ASSERT_EQ(queue.back(), model.back());
     }
+  }
+  ExpectSame(queue, model);
+}
+
+TEST(RingQueueTest, RemoveFirstInPlaceKeepsPopFrontsOrderWithoutRotating) {
+  RingQueue<uint64_t> queue;
+  std::deque<uint64_t> model;
+  for (uint64_t v = 1; v <= 70; ++v) {  // grows past the first capacity
+    queue.push_back(v);
+    model.push_back(v);
+  }
+  for (int k = 0; k < 30; ++k) {
+    EXPECT_EQ(queue.RemoveFirstInPlace(), model.front());
+    model.pop_front();
+    EXPECT_FALSE(queue.rotated());
+    ExpectSame(queue, model);
+  }
+  // On a rotated queue it is pop_front.
+  (void)queue.pop_front();
+  model.pop_front();
+  ASSERT_TRUE(queue.rotated());
+  EXPECT_EQ(queue.RemoveFirstInPlace(), model.front());
+  model.pop_front();
+  ExpectSame(queue, model);
+}
+
+// What the uniform strategy does to its queue: swap-removes, pushes, the
+// front taken in place and removals by Erase, never pop_front. The queue
+// stays unrotated, and the unrotated operations match the general ones.
+TEST(RingQueueTest, UnrotatedOperationsMatchTheModel) {
+  RingQueue<uint64_t> queue;
+  std::deque<uint64_t> model;
+  Rng rng(11);
+  uint64_t next = 1;
+  for (int op = 0; op < 20000; ++op) {
+    const uint64_t kind = rng.Below(12);
+    if (model.empty() || kind < 4) {
+      queue.PushBackUnrotated(next);
+      model.push_back(next);
+      ++next;
+    } else if (kind < 6) {
+      queue.push_back(next);
+      model.push_back(next);
+      ++next;
+    } else if (kind < 8) {
+      const size_t i = rng.Below(model.size());
+      ASSERT_EQ(queue.SwapRemoveUnrotated(i), ModelSwapRemove(model, i));
+    } else if (kind < 9) {
+      const size_t i = rng.Below(model.size());
+      ASSERT_EQ(queue.SwapRemove(i), ModelSwapRemove(model, i));
+    } else if (kind < 10) {
+      ASSERT_EQ(queue.RemoveFirstInPlace(), model.front());
+      model.pop_front();
+    } else if (kind < 11) {
+      const size_t i = rng.Below(model.size());
+      ASSERT_EQ(queue.Erase(i), model[i]);
+      model.erase(model.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ASSERT_EQ(queue.pop_back(), model.back());
+      model.pop_back();
+    }
+    ASSERT_FALSE(queue.rotated());
+    ASSERT_EQ(queue.size(), model.size());
+    // Unrotated: element i is slot i.
+    for (size_t i = 0; i < model.size(); i += 7) ASSERT_EQ(queue.Guess(i), model[i]);
   }
   ExpectSame(queue, model);
 }

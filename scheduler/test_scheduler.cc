@@ -211,6 +211,7 @@ internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
 void TestScheduler::TrackDirectEnqueue(void* scheduler, TaskHeader& task) {
   TestScheduler& self = *static_cast<TestScheduler*>(scheduler);
   self.strategy_.OnEnqueue(task, self.rng_);
+  self.background_.push_back(&task);
 }
 
 void TestScheduler::Schedule(Runnable runnable) {
@@ -561,8 +562,17 @@ bool TestScheduler::PickNextGeneral(TaskHeader*& next, LaneId& lane) {
   }
   if (pick < background) {
     // In randomized mode the queue's order carries no meaning, so the picked
-    // entry is swapped with the back and popped in O(1).
-    next = pick == 0 ? background_.pop_front() : background_.SwapRemove(pick);
+    // entry is swapped with the back and popped in O(1). A random pick of
+    // the front takes it in place (the order pop_front leaves, without
+    // rotating the ring): under the uniform strategy the background queue
+    // then never rotates, which its fast steps and direct wakes rely on
+    // (UniformFastStepLoop, DirectEnqueueTarget). O(n), but only one random
+    // pick in n takes the front; FIFO, which always does, pops it.
+    if (pick != 0) {
+      next = background_.SwapRemove(pick);
+    } else {
+      next = randomize ? background_.RemoveFirstInPlace() : background_.pop_front();
+    }
     strategy_.background_top().Reset();  // (PCT past fair_after_ picks here)
     lane = kNoLane;
     return true;
@@ -707,13 +717,64 @@ template <TestScheduler::FastPick kPick, bool kPrefetch>
   }
 }
 
+// The uniform fast steps of a run loop: FastStepLoop<kUniform> written out,
+// so that the compiler keeps to the few loads and stores each step needs.
+// Under the uniform strategy nothing rotates the background queue (its
+// general pick takes the front in place, and no other pick applies), so a
+// pick is a swap-remove and a re-queue a push on a plain array. A task that
+// re-queues leaves the queue non-empty: the loop goes straight on to the
+// next step's limit check.
+template <bool kPrefetch>
+[[gnu::always_inline]] inline void TestScheduler::UniformFastStepLoop() {
+  std::coroutine_handle<>& trampoline_next = internal::resume_next;  // its address, once
+  size_t size = background_.size();
+  if (size == 0) return;
+  for (;;) {
+    if (steps_ >= fast_step_limit_.load(std::memory_order_relaxed)) return;
+    const size_t index = internal::UniformPick(rng_, size);
+    if (index >= size) __builtin_unreachable();  // Below's contract
+    TaskHeader* const task = background_.SwapRemoveUnrotated(index);
+    if constexpr (kPrefetch) {
+      internal::PrefetchForPoll(background_.Guess(internal::PeekBelow(rng_, size)));
+    }
+    ++steps_;
+    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);  // as RunPicked's
+    const TaskHeader::PollResult result =
+        task->PollOnceFast</*kOutsideTasks=*/true>(trampoline_next);
+    if (result == TaskHeader::PollResult::kRequeue) [[likely]] {
+      background_.PushBackUnrotated(task);
+      size = background_.size();
+      continue;
+    }
+    if (result == TaskHeader::PollResult::kNotFast) [[unlikely]] PollNotFast(task);
+    size = background_.size();
+    if (size == 0) return;
+  }
+}
+
+void TestScheduler::PollNotFast(TaskHeader* task) {
+  // What RunPicked<kPlain, kUniform, kTopLevel> does after PollOnceFast.
+  TaskHeader::EndFastPolls();  // the general poll below sets its own
+  const TaskHeader::PollResult result =
+      task->confined() ? task->PollOnceConfined</*kOutsideTasks=*/true>() : task->PollOnce();
+  if (result == TaskHeader::PollResult::kRequeue) {
+    Requeue</*kPlain=*/true, FastPick::kUniform>(task);
+  }
+}
+
 template <TestScheduler::FastPick kPick>
 void TestScheduler::FastSteps() {
   // Prefetching pays only when the tasks' blocks do not all fit in the L1
   // cache; the queue's size when the loop starts decides, so that a step
   // of a small run (the seed sweep's) pays no test for it.
-  if (kPick == FastPick::kUniform && background_.size() >= internal::kPrefetchFromQueueSize) {
-    FastStepLoop<kPick, /*kPrefetch=*/true>();
+  if constexpr (kPick == FastPick::kUniform) {
+    if (background_.rotated()) [[unlikely]] {
+      FastStepLoop<kPick, /*kPrefetch=*/false>();  // (no pick under it rotates the queue)
+    } else if (background_.size() >= internal::kPrefetchFromQueueSize) {
+      UniformFastStepLoop</*kPrefetch=*/true>();
+    } else {
+      UniformFastStepLoop</*kPrefetch=*/false>();
+    }
   } else {
     FastStepLoop<kPick, /*kPrefetch=*/false>();
   }

@@ -545,7 +545,7 @@ class TestScheduler final : public Scheduler {
     queue.push_back(task);
   }
   // internal::DirectEnqueueTarget's hook under FIFO, PCT and POS:
-  // strategy_.OnEnqueue for a task about to be pushed onto background_.
+  // strategy_.OnEnqueue, then the push onto background_.
   static void TrackDirectEnqueue(void* scheduler, internal::TaskHeader& task);
   void EnqueueLabeled(internal::TaskHeader* task, const TaskLabel& label);
   void EnqueueOnLane(internal::TaskHeader* task);
@@ -592,6 +592,13 @@ class TestScheduler final : public Scheduler {
   void FastSteps();
   template <FastPick kPick, bool kPrefetch>
   void FastStepLoop();
+  // FastStepLoop for uniform picks: the background queue is never rotated
+  // under them (see PickNextGeneral), so it is indexed as a plain array.
+  template <bool kPrefetch>
+  void UniformFastStepLoop();
+  // The rest of a top-level fast step whose task PollOnceFast() left alone
+  // (kNotFast): the general poll and re-queue.
+  [[gnu::noinline]] void PollNotFast(internal::TaskHeader* task);
   void RunFastSteps();
   // Recomputes fast_step_limit_ from the state it stands for.
   void UpdateFastStepLimit();

@@ -1,4 +1,5 @@
-// Internal: guessing the TestScheduler's next uniform pick, to prefetch it.
+// Internal: the TestScheduler's uniform pick (UniformPick, Rng::Below for
+// the fast step), and guessing the next one, to prefetch it.
 //
 // Under a uniform pick the fast step draws `rng.Below(size)` and polls the
 // task at that index of the background queue. A task's block (its header's
@@ -30,6 +31,30 @@
 #include "sim/random.h"
 
 namespace simsched::internal {
+
+// UniformPick()
+//
+// `rng.Below(bound)`, the same value and the same draws, with Below's rare
+// rejection step out of line, so that the fast step keeps the product in
+// the registers the multiply leaves it in. `bound` must not be zero.
+// Below's rejection step, from its first product's words.
+[[gnu::cold, gnu::noinline]] inline size_t UniformPickRejecting(Rng& rng, uint64_t bound,
+                                                                uint64_t low, uint64_t high) {
+  const uint64_t threshold = (0 - bound) % bound;
+  while (low < threshold) {
+    const unsigned __int128 m = static_cast<unsigned __int128>(rng.Next64()) * bound;
+    low = static_cast<uint64_t>(m);
+    high = static_cast<uint64_t>(m >> 64);
+  }
+  return static_cast<size_t>(high);
+}
+[[gnu::always_inline]] inline size_t UniformPick(Rng& rng, size_t bound) {
+  const unsigned __int128 m = static_cast<unsigned __int128>(rng.Next64()) * bound;
+  const uint64_t low = static_cast<uint64_t>(m);
+  const uint64_t high = static_cast<uint64_t>(m >> 64);
+  if (low < bound) [[unlikely]] return UniformPickRejecting(rng, bound, low, high);
+  return static_cast<size_t>(high);
+}
 
 // PeekBelow()
 //

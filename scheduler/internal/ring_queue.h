@@ -97,6 +97,35 @@ class RingQueue {
     return value;
   }
 
+  // Whether a pop_front moved the ring's start since it was last empty. A
+  // queue that only ever loses elements through SwapRemove, DropBack,
+  // pop_back, Erase and RemoveFirstInPlace is never rotated: element i is
+  // slot i, and the *Unrotated functions below index it as a plain array.
+  bool rotated() const { return head_ != 0; }
+
+  // pop_front() that keeps an unrotated queue unrotated: the other elements
+  // move down one slot (O(n); the same order as pop_front's).
+  T RemoveFirstInPlace() {
+    SIMSCHED_CHECK(size_ > 0, "RemoveFirstInPlace on an empty RingQueue");
+    if (head_ != 0) return pop_front();
+    T value = data_[0];
+    --size_;
+    std::memmove(data_.get(), data_.get() + 1, size_ * sizeof(T));
+    return value;
+  }
+
+  // SwapRemove() and push_back() for a queue that is not rotated(), without
+  // the start's offset and the index mask.
+  [[gnu::always_inline]] T SwapRemoveUnrotated(size_t i) {
+    T value = data_[i];
+    data_[i] = data_[--size_];
+    return value;
+  }
+  [[gnu::always_inline]] void PushBackUnrotated(T value) {
+    if (size_ == capacity_) [[unlikely]] Grow();
+    data_[size_++] = value;
+  }
+
   // Removes element i keeping the order of the others (O(n)).
   T Erase(size_t i) {
     SIMSCHED_CHECK(i < size_, "Erase index out of range");

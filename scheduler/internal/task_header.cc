@@ -72,6 +72,20 @@ void TaskHeader::WakeSlow(uint32_t seq) {
   ScheduleSelf();
 }
 
+void TaskHeader::WakeSelfSlow() {
+  if (confined_) {
+    // Labeled or foreground work of a confined scheduler (kNotFast), or a
+    // task already scheduled or cancelled: what the fast path does, if it
+    // applies.
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kCancelled | kScheduled)) == 0) {
+      state_.store(s | kScheduled, std::memory_order_relaxed);
+    }
+    return;
+  }
+  WakeSlow(seq());
+}
+
 void TaskHeader::WakeAndReleaseSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {

@@ -260,8 +260,11 @@ class TaskHeader {
   // next poll overwrites it: one store a step instead of two); the loop
   // calls EndFastPolls() before it returns or does anything else that may
   // run a task's code. A poll that ends the task clears it first.
+  // `trampoline_next` is `resume_next` (a loop of polls may take its
+  // address once, which makes the trampoline's check one compare).
   template <bool kOutsideTasks>
-  [[gnu::always_inline]] PollResult PollOnceFast() {
+  [[gnu::always_inline]] PollResult PollOnceFast(
+      std::coroutine_handle<>& trampoline_next = resume_next) {
     const uint64_t s0 = state_.load(std::memory_order_relaxed);
     // Queued to run means kScheduled set: flipping it leaves every bit
     // tested here clear exactly in the fast case, and the new state is then
@@ -275,7 +278,7 @@ class TaskHeader {
     if constexpr (kOutsideTasks) {
       current_task = this;
       leaf().resume();
-      while (resume_next) [[unlikely]] std::exchange(resume_next, nullptr).resume();
+      while (trampoline_next) [[unlikely]] std::exchange(trampoline_next, nullptr).resume();
     } else {
       ResumeLeaf<false>();
     }
@@ -311,14 +314,14 @@ class TaskHeader {
   // Wake() from the task's own poll (Yield): the task is re-queued when the
   // poll ends.
   void WakeSelf() {
-    if (confined_) {
-      const uint64_t s = state_.load(std::memory_order_relaxed);
-      if ((s & (kCancelled | kScheduled)) == 0) {
-        state_.store(s | kScheduled, std::memory_order_relaxed);
-      }
+    // One test: kNotFast is clear only on a confined background task (the
+    // TestScheduler's usual task), whose state only this thread touches.
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kNotFast | kCancelled | kScheduled)) == 0) [[likely]] {
+      state_.store(s | kScheduled, std::memory_order_relaxed);
       return;
     }
-    WakeSlow(seq());
+    WakeSelfSlow();
   }
 
   // Cancel()
@@ -482,6 +485,9 @@ class TaskHeader {
                                         std::memory_order_acquire);
   }
   void WakeSlow(uint32_t seq);
+  // WakeSelf() for a task that is not a confined background task, or that
+  // is cancelled or already scheduled.
+  [[gnu::noinline]] void WakeSelfSlow();
   void WakeAndReleaseSlow(uint32_t seq);
   // ScheduleSelf() through the scheduler's virtual Schedule* functions.
   void ScheduleSelfVirtual();
@@ -614,16 +620,18 @@ inline TaskHeader* CurrentTask() { return current_task; }
 //
 // Set (per thread) by a scheduler while it drives its tasks on this thread,
 // when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue`, after `on_enqueue(context, task)` if set (the
-// TestScheduler without trace recording; the hook is its strategy's
-// priority or FIFO bookkeeping). A wake on this thread of such a task then
+// its header onto `queue` (the TestScheduler without trace recording). With
+// `enqueue` set, `enqueue(context, task)` queues it instead (the strategy's
+// priority or FIFO bookkeeping, then the push); without, `queue` must never
+// be rotated (RingQueue::rotated(): the uniform pick's queue), so the push
+// is a plain array's. A wake on this thread of such a task then
 // skips the virtual Schedule call, its thread check and the Runnable.
 // Another thread never matches (the variable is thread-local), so wakes
 // from there still take the scheduler's own, checked path.
 struct DirectEnqueueTarget {
   const Scheduler* scheduler = nullptr;
   RingQueue<TaskHeader*>* queue = nullptr;
-  void (*on_enqueue)(void* context, TaskHeader& task) = nullptr;
+  void (*enqueue)(void* context, TaskHeader& task) = nullptr;
   void* context = nullptr;
 };
 extern thread_local constinit DirectEnqueueTarget direct_enqueue_target;
@@ -645,8 +653,11 @@ class DirectEnqueueScope {
 inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
   if (target.scheduler != scheduler_ || kind_ != ScheduleKind::kBackground) return false;
-  if (target.on_enqueue != nullptr) [[unlikely]] target.on_enqueue(target.context, *this);
-  target.queue->push_back(this);
+  if (target.enqueue != nullptr) [[unlikely]] {
+    target.enqueue(target.context, *this);
+  } else {
+    target.queue->PushBackUnrotated(this);
+  }
   return true;
 }
 
