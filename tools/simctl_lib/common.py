@@ -202,8 +202,9 @@ PARENT_ONLY = ('GTEST_TOTAL_SHARDS', 'GTEST_SHARD_INDEX', 'TEST_TOTAL_SHARDS', '
                'TEST_UNDECLARED_OUTPUTS_DIR', 'SIMSCHED_PROGRESS_FILE')
 
 
-def child_environment(extra):
-  env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY}
+def child_environment(extra, drop=PARENT_ONLY):
+  """This process's environment without `drop`, with `extra` set."""
+  env = {k: v for k, v in os.environ.items() if k not in drop}
   env.update({k: str(v) for k, v in extra.items()})
   return env
 

@@ -202,8 +202,8 @@ def run_seed(binary, test, seed, strategy=None, keep_trace=None):
     path = keep_trace or os.path.join(tmp, 'trace.jsonl')
     if os.path.exists(path):
       os.remove(path)
-    env = {k: v for k, v in os.environ.items() if k not in _INHERITED}
-    env.update({'SIMSCHED_SEED': str(seed), 'SIMSCHED_TRACE_FILE': os.path.abspath(path)})
+    env = common.child_environment(
+        {'SIMSCHED_SEED': seed, 'SIMSCHED_TRACE_FILE': os.path.abspath(path)}, _INHERITED)
     if strategy:
       env['SIMSCHED_STRATEGY'] = strategy
     command = [binary, f'--gtest_filter={test}']

@@ -6,19 +6,14 @@ replay, trace or report read it, so a damaged file is one clear error naming
 its line, never a Python traceback from deep inside a renderer.
 """
 
-from tools.simctl_lib.common import UsageError
+from tools.simctl_lib.common import UsageError, whole_number
 
 FORMAT = 1
 
-
-def _count(value):
-  return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
-
-
 # Field kinds: (check, what the field must be).
 _KINDS = {
-    'count': (_count, 'a whole number from 0 to 2^64-1'),
-    'count?': (lambda v: v is None or _count(v), 'a whole number or null'),
+    'count': (whole_number, 'a whole number from 0 to 2^64-1'),
+    'count?': (lambda v: v is None or whole_number(v), 'a whole number or null'),
     'text': (lambda v: isinstance(v, str), 'a string'),
     'text?': (lambda v: v is None or isinstance(v, str), 'a string or null'),
     'flag': (lambda v: isinstance(v, bool), 'true or false'),
