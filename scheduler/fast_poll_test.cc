@@ -10,6 +10,8 @@
 // their last task current between polls only).
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <stdexcept>
@@ -117,6 +119,45 @@ TEST(FastPollTest, TasksEndWithValuesAndExceptionsOnThePool) {
   auto pool = internal::MakePool(2);
   for (int round = 0; round < 20; ++round) {
     EXPECT_EQ(CheckEndings(*pool, [&](Task<int>& task) { return BlockOn(*pool, task); }), "");
+  }
+}
+
+// A chain of `depth` children that return without suspending: every await and
+// return is a transfer on the poll's trampoline (kTransferred).
+Co<int> SyncChain(int depth) {
+  if (depth == 0) co_return 1;
+  co_return 1 + co_await SyncChain(depth - 1);
+}
+
+// Transfers in a run loop's fast polls: the fast poll runs the trampoline
+// only when the poll set kTransferred, so children that return within the
+// poll, a root that ends in the trampoline, a deep chain (no stack growth)
+// and tasks whose flag a general step left set (a due timer makes the steps
+// general for a while) must all come out right, under every strategy.
+TEST(FastPollTest, TransfersWithinAFastPollRunOnTheTrampoline) {
+  for (const std::string& strategy : Strategies()) {
+    SCOPED_TRACE(strategy);
+    TestScheduler scheduler({.seed = 11, .strategy = strategy});
+    int64_t total = 0;
+    int finished = 0;
+    for (int i = 0; i < 24; ++i) {
+      Spawn(scheduler, [&total, &finished, i]() -> Co<void> {
+        for (int round = 0; round < 6; ++round) {
+          // Ends a poll in the trampoline: the last round's root returns
+          // right after its child, in the same poll.
+          total += co_await SyncChain(i % 4 == 0 ? 20'000 : i);
+          if (i % 3 == 0) co_await Sleep(std::chrono::microseconds(1 + round));
+          if (round + 1 < 6) co_await Yield();
+        }
+        ++finished;
+      }).Detach();
+    }
+    ASSERT_TRUE(scheduler.Run().ok()) << scheduler.status();
+    int64_t expected = 0;
+    for (int i = 0; i < 24; ++i) expected += 6 * ((i % 4 == 0 ? 20'000 : i) + 1);
+    EXPECT_EQ(total, expected);
+    EXPECT_EQ(finished, 24);
+    EXPECT_EQ(scheduler.LiveTaskCount(), 0u);
   }
 }
 

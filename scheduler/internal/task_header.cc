@@ -130,6 +130,14 @@ void TaskHeader::MarkRootDoneOfCurrentTask(std::coroutine_handle<> frame) noexce
   }
 }
 
+uint64_t TaskHeader::RunTrampoline(std::coroutine_handle<>& trampoline_next) {
+  while (trampoline_next) std::exchange(trampoline_next, nullptr).resume();
+  // Confined (kTransferred is set only without kNotFast): plain stores.
+  const uint64_t s = state_.load(std::memory_order_relaxed) & ~kTransferred;
+  state_.store(s, std::memory_order_relaxed);
+  return s;
+}
+
 TaskHeader::PollResult TaskHeader::PollClosedWhileQueued() {
   Release();
   return PollResult::kFinished;

@@ -117,6 +117,12 @@ class TaskHeader {
   // so PollOnceFast() leaves it to the general poll. A flag in the state
   // word makes that check free: the poll's state test covers it.
   static constexpr uint64_t kNotFast = 128;
+  // Set by TransferTo() on a task without kNotFast: `resume_next` may hold
+  // a coroutine. A run loop's fast poll tests it with the state word it
+  // loads anyway, instead of loading the thread-local after every poll;
+  // the other polls read `resume_next` itself and leave the flag, which the
+  // next fast poll clears.
+  static constexpr uint64_t kTransferred = 256;
   static constexpr uint64_t kFlagsMask = 0xffffffffULL;
   static constexpr int kSeqShift = 32;
   static constexpr uint64_t kSeqOne = uint64_t{1} << kSeqShift;
@@ -278,14 +284,20 @@ class TaskHeader {
     if constexpr (kOutsideTasks) {
       current_task = this;
       leaf().resume();
-      while (trampoline_next) [[unlikely]] std::exchange(trampoline_next, nullptr).resume();
     } else {
       ResumeLeaf<false>();
     }
-    const uint64_t s = state_.load(std::memory_order_relaxed);
-    if ((s & (kCancelled | kRootDone)) != 0) [[unlikely]] {
-      if (kOutsideTasks) current_task = nullptr;
-      return PollEnded();
+    // From a run loop, the trampoline runs only if the poll transferred
+    // (kTransferred): the state word is loaded here anyway, the
+    // thread-local `resume_next` is not. One test covers it and the end.
+    constexpr uint64_t kUnusual = kCancelled | kRootDone | (kOutsideTasks ? kTransferred : 0);
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kUnusual) != 0) [[unlikely]] {
+      if (kOutsideTasks && (s & kTransferred) != 0) s = RunTrampoline(trampoline_next);
+      if ((s & (kCancelled | kRootDone)) != 0) {
+        if (kOutsideTasks) current_task = nullptr;
+        return PollEnded();
+      }
     }
     const uint64_t after = s ^ kRunning;  // kRunning is set: clears it
     state_.store(after, std::memory_order_relaxed);
@@ -437,6 +449,10 @@ class TaskHeader {
   std::coroutine_handle<> TransferTo(std::coroutine_handle<> next, CoPromiseBase* next_promise) {
     SetLeaf(next, next_promise);
     resume_next = next;
+    // A task without kNotFast is confined, and this is its poll's thread:
+    // only this thread writes its state. (Fixed flag: the load may race.)
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kNotFast) == 0) state_.store(s | kTransferred, std::memory_order_relaxed);
     return std::noop_coroutine();
   }
 
@@ -511,6 +527,10 @@ class TaskHeader {
     current_task = nullptr;
   }
   void ResumeLeafNested();
+  // PollOnceFast<true>()'s trampoline, for a poll that set kTransferred:
+  // resumes `trampoline_next` (resume_next) until it is null, clears the
+  // flag and returns the state word.
+  [[gnu::noinline]] uint64_t RunTrampoline(std::coroutine_handle<>& trampoline_next);
   // `bits_`: the task's exception was observed (read, rethrown or
   // reported); the leaf is not a Co frame, so it has no promise to find
   // (CoPromiseAt); the root has a result (kHasResult, set before the task

@@ -816,9 +816,15 @@ constexpr uint64_t kSweepFirstSeed = 1000;
 
 uint64_t SweepSeedsPerIteration() {
   static const uint64_t seeds = [] {
-    const char* env = std::getenv("SIMSCHED_BENCH_SWEEP_SEEDS");
-    const uint64_t n = env != nullptr && *env != '\0' ? std::strtoull(env, nullptr, 10) : 0;
-    return n > 0 ? n : uint64_t{2000};
+    absl::StatusOr<uint64_t> n =
+        simsched::testing::EnvironmentUint64("SIMSCHED_BENCH_SWEEP_SEEDS", 2000);
+    // The sweep keeps one counter per seed: cap the count well below memory.
+    if (!n.ok() || *n == 0 || *n > (uint64_t{1} << 32)) {
+      std::fprintf(stderr, "SIMSCHED_BENCH_SWEEP_SEEDS must be a positive seed count: %s\n",
+                   n.ok() ? "0 or too large" : std::string(n.status().message()).c_str());
+      std::exit(2);
+    }
+    return *n;
   }();
   return seeds;
 }
