@@ -169,16 +169,25 @@ void TestScheduler::Shutdown() {
                      internal::current_task->scheduler() != this,
                  "a TestScheduler was destroyed from inside one of its own tasks");
   shutting_down_ = true;
+  // A run that ended with every task finished (a passing seed's usual end)
+  // has nothing to cancel: no rounds, no lock.
+  const bool nothing_to_cancel =
+      live_.size() == 0 && background_.empty() && deprioritized_.empty() &&
+      std::all_of(lanes_.begin(), lanes_.end(),
+                  [](const Lane& lane) { return lane.queue.empty(); }) &&
+      !inbox_pending_.load(std::memory_order_seq_cst);
   // Each round in a deterministic order: queued Runnables first (in queue
   // order), then every other live task by id.
-  internal::CancelInRounds(
-      [this](std::vector<TaskHeader*>& queued) { TakeQueuedForShutdown(queued); },
-      [this](std::vector<TaskHeader*>& live) {
-        live_.ForEach([&live](TaskHeader& task) {
-          task.AddRef();
-          live.push_back(&task);
+  if (!nothing_to_cancel) {
+    internal::CancelInRounds(
+        [this](std::vector<TaskHeader*>& queued) { TakeQueuedForShutdown(queued); },
+        [this](std::vector<TaskHeader*>& live) {
+          live_.ForEach([&live](TaskHeader& task) {
+            task.AddRef();
+            live.push_back(&task);
+          });
         });
-      });
+  }
   // Timers hold wakers (references to task headers); drop them last.
   timers_ = internal::TimerQueue();
 }

@@ -56,17 +56,20 @@ constexpr uint64_t kCalibrationSeeds = 3;
 class SeedContext;
 thread_local SeedContext* current_seed = nullptr;
 
-// Intercepts every gtest failure raised on this thread while a seed runs, and
-// notes the simsched task it was raised in.
-class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
+// Collects the failures raised on this thread while a seed runs, and notes
+// the simsched task each was raised in. Not a gtest reporter itself: the
+// sweep's one SweepReporter hands it what it intercepts, so that a seed costs
+// no reporter swap in gtest.
+class SeedContext {
  public:
-  explicit SeedContext(SeedRun& run)
-      : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, &ignored_), run_(run) {
+  explicit SeedContext(SeedRun& run) : run_(run) {
     previous_ = std::exchange(current_seed, this);
   }
-  ~SeedContext() override { current_seed = previous_; }
+  ~SeedContext() { current_seed = previous_; }
+  SeedContext(const SeedContext&) = delete;
+  SeedContext& operator=(const SeedContext&) = delete;
 
-  void ReportTestPartResult(const ::testing::TestPartResult& result) override {
+  void Report(const ::testing::TestPartResult& result) {
     if (result.type() == ::testing::TestPartResult::kSuccess ||
         result.type() == ::testing::TestPartResult::kSkip) {
       return;
@@ -103,11 +106,60 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
   bool fatal() const { return fatal_; }
 
  private:
-  ::testing::TestPartResultArray ignored_;
   SeedRun& run_;
   SeedContext* previous_;
   TestScheduler* scheduler_ = nullptr;
   bool fatal_ = false;
+};
+
+// Intercepts gtest failures on this thread from a sweep's first seed until
+// the sweep's own code reports something (Uninstall) or the sweep ends: one
+// reporter swap a sweep, not one a seed. A failure raised while a seed runs
+// goes to that seed's SeedContext (current_seed: the innermost seed, so a
+// failure is never charged to another); one raised between seeds is kept and
+// handed to gtest's reporter when the interception ends, so none is lost.
+// Ends on every way out of RunSimTest, exceptions included (a destructor).
+class SweepReporter {
+ public:
+  SweepReporter() = default;
+  SweepReporter(const SweepReporter&) = delete;
+  SweepReporter& operator=(const SweepReporter&) = delete;
+  ~SweepReporter() { Uninstall(); }
+
+  // Before each seed.
+  void Install() {
+    if (!interceptor_.has_value()) interceptor_.emplace(&between_seeds_);
+  }
+  // Before the sweep reports anything to gtest itself.
+  void Uninstall() {
+    if (!interceptor_.has_value()) return;
+    interceptor_.reset();  // gtest's previous reporter is back
+    std::vector<::testing::TestPartResult> results = std::move(between_seeds_);
+    between_seeds_.clear();
+    for (const ::testing::TestPartResult& result : results) {
+      ::testing::internal::AssertHelper(result.type(), result.file_name(), result.line_number(),
+                                        result.message()) = ::testing::Message();
+    }
+  }
+
+ private:
+  class Interceptor : public ::testing::ScopedFakeTestPartResultReporter {
+   public:
+    explicit Interceptor(std::vector<::testing::TestPartResult>* between_seeds)
+        : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, &unused_),
+          between_seeds_(between_seeds) {}
+    void ReportTestPartResult(const ::testing::TestPartResult& result) override {
+      if (current_seed != nullptr) return current_seed->Report(result);
+      between_seeds_->push_back(result);
+    }
+
+   private:
+    ::testing::TestPartResultArray unused_;  // (the base's array: never written)
+    std::vector<::testing::TestPartResult>* between_seeds_;
+  };
+
+  std::vector<::testing::TestPartResult> between_seeds_;
+  std::optional<Interceptor> interceptor_;
 };
 
 // `pool` (may be null: a fresh scheduler) lends the seed its scheduler. The
@@ -115,7 +167,8 @@ class SeedContext : public ::testing::ScopedFakeTestPartResultReporter {
 // at a new address.
 SeedRun RunSeed(const SimBody& body, uint64_t seed, const SimTestOptions& options,
                 const std::string& strategy, bool record_trace, size_t perturb_bytes,
-                simsched::internal::TestSchedulerPool* pool) {
+                simsched::internal::TestSchedulerPool* pool, SweepReporter& reporter) {
+  reporter.Install();
   SeedRun run;
   run.seed = seed;
   // The determinism check's second run shifts the heap, so any decision that
@@ -255,7 +308,9 @@ void Sim::Log(std::string_view message) {
 void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions options,
                 const char* bazel_target_macro, const char* seeds_file_macro,
                 SourceLocation where) {
+  SweepReporter reporter;  // installed by the first seed
   auto fail = [&](const std::string& message) {
+    reporter.Uninstall();  // to gtest itself (the next seed installs it again)
     ADD_FAILURE_AT(where.file_name(), static_cast<int>(where.line())) << message;
   };
   absl::StatusOr<SweepConfig> config_or =
@@ -295,7 +350,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       // and every replay gets the same k). Their outcome is not reported.
       RunLengthEstimator estimator;
       for (uint64_t calibration = 0; calibration < kCalibrationSeeds; ++calibration) {
-        estimator.Observe(RunSeed(body, calibration, options, "random", false, 0, &pool).steps);
+        estimator.Observe(
+            RunSeed(body, calibration, options, "random", false, 0, &pool, reporter).steps);
       }
       spec->run_length = estimator.Estimate();
       resolved.run_length = spec->run_length;
@@ -372,7 +428,8 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     const std::string& strategy = strategy_text_cache;
     const bool write_trace = config.trace_file.has_value();
     SeedRun run = RunSeed(body, seed, options, strategy,
-                          /*record_trace=*/config.check_determinism || write_trace, 0, &pool);
+                          /*record_trace=*/config.check_determinism || write_trace, 0, &pool,
+                          reporter);
     if (write_trace) {
       if (absl::Status written = WriteRunTrace(*config.trace_file, test_name, strategy, run);
           !written.ok()) {
@@ -398,7 +455,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
       // Perturb the heap by a seed-dependent amount for the second run, on a
       // fresh scheduler (not the pooled one: a new address too).
       SeedRun second = RunSeed(body, seed, options, strategy, /*record_trace=*/true,
-                               64 * (1 + seed % 97), /*pool=*/nullptr);
+                               64 * (1 + seed % 97), /*pool=*/nullptr, reporter);
       if (std::optional<std::string> difference = CompareRuns(run, second)) {
         note_failed();
         const ReplayCommands replay = replay_for();
@@ -432,7 +489,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     // the trace on for the report. Same seed, same schedule.
     SeedRun traced = write_trace ? run
                                  : RunSeed(body, seed, options, strategy, /*record_trace=*/true,
-                                           0, &pool);
+                                           0, &pool, reporter);
     fail(DescribeFailedSeed(test_name, run, traced, origin, config, replay, strategy));
     AppendToUndeclaredOutput(
         "simsched_failures.jsonl",
@@ -455,6 +512,7 @@ void RunSimTest(const char* test_name, const SimBody& body, SimTestOptions optio
     }
   }
 
+  reporter.Uninstall();  // the seeds are done: what follows reports to gtest
   progress.Update(ran, failed_count, /*last=*/true);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();

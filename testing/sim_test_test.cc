@@ -26,6 +26,7 @@ using ::testing::ContainsRegex;
 using test_internal::CaptureFailures;
 using test_internal::ScopedEnv;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // --- SIM_TESTs that pass: the everyday form. ---
 
@@ -272,6 +273,49 @@ TEST(RunSimTestTest, SweepStopsAtTheFirstFailingSeedByDefault) {
   });
   EXPECT_EQ(failures.size(), 1u);
   EXPECT_EQ(runs, 2) << "the failing seed once, then once more to record its trace";
+}
+
+// One gtest interception serves a sweep's seeds (SweepReporter): every
+// failure still goes to the seed it was raised in, the sweep's own reports
+// (one per failing seed) reach gtest, and gtest's reporter chain is back as
+// it was when RunSimTest returns.
+TEST(RunSimTestTest, EachFailureIsChargedToTheSeedThatRaisedItAndReachesGtest) {
+  ScopedEnv env{{"SIMSCHED_COLLECT_ALL", "1"}};
+  // Seeds 3 and 4 fail (4 also in its frames' destructors, at shutdown);
+  // seed 5, right after, passes.
+  struct FailsWhenDestroyed {
+    uint64_t seed;
+    ~FailsWhenDestroyed() { ADD_FAILURE() << "destroyed in seed " << seed; }
+  };
+  auto body = [](Sim& sim) {
+    const uint64_t seed = sim.seed();
+    if (seed == 3) ADD_FAILURE() << "raised in seed " << seed;
+    if (seed == 4) {
+      Spawn(sim.scheduler(), [seed]() -> Co<void> {
+        FailsWhenDestroyed guard{seed};
+        co_await Event().Wait();  // never set: a deadlock, and shutdown destroys the frame
+      }).Detach();
+    }
+  };
+  std::vector<std::string> failures;
+  ::testing::TestPartResultArray outer;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &outer);
+    RunSimTest("Direct.Charged", body, SimTestOptions{.iterations = 8, .strategy = "random"}, "",
+               "", SourceLocation::current());
+    // The sweep's interception is gone: this reaches the scope's reporter.
+    ADD_FAILURE() << "after the sweep";
+  }
+  for (int i = 0; i < outer.size(); ++i) failures.push_back(outer.GetTestPartResult(i).message());
+  ASSERT_EQ(failures.size(), 3u) << ::testing::PrintToString(failures);
+  EXPECT_THAT(failures[0], HasSubstr("Direct.Charged failed on seed 3"));
+  EXPECT_THAT(failures[0], HasSubstr("raised in seed 3"));
+  EXPECT_THAT(failures[0], Not(HasSubstr("seed 4")));
+  EXPECT_THAT(failures[1], HasSubstr("Direct.Charged failed on seed 4"));
+  EXPECT_THAT(failures[1], HasSubstr("destroyed in seed 4"));
+  EXPECT_THAT(failures[1], Not(HasSubstr("seed 3")));
+  EXPECT_THAT(failures[2], HasSubstr("after the sweep"));
 }
 
 TEST(RunSimTestTest, RegressionSeedsRunFirst) {
