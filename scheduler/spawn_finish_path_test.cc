@@ -178,24 +178,36 @@ TEST(SpawnPathTest, TraceHashesAreThoseOfTheGeneralPath) {
 // fails the run (the task is dropped, not run); with parking it runs.
 TEST(SpawnPathTest, ASpawnFromAnotherThreadTakesTheCheckedPath) {
   for (const bool allow_parking : {false, true}) {
-    TestScheduler s({.seed = 1, .allow_parking = allow_parking});
+    // Counts the dropped task's frame: the shutdown destroys it (with no
+    // task live and nothing queued, only the inbox holds it).
+    struct CountsDestruction {
+      explicit CountsDestruction(int* count) : destroyed(count) {}
+      CountsDestruction(const CountsDestruction&) = delete;
+      ~CountsDestruction() { ++*destroyed; }
+      int* destroyed;
+    };
+    int destroyed = 0;
     bool ran = false;
-    std::thread other([&] {
-      Spawn(s, [&ran]() -> Co<void> {
-        ran = true;
-        co_return;
-      }).Detach();
-    });
-    other.join();
-    const absl::Status status = s.Run();
-    if (allow_parking) {
-      EXPECT_TRUE(status.ok()) << status;
-      EXPECT_TRUE(ran);
-    } else {
-      EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
-      EXPECT_NE(status.message().find("from another OS thread"), std::string::npos) << status;
-      EXPECT_FALSE(ran);
+    {
+      TestScheduler s({.seed = 1, .allow_parking = allow_parking});
+      std::thread other([&] {
+        Spawn(s, [&ran, guard = std::make_shared<CountsDestruction>(&destroyed)]() -> Co<void> {
+          ran = true;
+          co_return;
+        }).Detach();
+      });
+      other.join();
+      const absl::Status status = s.Run();
+      if (allow_parking) {
+        EXPECT_TRUE(status.ok()) << status;
+        EXPECT_TRUE(ran);
+      } else {
+        EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+        EXPECT_NE(status.message().find("from another OS thread"), std::string::npos) << status;
+        EXPECT_FALSE(ran);
+      }
     }
+    EXPECT_EQ(destroyed, 1) << "the task's frame (and its captures) must be gone";
   }
 }
 

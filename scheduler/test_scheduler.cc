@@ -170,12 +170,17 @@ void TestScheduler::Shutdown() {
                  "a TestScheduler was destroyed from inside one of its own tasks");
   shutting_down_ = true;
   // A run that ended with every task finished (a passing seed's usual end)
-  // has nothing to cancel: no rounds, no lock.
-  const bool nothing_to_cancel =
-      live_.size() == 0 && background_.empty() && deprioritized_.empty() &&
-      std::all_of(lanes_.begin(), lanes_.end(),
-                  [](const Lane& lane) { return lane.queue.empty(); }) &&
-      !inbox_pending_.load(std::memory_order_seq_cst);
+  // has nothing to cancel: no rounds. The inbox is looked at under its lock:
+  // without parking, work from another thread stays there after the drain
+  // has cleared `inbox_pending_`, and only the rounds below drop it.
+  bool nothing_to_cancel = live_.size() == 0 && background_.empty() &&
+                           deprioritized_.empty() &&
+                           std::all_of(lanes_.begin(), lanes_.end(),
+                                       [](const Lane& lane) { return lane.queue.empty(); });
+  if (nothing_to_cancel) {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    nothing_to_cancel = inbox_.empty();
+  }
   // Each round in a deterministic order: queued Runnables first (in queue
   // order), then every other live task by id.
   if (!nothing_to_cancel) {
