@@ -69,6 +69,37 @@ TEST(RingQueueTest, SwapRemoveAfterPopFrontWrapsCorrectly) {
   }
 }
 
+// Growth copies the ring as its two runs (head to the end of the storage,
+// then the start): a full ring wrapped at every offset keeps its order.
+TEST(RingQueueTest, GrowsAFullWrappedRingInOrder) {
+  for (size_t offset : {size_t{0}, size_t{1}, size_t{31}, size_t{63}}) {
+    SCOPED_TRACE(::testing::Message() << "offset " << offset);
+    RingQueue<uint64_t> queue;
+    std::deque<uint64_t> model;
+    uint64_t next = 1;
+    for (int i = 0; i < 64; ++i, ++next) {  // the first storage: 64 slots, full
+      queue.push_back(next);
+      model.push_back(next);
+    }
+    for (size_t i = 0; i < offset; ++i, ++next) {  // rotate: still full, wrapped
+      ASSERT_EQ(queue.pop_front(), model.front());
+      model.pop_front();
+      queue.push_back(next);
+      model.push_back(next);
+    }
+    for (int i = 0; i < 200; ++i, ++next) {  // grows twice
+      queue.push_back(next);
+      model.push_back(next);
+    }
+    ExpectSame(queue, model);
+    while (!model.empty()) {
+      ASSERT_EQ(queue.pop_front(), model.front());
+      model.pop_front();
+    }
+    EXPECT_TRUE(queue.empty());
+  }
+}
+
 TEST(RingQueueTest, RandomOperationsMatchTheModel) {
   RingQueue<uint64_t> queue;
   std::deque<uint64_t> model;
