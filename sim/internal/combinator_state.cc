@@ -58,7 +58,7 @@ bool CombinatorWait::await_suspend(std::coroutine_handle<>) {
   {
     std::lock_guard<std::mutex> lock(state_.mu_);
     if (state_.satisfied_) return false;  // satisfied between await_ready and now
-    DescribeWait(what_, location_);
+    internal::current_task->SetWaitRecord(&site_);
     state_.waiter_ = waker;
     suspended_ = true;
   }
