@@ -11,7 +11,7 @@
 namespace simsched {
 namespace internal {
 
-thread_local constinit WaitSiteCacheEntry wait_site_cache[kWaitSiteCacheSize];
+thread_local constinit const PackedWaitSite* wait_site_cache[kWaitSiteCacheSize] = {};
 
 namespace {
 
@@ -41,7 +41,9 @@ void PackedWaitSite::SetWhatOutOfLine(std::string_view what) {
   what_ = reinterpret_cast<const char*>(&*copies->emplace(what).first);
 }
 
-const PackedWaitSite* InternWaitSiteSlow(const PackedWaitSite& key) {
+const PackedWaitSite* InternWaitSiteSlow(std::string_view what, SourceLocation where,
+                                         const WaitTarget* target) {
+  const PackedWaitSite key(what, where, target);
   const PackedWaitSite* interned = nullptr;
   {
     std::lock_guard<std::mutex> lock(interned_mu);
@@ -69,7 +71,12 @@ const PackedWaitSite* InternWaitSiteSlow(const PackedWaitSite& key) {
       interned = &*overflow->insert(key).first;
     }
   }
-  wait_site_cache[key.Hash() % kWaitSiteCacheSize] = WaitSiteCacheEntry{key, interned};
+  // Cached only where the inline lookup looks: at the hash of the caller's
+  // description address (an out-of-line description's copy is found here,
+  // under the lock, every time).
+  if (what.size() < PackedWaitSite::kWhatOutOfLine) {
+    wait_site_cache[key.Hash() % kWaitSiteCacheSize] = interned;
+  }
   return interned;
 }
 

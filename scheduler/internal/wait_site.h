@@ -101,11 +101,14 @@ class PackedWaitSite {
 
   static constexpr int kWhereWords = sizeof(SourceLocation) / sizeof(uintptr_t);
 
- private:
   static constexpr int kWhatLengthShift = 48;
   static constexpr uintptr_t kAddressMask = (uintptr_t{1} << kWhatLengthShift) - 1;
   static constexpr size_t kWhatOutOfLine = 0xffff;
   static constexpr int kWhereFunctionWord = 1;  // file or std::source_location first
+
+ private:
+  friend const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation& where,
+                                              const WaitTarget* target);
   static_assert(sizeof(uintptr_t) == 8 && sizeof(SourceLocation) % sizeof(uintptr_t) == 0 &&
                     std::is_trivially_copyable_v<SourceLocation>,
                 "the wait site packing assumes 64-bit addresses");
@@ -139,20 +142,37 @@ const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation
                                      const WaitTarget* target);
 inline constexpr size_t kInternedWaitSites = 4096;  // a power of two
 
-struct WaitSiteCacheEntry {
-  PackedWaitSite key;
-  const PackedWaitSite* interned = nullptr;
-};
+// The per-thread cache: pointers to interned records, compared against the
+// records' own words (no key copy), indexed by PackedWaitSite::Hash().
 inline constexpr size_t kWaitSiteCacheSize = 64;
-extern thread_local constinit WaitSiteCacheEntry wait_site_cache[kWaitSiteCacheSize];
-const PackedWaitSite* InternWaitSiteSlow(const PackedWaitSite& key);
+extern thread_local constinit const PackedWaitSite* wait_site_cache[kWaitSiteCacheSize];
+// Out of line, with the wait's words as scalars (no key is built on the
+// caller's stack, so the inline fast path needs no frame).
+[[gnu::noinline]] const PackedWaitSite* InternWaitSiteSlow(std::string_view what,
+                                                           SourceLocation where,
+                                                           const WaitTarget* target);
 
 inline const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation& where,
                                             const WaitTarget* target) {
-  const PackedWaitSite key(what, where, target);
-  const WaitSiteCacheEntry& entry = wait_site_cache[key.Hash() % kWaitSiteCacheSize];
-  if (entry.key == key && entry.interned != nullptr) [[likely]] return entry.interned;
-  return InternWaitSiteSlow(key);
+  // Compared word by word in registers (W3's mailbox and every Sleep come
+  // here once a wait).
+  uintptr_t words[PackedWaitSite::kWhereWords];
+  std::memcpy(words, &where, sizeof(words));
+  const size_t length = what.size();
+  const PackedWaitSite* cached =
+      wait_site_cache[((reinterpret_cast<uintptr_t>(what.data()) >> 3) ^ (words[0] >> 4)) %
+                      kWaitSiteCacheSize];
+  if (cached != nullptr && length < PackedWaitSite::kWhatOutOfLine) [[likely]] {
+    const uintptr_t function_word = words[PackedWaitSite::kWhereFunctionWord] |
+                                    (uintptr_t{length} << PackedWaitSite::kWhatLengthShift);
+    bool same = cached->what_ == what.data() && cached->target_ == target;
+    for (int i = 0; i < PackedWaitSite::kWhereWords; ++i) {
+      same = same && cached->where_[i] ==
+                         (i == PackedWaitSite::kWhereFunctionWord ? function_word : words[i]);
+    }
+    if (same) [[likely]] return cached;
+  }
+  return InternWaitSiteSlow(what, where, target);
 }
 
 }  // namespace internal
