@@ -41,6 +41,9 @@ absl::Status TimeoutError(Duration timeout, SourceLocation location) {
 }
 
 CombinatorWait::~CombinatorWait() {
+  // A wait recorded and then abandoned (StartTimer threw after the record):
+  // the task must not point at this dead record.
+  if (internal::TaskHeader* task = internal::current_task) task->ForgetWaitRecord(&site_);
   // Still registered only if the awaiting task was cancelled while here.
   if (suspended_) Unregister();
 }
