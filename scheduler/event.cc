@@ -68,7 +68,8 @@ bool Event::Awaiter::await_suspend(std::coroutine_handle<>) {
   std::lock_guard<internal::SpinLock> lock(event_->mu_);
   if (event_->set_.load(std::memory_order_relaxed)) return false;  // set between await_ready and now
   waker_ = CurrentWaker();
-  DescribeWait(event_->description_, location_);
+  site_.SetWhat(event_->description_);
+  internal::current_task->SetWaitRecord(&site_);
   event_->waiters_.PushBack(this);
   return true;
 }
