@@ -19,6 +19,10 @@ Event::~Event() {
   while (!waiters_.empty()) {
     auto* awaiter = static_cast<Awaiter*>(waiters_.front());
     awaiter->event_ = nullptr;  // before the removal, which is the last access
+    // The waiter's record (in its frame, alive) described the wait with
+    // description_, which dies with this Event: reports may read the record
+    // later (a deadlock report), so it gets a static description.
+    awaiter->site_.SetWhat("a destroyed Event");
     waiters_.Remove(awaiter);
   }
 }

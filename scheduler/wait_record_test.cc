@@ -222,6 +222,30 @@ TEST(WaitRecordTest, ATaskDestroyedWhileWaitingLeavesNothingToRead) {
   EXPECT_TRUE(at_event.state()->wait_site().what.empty());
 }
 
+// An Event destroyed while a task waits on it: the waiter's record lives in
+// its frame, but its description was the Event's own string. Reports made
+// after the Event is gone must not read it (ASan: heap-use-after-free before
+// ~Event re-pointed its waiters' descriptions).
+TEST(WaitRecordTest, AnEventDestroyedUnderAWaiterLeavesAReadableRecord) {
+  TestScheduler s;
+  // A name past the small-string buffer: the description is on the heap.
+  auto event = std::make_unique<Event>("a rather long event name");
+  Event* raw = event.get();
+  Task<void> task = Spawn(s, [raw]() -> Co<void> { co_await raw->Wait(); });
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_THAT(s.DescribeTask(task.metadata().id),
+              HasSubstr("waiting on Event 'a rather long event name' at"));
+  event.reset();  // the task still waits, on nothing that exists
+  EXPECT_THAT(s.DescribeTask(task.metadata().id),
+              ContainsRegex("waiting on a destroyed Event at .*wait_record_test.cc:[0-9]+"));
+  EXPECT_THAT(s.DescribeLiveTasks(), HasSubstr("a destroyed Event"));
+  EXPECT_THAT(s.DescribeWaitFor(), HasSubstr("a destroyed Event"));
+  EXPECT_EQ(task.state()->wait_site().what, "a destroyed Event");
+  task.Cancel();
+  ASSERT_TRUE(s.RunUntilIdle().ok());
+  EXPECT_TRUE(task.IsCancelled());
+}
+
 TEST(WaitRecordTest, AJoinIsRecordedWithoutARecord) {
   TestScheduler s;
   Waker parked;

@@ -183,7 +183,7 @@ inline Waker CurrentWaker() { return Waker::ForTask(internal::current_task); }
 inline void DescribeWait(std::string_view what,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
-    task->SetWaitRecord(internal::InternWaitSite(what, where, nullptr));
+    task->RecordWaitSite(what, where, nullptr);
   }
 }
 
@@ -216,7 +216,7 @@ class WaitTarget {
 inline void DescribeWait(std::string_view what, const WaitTarget* target,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
-    task->SetWaitRecord(internal::InternWaitSite(what, where, target));
+    task->RecordWaitSite(what, where, target);
   }
 }
 

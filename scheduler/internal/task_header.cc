@@ -481,4 +481,9 @@ void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise
   RunOrDefer(DestroyJob{leaf ? leaf : root, leaf ? leaf_promise : nullptr, root, host});
 }
 
+void TaskHeader::RecordWaitSiteSlow(std::string_view what, SourceLocation where,
+                                    const WaitTarget* target) {
+  SetWaitRecord(InternWaitSiteSlow(what, where, target));
+}
+
 }  // namespace simsched::internal

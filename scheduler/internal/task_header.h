@@ -386,6 +386,20 @@ class TaskHeader {
     wait_word_ = (awaited.value << 1) | kWaitJoinTag;
     wait_seq_ = seq();
   }
+  // DescribeWait(what, where) (scheduler/waker.h): the site interned per
+  // distinct (what, where, target). The cache hit inline, the miss in
+  // RecordWaitSiteSlow, which the inline part tail-calls.
+  void RecordWaitSite(std::string_view what, const SourceLocation& where,
+                      const WaitTarget* target) {
+    if (const PackedWaitSite* cached = FindCachedWaitSite(what, where, target)) [[likely]] {
+      return SetWaitRecord(cached);
+    }
+    return RecordWaitSiteSlow(what, where, target);
+  }
+  // The miss: interns (filling this thread's cache) and records. Takes the
+  // location by value, as scalars in registers, so the caller builds nothing.
+  [[gnu::cold, gnu::noinline]] void RecordWaitSiteSlow(std::string_view what, SourceLocation where,
+                                                       const WaitTarget* target);
   // By value: the site is interned per distinct (what, where, target), or a
   // join when it names an awaited task.
   void SetWaitSite(const WaitSite& site) {

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -11,7 +12,8 @@
 namespace simsched {
 namespace internal {
 
-thread_local constinit const PackedWaitSite* wait_site_cache[kWaitSiteCacheSize] = {};
+thread_local constinit WaitSiteCache wait_site_cache = EmptyWaitSiteCache();
+thread_local constinit WaitSiteCache wait_site_target_cache = EmptyWaitSiteCache();
 
 namespace {
 
@@ -25,8 +27,19 @@ constinit PackedWaitSite interned_sites[kInternedWaitSites];
 constinit bool interned_used[kInternedWaitSites] = {};
 size_t interned_count = 0;
 
+// The table's hash mixes the addresses in too: the per-thread cache's hash
+// (the line) alone would put every file's site on line 12 together.
+size_t TableHash(const PackedWaitSite& site) {
+  uintptr_t where0;
+  const SourceLocation where = site.where();
+  std::memcpy(&where0, &where, sizeof(where0));
+  const std::string_view what = site.what();
+  return (site.Hash() ^ (where0 >> 3) ^ (reinterpret_cast<uintptr_t>(what.data()) >> 3)) *
+         0x9E3779B97F4A7C15ULL;
+}
+
 struct PackedWaitSiteHash {
-  size_t operator()(const PackedWaitSite& site) const { return site.Hash() * 0x9E3779B97F4A7C15ULL; }
+  size_t operator()(const PackedWaitSite& site) const { return TableHash(site); }
 };
 
 }  // namespace
@@ -47,7 +60,7 @@ const PackedWaitSite* InternWaitSiteSlow(std::string_view what, SourceLocation w
   const PackedWaitSite* interned = nullptr;
   {
     std::lock_guard<std::mutex> lock(interned_mu);
-    size_t i = (key.Hash() * 0x9E3779B97F4A7C15ULL) >> 20;
+    size_t i = TableHash(key) >> 20;
     for (;; ++i) {
       i &= kInternedWaitSites - 1;
       if (!interned_used[i]) {
@@ -75,7 +88,8 @@ const PackedWaitSite* InternWaitSiteSlow(std::string_view what, SourceLocation w
   // description address (an out-of-line description's copy is found here,
   // under the lock, every time).
   if (what.size() < PackedWaitSite::kWhatOutOfLine) {
-    wait_site_cache[key.Hash() % kWaitSiteCacheSize] = interned;
+    (target == nullptr ? wait_site_cache : wait_site_target_cache)[key.Hash() % kWaitSiteCacheSize] =
+        interned;
   }
   return interned;
 }

@@ -14,6 +14,7 @@
 #ifndef SIMSCHED_SCHEDULER_INTERNAL_WAIT_SITE_H_
 #define SIMSCHED_SCHEDULER_INTERNAL_WAIT_SITE_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -93,11 +94,29 @@ class PackedWaitSite {
   WaitSite Unpack() const { return WaitSite{what(), where(), TaskId{}, target_}; }
 
   friend bool operator==(const PackedWaitSite&, const PackedWaitSite&) = default;
-  // A hash of the description's address and the location's first word (the
-  // compiler's static record of the call site, or the file name).
-  size_t Hash() const {
-    return (reinterpret_cast<uintptr_t>(what_) >> 3) ^ (where_[0] >> 4);
+  // The per-thread cache's hash: where SourceLocation is compact, of the
+  // call site's line, which the compiler folds to a constant
+  // when the location is the call site's own (DescribeWait(what) in
+  // await_suspend: no instruction at all); otherwise of the description's
+  // address and the location's first word (the file name).
+  size_t Hash() const { return HashOf(what_, where()); }
+  static size_t HashOf(const char* what, const SourceLocation& where) {
+#if SIMSCHED_SOURCE_LOCATION_IS_COMPACT
+    static_cast<void>(what);
+    return where.line();
+#else
+    uintptr_t where0;
+    std::memcpy(&where0, &where, sizeof(where0));
+    return (reinterpret_cast<uintptr_t>(what) ^ where0) >> 3;
+#endif
   }
+
+  // A record no lookup matches (its description is an address no caller
+  // passes): what an empty cache slot points at, so the lookup needs no
+  // null check.
+  struct NeverMatchesTag {};
+  constexpr explicit PackedWaitSite(NeverMatchesTag, const char* unique_what)
+      : what_(unique_what) {}
 
   static constexpr int kWhereWords = sizeof(SourceLocation) / sizeof(uintptr_t);
 
@@ -107,8 +126,9 @@ class PackedWaitSite {
   static constexpr int kWhereFunctionWord = 1;  // file or std::source_location first
 
  private:
-  friend const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation& where,
-                                              const WaitTarget* target);
+  friend const PackedWaitSite* FindCachedWaitSite(std::string_view what,
+                                                  const SourceLocation& where,
+                                                  const WaitTarget* target);
   static_assert(sizeof(uintptr_t) == 8 && sizeof(SourceLocation) % sizeof(uintptr_t) == 0 &&
                     std::is_trivially_copyable_v<SourceLocation>,
                 "the wait site packing assumes 64-bit addresses");
@@ -142,35 +162,65 @@ const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation
                                      const WaitTarget* target);
 inline constexpr size_t kInternedWaitSites = 4096;  // a power of two
 
-// The per-thread cache: pointers to interned records, compared against the
-// records' own words (no key copy), indexed by PackedWaitSite::Hash().
+// The per-thread caches: pointers to interned records, compared against the
+// records' own words (no key copy), indexed by PackedWaitSite::Hash(); one
+// for sites without a target (so their lookup compares no target) and one
+// for sites with one. An empty slot points at kNeverMatchingWaitSite.
 inline constexpr size_t kWaitSiteCacheSize = 64;
-extern thread_local constinit const PackedWaitSite* wait_site_cache[kWaitSiteCacheSize];
+inline constexpr char kNeverMatchingWhat[1] = {};
+inline constexpr PackedWaitSite kNeverMatchingWaitSite(PackedWaitSite::NeverMatchesTag{},
+                                                       kNeverMatchingWhat);
+using WaitSiteCache = std::array<const PackedWaitSite*, kWaitSiteCacheSize>;
+constexpr WaitSiteCache EmptyWaitSiteCache() {
+  WaitSiteCache cache{};
+  for (const PackedWaitSite*& slot : cache) slot = &kNeverMatchingWaitSite;
+  return cache;
+}
+extern thread_local constinit WaitSiteCache wait_site_cache;
+extern thread_local constinit WaitSiteCache wait_site_target_cache;
 // Out of line, with the wait's words as scalars (no key is built on the
-// caller's stack, so the inline fast path needs no frame).
+// caller's stack).
 [[gnu::noinline]] const PackedWaitSite* InternWaitSiteSlow(std::string_view what,
                                                            SourceLocation where,
                                                            const WaitTarget* target);
 
-inline const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation& where,
-                                            const WaitTarget* target) {
-  // Compared word by word in registers (W3's mailbox and every Sleep come
-  // here once a wait).
+// FindCachedWaitSite()
+//
+// The interned record for (`what`, `where`, `target`) if this thread's cache
+// holds it, else null: a hash of two words, one load and four compares, no
+// call. `DescribeWait` (scheduler/waker.h) runs this inline and leaves the
+// miss to a cold function it tail-calls, so a custom awaitable's
+// `await_suspend` that ends with it needs no stack frame (W3's mailbox:
+// docs/performance.md).
+inline const PackedWaitSite* FindCachedWaitSite(std::string_view what,
+                                                const SourceLocation& where,
+                                                const WaitTarget* target) {
   uintptr_t words[PackedWaitSite::kWhereWords];
   std::memcpy(words, &where, sizeof(words));
   const size_t length = what.size();
+  const size_t slot = PackedWaitSite::HashOf(what.data(), where) % kWaitSiteCacheSize;
+  // Without a target (known at compile time for DescribeWait(what, where)),
+  // the target-less cache holds only records whose target is null.
   const PackedWaitSite* cached =
-      wait_site_cache[((reinterpret_cast<uintptr_t>(what.data()) >> 3) ^ (words[0] >> 4)) %
-                      kWaitSiteCacheSize];
-  if (cached != nullptr && length < PackedWaitSite::kWhatOutOfLine) [[likely]] {
-    const uintptr_t function_word = words[PackedWaitSite::kWhereFunctionWord] |
-                                    (uintptr_t{length} << PackedWaitSite::kWhatLengthShift);
-    bool same = cached->what_ == what.data() && cached->target_ == target;
-    for (int i = 0; i < PackedWaitSite::kWhereWords; ++i) {
-      same = same && cached->where_[i] ==
-                         (i == PackedWaitSite::kWhereFunctionWord ? function_word : words[i]);
-    }
-    if (same) [[likely]] return cached;
+      target == nullptr ? wait_site_cache[slot] : wait_site_target_cache[slot];
+  // A description of kWhatOutOfLine bytes or more is never cached (its
+  // record points at a copy), and a length that large would carry into the
+  // compared word: such a site always misses.
+  if (length >= PackedWaitSite::kWhatOutOfLine) [[unlikely]] return nullptr;
+  const uintptr_t function_word = words[PackedWaitSite::kWhereFunctionWord] |
+                                  (uintptr_t{length} << PackedWaitSite::kWhatLengthShift);
+  bool same = cached->what_ == what.data() && (target == nullptr || cached->target_ == target);
+  for (int i = 0; i < PackedWaitSite::kWhereWords; ++i) {
+    same = same && cached->where_[i] ==
+                       (i == PackedWaitSite::kWhereFunctionWord ? function_word : words[i]);
+  }
+  return same ? cached : nullptr;
+}
+
+inline const PackedWaitSite* InternWaitSite(std::string_view what, const SourceLocation& where,
+                                            const WaitTarget* target) {
+  if (const PackedWaitSite* cached = FindCachedWaitSite(what, where, target)) [[likely]] {
+    return cached;
   }
   return InternWaitSiteSlow(what, where, target);
 }
