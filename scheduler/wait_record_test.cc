@@ -147,6 +147,39 @@ TEST(WaitRecordTest, DescribeWaitByValueIsInternedPerCallSite) {
               ContainsRegex("waiting on Described::Wait at .*wait_record_test.cc:[0-9]+"));
 }
 
+// The inline lookup DescribeWait(what, where) runs before it interns: it
+// finds exactly the record interned for the same words, per thread, with
+// separate caches for sites with and without a target.
+TEST(WaitRecordTest, TheInlineLookupFindsOnlyTheSameSite) {
+  const SourceLocation here = SourceLocation::current();
+  const std::string_view what = "Cached::Wait";
+  Blocker blocker;
+  EXPECT_EQ(internal::FindCachedWaitSite(what, here, nullptr), nullptr);  // never interned
+  const internal::PackedWaitSite* plain = internal::InternWaitSite(what, here, nullptr);
+  EXPECT_EQ(internal::FindCachedWaitSite(what, here, nullptr), plain);
+  EXPECT_EQ(internal::FindCachedWaitSite(what, here, &blocker), nullptr);
+  const internal::PackedWaitSite* targeted = internal::InternWaitSite(what, here, &blocker);
+  EXPECT_NE(targeted, plain);
+  EXPECT_EQ(internal::FindCachedWaitSite(what, here, &blocker), targeted);
+  EXPECT_EQ(internal::FindCachedWaitSite(what, here, nullptr), plain);  // still cached
+  // Same address, another length; same words, another location.
+  EXPECT_EQ(internal::FindCachedWaitSite(what.substr(0, 6), here, nullptr), nullptr);
+  const SourceLocation there = SourceLocation::current();
+  EXPECT_EQ(internal::FindCachedWaitSite(what, there, nullptr), nullptr);
+  // An empty description with no address at all is a site like any other
+  // (an empty cache slot must not match it).
+  EXPECT_EQ(internal::FindCachedWaitSite(std::string_view(), there, nullptr), nullptr);
+  const internal::PackedWaitSite* empty = internal::InternWaitSite(std::string_view(), there, nullptr);
+  EXPECT_EQ(empty->what(), "");
+  EXPECT_EQ(internal::FindCachedWaitSite(std::string_view(), there, nullptr), empty);
+  // Another thread's cache starts empty and interns to the same records.
+  std::thread([&] {
+    EXPECT_EQ(internal::FindCachedWaitSite(what, here, nullptr), nullptr);
+    EXPECT_EQ(internal::InternWaitSite(what, here, nullptr), plain);
+    EXPECT_EQ(internal::InternWaitSite(what, here, &blocker), targeted);
+  }).join();
+}
+
 TEST(WaitRecordTest, AWaitThatDoesNotSuspendLeavesNoRecordBehind) {
   TestScheduler s;
   Gate gate("Gate 'side door'");

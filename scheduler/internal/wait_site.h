@@ -94,10 +94,9 @@ class PackedWaitSite {
   WaitSite Unpack() const { return WaitSite{what(), where(), TaskId{}, target_}; }
 
   friend bool operator==(const PackedWaitSite&, const PackedWaitSite&) = default;
-  // The per-thread cache's hash: where SourceLocation is compact, of the
-  // call site's line, which the compiler folds to a constant
-  // when the location is the call site's own (DescribeWait(what) in
-  // await_suspend: no instruction at all); otherwise of the description's
+  // The per-thread cache's hash: where SourceLocation is compact, the call
+  // site's line (one load from the compiler's static record of the site,
+  // and no arithmetic but the slot's mask); otherwise of the description's
   // address and the location's first word (the file name).
   size_t Hash() const { return HashOf(what_, where()); }
   static size_t HashOf(const char* what, const SourceLocation& where) {
@@ -187,8 +186,8 @@ extern thread_local constinit WaitSiteCache wait_site_target_cache;
 // FindCachedWaitSite()
 //
 // The interned record for (`what`, `where`, `target`) if this thread's cache
-// holds it, else null: a hash of two words, one load and four compares, no
-// call. `DescribeWait` (scheduler/waker.h) runs this inline and leaves the
+// holds it, else null: the slot from the location's line, then three
+// compares (four with a target), no call. `DescribeWait` (scheduler/waker.h) runs this inline and leaves the
 // miss to a cold function it tail-calls, so a custom awaitable's
 // `await_suspend` that ends with it needs no stack frame (W3's mailbox:
 // docs/performance.md).
