@@ -108,6 +108,12 @@ inline constexpr size_t kFrameAlignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 template <typename T>
 inline constexpr size_t kTaskRoomBytes =
     (sizeof(TaskStateLayout<T>) + kFrameAlignment - 1) / kFrameAlignment * kFrameAlignment;
+// Where in the room the header starts: at its end, right in front of the
+// frame, so that the header's hot last words and the frame's first bytes
+// share cache lines (task_header.h, "Data"); the padding the rounding to
+// kFrameAlignment leaves (0 or 8 bytes) comes first.
+template <typename T>
+inline constexpr size_t kTaskHeaderOffset = kTaskRoomBytes<T> - sizeof(TaskStateLayout<T>);
 
 // The task header's polymorphism puts its vtable pointer first (Itanium C++
 // ABI: a class with virtual functions and no polymorphic base).
@@ -115,22 +121,25 @@ static_assert(std::is_polymorphic_v<TaskHeader>);
 
 // AllocateCoFrame(), FreeCoFrame()
 //
-// A frame of `frame_size` bytes behind `room` bytes of task-header room;
-// FreeCoFrame leaves a block that hosts a task header alone.
-inline void* AllocateCoFrame(size_t frame_size, size_t room) {
+// A frame of `frame_size` bytes behind `room` bytes of task-header room, of
+// which a header would start `header_offset` bytes in; FreeCoFrame leaves a
+// block that hosts a task header alone.
+inline void* AllocateCoFrame(size_t frame_size, size_t room, size_t header_offset) {
   unsigned char* block = static_cast<unsigned char*>(::operator new(room + frame_size));
   const void* const no_header = nullptr;
-  std::memcpy(block, &no_header, sizeof(no_header));  // no header lives here (yet)
+  // No header lives here (yet).
+  std::memcpy(block + header_offset, &no_header, sizeof(no_header));
   return block + room;
 }
-inline bool RoomHostsTaskHeader(const unsigned char* room) noexcept {
+inline bool RoomHostsTaskHeader(const unsigned char* header_at) noexcept {
   const void* first_word;
-  std::memcpy(&first_word, room, sizeof(first_word));
+  std::memcpy(&first_word, header_at, sizeof(first_word));
   return first_word != nullptr;
 }
-inline void FreeCoFrame(void* frame, size_t frame_size, size_t room) noexcept {
+inline void FreeCoFrame(void* frame, size_t frame_size, size_t room,
+                        size_t header_offset) noexcept {
   unsigned char* const at = static_cast<unsigned char*>(frame);
-  if (RoomHostsTaskHeader(at - room)) {
+  if (RoomHostsTaskHeader(at - room + header_offset)) {
     // The task header frees the block. Under AddressSanitizer the dead
     // frame is poisoned meanwhile, so a use of it is still reported.
     SIMSCHED_POISON_FRAME(at, frame_size);
@@ -138,10 +147,11 @@ inline void FreeCoFrame(void* frame, size_t frame_size, size_t room) noexcept {
   }
   ::operator delete(at - room);
 }
-// The header room in front of a Co<T> frame, to build a header in (whose
+// Where in the room in front of a Co<T> frame to build a header (whose
 // vtable pointer marks the room as hosting it).
-inline void* HostTaskHeader(void* frame, size_t room) noexcept {
-  return static_cast<unsigned char*>(frame) - room;
+template <typename T>
+inline void* HostTaskHeader(void* frame) noexcept {
+  return static_cast<unsigned char*>(frame) - kTaskRoomBytes<T> + kTaskHeaderOffset<T>;
 }
 
 template <typename T>
@@ -149,9 +159,11 @@ struct CoFrameAllocation {
   static_assert(alignof(TaskStateLayout<T>) <= kFrameAlignment,
                 "simsched: a Co<T> whose T is over-aligned (alignas beyond "
                 "__STDCPP_DEFAULT_NEW_ALIGNMENT__) is not supported; return it boxed");
-  static void* operator new(std::size_t size) { return AllocateCoFrame(size, kTaskRoomBytes<T>); }
+  static void* operator new(std::size_t size) {
+    return AllocateCoFrame(size, kTaskRoomBytes<T>, kTaskHeaderOffset<T>);
+  }
   static void operator delete(void* frame, std::size_t size) noexcept {
-    FreeCoFrame(frame, size, kTaskRoomBytes<T>);
+    FreeCoFrame(frame, size, kTaskRoomBytes<T>, kTaskHeaderOffset<T>);
   }
 };
 

@@ -19,6 +19,10 @@ Event::~Event() {
   while (!waiters_.empty()) {
     auto* awaiter = static_cast<Awaiter*>(waiters_.front());
     awaiter->event_ = nullptr;  // before the removal, which is the last access
+    // The waiter's record (in its frame, alive) described the wait with
+    // description_, which dies with this Event: reports may read the record
+    // later (a deadlock report), so it gets a static description.
+    awaiter->site_.SetWhat("a destroyed Event");
     waiters_.Remove(awaiter);
   }
 }
@@ -68,7 +72,8 @@ bool Event::Awaiter::await_suspend(std::coroutine_handle<>) {
   std::lock_guard<internal::SpinLock> lock(event_->mu_);
   if (event_->set_.load(std::memory_order_relaxed)) return false;  // set between await_ready and now
   waker_ = CurrentWaker();
-  DescribeWait(event_->description_, location_);
+  site_.SetWhat(event_->description_);
+  internal::current_task->SetWaitRecord(&site_);
   event_->waiters_.PushBack(this);
   return true;
 }

@@ -89,7 +89,7 @@ class Event {
 
   class Awaiter : private internal::WaitNode {
    public:
-    Awaiter(Event& event, SourceLocation location) : event_(&event), location_(location) {}
+    Awaiter(Event& event, SourceLocation location) : event_(&event), site_(location) {}
     Awaiter(const Awaiter&) = delete;
     Awaiter& operator=(const Awaiter&) = delete;
     ~Awaiter();
@@ -101,7 +101,9 @@ class Event {
    private:
     friend class Event;
     Event* event_;  // null once the event is destroyed
-    SourceLocation location_;
+    // The wait record the task's header points at while it waits (the
+    // event's description is set when it suspends).
+    internal::PackedWaitSite site_;
     Waker waker_;
   };
 

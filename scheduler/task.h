@@ -78,14 +78,14 @@ class TaskState final : public TaskHeader {
   // the frame (co.h): one allocation per task.
   static TaskState* CreateInFrameRoom(Scheduler& scheduler, ScheduleKind kind,
                                       std::coroutine_handle<CoPromise<T>> root, bool confined) {
-    void* room = HostTaskHeader(root.address(), kTaskRoomBytes<T>);
-    return ::new (room) TaskState(scheduler, kind, root, confined);
+    return ::new (HostTaskHeader<T>(root.address())) TaskState(scheduler, kind, root, confined);
   }
 
   std::coroutine_handle<> RootFrame() const noexcept override {
+    // The header ends where the room does (co.h, kTaskHeaderOffset).
     return std::coroutine_handle<>::from_address(
         const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(this)) +
-        kTaskRoomBytes<T>);
+        sizeof(TaskState));
   }
 
   // Takes the result of a finished task: the value, or throws its exception,
@@ -118,7 +118,7 @@ class TaskState final : public TaskHeader {
   }
 
   void Free() noexcept override {
-    void* const block = this;
+    void* const block = reinterpret_cast<unsigned char*>(this) - kTaskHeaderOffset<T>;
     this->~TaskState();
     ::operator delete(block);
   }
@@ -207,7 +207,7 @@ class [[nodiscard]] Task {
         join_.joiner = nullptr;
         return false;
       }
-      self->SetWaitSite(WaitSite{"task", {}, state_->metadata.id});
+      self->SetWaitJoin(state_->metadata.id);
       return true;
     }
     T await_resume() {

@@ -19,7 +19,9 @@
 //     its scheduler.
 //
 // `DescribeWait()` tells the scheduler what the task waits on, so deadlock and
-// leak reports can say "waiting on Event 'ready' at foo.cc:42".
+// leak reports can say "waiting on Event 'ready' at foo.cc:42". (An awaiter
+// whose description is per object holds a `WaitRecord` instead: see
+// scheduler/wait_record.h.)
 //
 // This header defines:
 //   * `simsched::Waker`
@@ -53,7 +55,9 @@
 #include <utility>
 
 #include "scheduler/internal/task_header.h"
+#include "scheduler/internal/wait_site.h"
 #include "scheduler/task_metadata.h"
+#include "scheduler/wait_record.h"
 
 namespace simsched {
 
@@ -171,10 +175,15 @@ inline Waker CurrentWaker() { return Waker::ForTask(internal::current_task); }
 // and leak reports. Call it from `await_suspend`. `what` must stay valid while
 // the task is suspended (a literal, or a name owned by the awaited object).
 // The record is cleared each time the task is resumed. No-op outside a task.
+// Each distinct (what's address and length, where) is interned once for the
+// process's lifetime (a per-thread cache makes a repeated one a few
+// compares): pass a literal or a long-lived name. For a name owned by a
+// per-object state, hold a `WaitRecord` in the awaiter instead
+// (scheduler/wait_record.h), which interns nothing.
 inline void DescribeWait(std::string_view what,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
-    task->SetWaitSite(WaitSite{what, where, {}});
+    task->RecordWaitSite(what, where, nullptr);
   }
 }
 
@@ -201,10 +210,13 @@ class WaitTarget {
 // DescribeWait() with a WaitTarget
 //
 // As above, and reports can ask `target` who holds what the task waits on.
+// The target is part of the interned key, so each distinct target adds a
+// record for the process's lifetime: an awaitable over many objects should
+// hold a `WaitRecord` (scheduler/wait_record.h) instead.
 inline void DescribeWait(std::string_view what, const WaitTarget* target,
                          SourceLocation where = SourceLocation::current()) {
   if (internal::TaskHeader* task = internal::current_task) {
-    task->SetWaitSite(WaitSite{what, where, {}, target});
+    task->RecordWaitSite(what, where, target);
   }
 }
 

@@ -7,6 +7,7 @@
 // location temporary comes back. This binary replaces the global operator new
 // to see the frames' sizes.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -18,6 +19,7 @@
 #include "scheduler/event.h"
 #include "scheduler/scheduler.h"
 #include "sim/channel.h"
+#include "sim/combinators.h"
 #include "sim/mutex.h"
 #include "sim/semaphore.h"
 
@@ -54,6 +56,23 @@ Co<void> Receives(Channel<int>* channel) { (void)co_await channel->Recv(); }
 Co<void> Sends(Channel<int>* channel) { (void)co_await channel->Send(1); }
 Co<void> Locks(Mutex* mutex) { MutexGuard guard = co_await mutex->Lock(); }
 Co<void> Acquires(Semaphore* semaphore) { co_await semaphore->Acquire(); }
+Co<int> One() { co_return 1; }
+// The combinators, with the call site as scalars (the default) and with an
+// explicit SourceLocation temporary, as a defaulted one was.
+Co<void> AwaitsWhenAll(int*) { (void)co_await WhenAll(One(), One()); }
+Co<void> AwaitsWhenAllAt(int*) {
+  (void)co_await WhenAll<Co<int>, Co<int>>(One(), One(), SourceLocation::current());
+}
+Co<void> AwaitsWhenAny(int*) { (void)co_await WhenAny(One(), One()); }
+Co<void> AwaitsWhenAnyAt(int*) {
+  (void)co_await WhenAny<Co<int>, Co<int>>(One(), One(), SourceLocation::current());
+}
+Co<void> AwaitsWithTimeout(int*) {
+  (void)co_await WithTimeout(One(), std::chrono::seconds(1));
+}
+Co<void> AwaitsWithTimeoutAt(int*) {
+  (void)co_await WithTimeout(One(), std::chrono::seconds(1), SourceLocation::current());
+}
 
 // The size of the frame `make()` allocates (the coroutine is not started).
 template <typename F>
@@ -94,6 +113,26 @@ TEST(AwaiterFrameTest, AWaitingFrameHoldsItsAwaiterAndNoLocationTemporary) {
     Semaphore semaphore(1, "frame-test");
     EXPECT_LE(FrameSize([&] { return Acquires(&semaphore); }),
               budget(sizeof(Semaphore::AcquireAwaiter)));
+  }
+#else
+  GTEST_SKIP() << "frame budgets are for g++";
+#endif
+}
+
+// WhenAll, WhenAny and WithTimeout take the call site as scalars too: the
+// frame awaiting one is at least a SourceLocation's 16 bytes smaller than
+// one that passes a SourceLocation object, as the defaulted argument did.
+TEST(AwaiterFrameTest, CombinatorsTakeTheirCallSiteAsScalars) {
+#if defined(__GNUC__) && !defined(__clang__) && SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  if constexpr (sizeof(void*) == 8) {
+    int unused = 0;
+    const std::size_t location = sizeof(SourceLocation);
+    EXPECT_LE(FrameSize([&] { return AwaitsWhenAll(&unused); }) + location,
+              FrameSize([&] { return AwaitsWhenAllAt(&unused); }));
+    EXPECT_LE(FrameSize([&] { return AwaitsWhenAny(&unused); }) + location,
+              FrameSize([&] { return AwaitsWhenAnyAt(&unused); }));
+    EXPECT_LE(FrameSize([&] { return AwaitsWithTimeout(&unused); }) + location,
+              FrameSize([&] { return AwaitsWithTimeoutAt(&unused); }));
   }
 #else
   GTEST_SKIP() << "frame budgets are for g++";

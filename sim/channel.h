@@ -284,7 +284,7 @@ class Channel {
   class [[nodiscard]] RecvAwaiter : private internal::WaitNode {
    public:
     RecvAwaiter(std::shared_ptr<State> state, SourceLocation location)
-        : state_(std::move(state)), location_(location) {}
+        : state_(std::move(state)), site_(location) {}
     RecvAwaiter(const RecvAwaiter&) = delete;
     RecvAwaiter& operator=(const RecvAwaiter&) = delete;
     ~RecvAwaiter() {
@@ -313,7 +313,9 @@ class Channel {
         } else if (!state_->closed) {
           if (!InTask()) internal::ThrowNotInTask("Channel::Recv()", "use TryRecv");
           waker_ = CurrentWaker();
-          DescribeWait(state_->recv_what, state_.get(), location_);
+          site_.SetWhat(state_->recv_what);
+          site_.set_target(state_.get());
+          internal::current_task->SetWaitRecord(&site_);
           state_->receivers.PushBack(this);
           phase_ = Phase::kWaiting;
           suspended_ = true;
@@ -347,7 +349,8 @@ class Channel {
     enum class Phase : uint8_t { kWaiting, kHandedValue, kClosed, kDone };
 
     std::shared_ptr<State> state_;
-    SourceLocation location_;
+    // The wait record the task's header points at while it waits here.
+    internal::PackedWaitSite site_;
     // Guarded by state_->mu while this awaiter is suspended.
     Waker waker_;
     std::optional<T> value_;
@@ -363,7 +366,7 @@ class Channel {
   class [[nodiscard]] SendAwaiter : private internal::WaitNode {
    public:
     SendAwaiter(std::shared_ptr<State> state, T value, SourceLocation location)
-        : state_(std::move(state)), location_(location), value_(std::move(value)) {}
+        : state_(std::move(state)), site_(location), value_(std::move(value)) {}
     SendAwaiter(const SendAwaiter&) = delete;
     SendAwaiter& operator=(const SendAwaiter&) = delete;
     ~SendAwaiter() {
@@ -387,7 +390,9 @@ class Channel {
         } else {
           if (!InTask()) internal::ThrowNotInTask("Channel::Send()", "use TrySend");
           waker_ = CurrentWaker();
-          DescribeWait(state_->send_what, state_.get(), location_);
+          site_.SetWhat(state_->send_what);
+          site_.set_target(state_.get());
+          internal::current_task->SetWaitRecord(&site_);
           state_->senders.PushBack(this);
           phase_ = Phase::kWaiting;
           suspended_ = true;
@@ -407,7 +412,7 @@ class Channel {
       }
       if (phase == Phase::kSent) return absl::OkStatus();
       return absl::FailedPreconditionError(absl::StrCat("Send on closed ", state_->description,
-                                                        " at ", FormatLocation(location_),
+                                                        " at ", FormatLocation(site_.where()),
                                                         ": the value was dropped"));
     }
 
@@ -416,7 +421,8 @@ class Channel {
     enum class Phase : uint8_t { kWaiting, kSent, kRefused };
 
     std::shared_ptr<State> state_;
-    SourceLocation location_;
+    // The wait record the task's header points at while it waits here.
+    internal::PackedWaitSite site_;
     // Guarded by state_->mu while this awaiter is suspended.
     std::optional<T> value_;
     Waker waker_;

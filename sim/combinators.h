@@ -124,8 +124,19 @@ class [[nodiscard]] WhenAll {
  public:
   using value_type = std::tuple<internal::InputValue<Inputs>...>;
 
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  explicit WhenAll(Inputs... inputs, SourceLocation location)
+      : co_(internal::WhenAllOf(location, std::move(inputs)...)) {}
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the awaiting
+  // frame, across the suspension (16 bytes; see Sleep()).
+  explicit WhenAll(Inputs... inputs, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION())
+      : co_(internal::WhenAllOf(SourceLocation::current(site, function), std::move(inputs)...)) {}
+#else
   explicit WhenAll(Inputs... inputs, SourceLocation location = SourceLocation::current())
       : co_(internal::WhenAllOf(location, std::move(inputs)...)) {}
+#endif
 
   typename Co<value_type>::Awaiter operator co_await() && noexcept {
     return co_.operator co_await();
@@ -143,9 +154,18 @@ class [[nodiscard]] WhenAll<std::vector<Input>> {
  public:
   using value_type = std::vector<internal::InputValue<Input>>;
 
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  explicit WhenAll(std::vector<Input> inputs, SourceLocation location)
+      : co_(internal::WhenAllOf(location, std::move(inputs))) {}
+  // The call site as scalars: see above.
+  explicit WhenAll(std::vector<Input> inputs, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION())
+      : co_(internal::WhenAllOf(SourceLocation::current(site, function), std::move(inputs))) {}
+#else
   explicit WhenAll(std::vector<Input> inputs,
                    SourceLocation location = SourceLocation::current())
       : co_(internal::WhenAllOf(location, std::move(inputs))) {}
+#endif
 
   typename Co<value_type>::Awaiter operator co_await() && noexcept {
     return co_.operator co_await();
@@ -179,8 +199,19 @@ class [[nodiscard]] WhenAny {
  public:
   using value_type = std::variant<internal::InputValue<Inputs>...>;
 
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  explicit WhenAny(Inputs... inputs, SourceLocation location)
+      : co_(internal::WhenAnyOf(location, std::move(inputs)...)) {}
+  // The call site as scalars rather than a defaulted SourceLocation: g++
+  // keeps a `co_await` expression's class-type temporaries in the awaiting
+  // frame, across the suspension (16 bytes; see Sleep()).
+  explicit WhenAny(Inputs... inputs, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION())
+      : co_(internal::WhenAnyOf(SourceLocation::current(site, function), std::move(inputs)...)) {}
+#else
   explicit WhenAny(Inputs... inputs, SourceLocation location = SourceLocation::current())
       : co_(internal::WhenAnyOf(location, std::move(inputs)...)) {}
+#endif
 
   typename Co<value_type>::Awaiter operator co_await() && noexcept {
     return co_.operator co_await();
@@ -198,9 +229,18 @@ class [[nodiscard]] WhenAny<std::vector<Input>> {
  public:
   using value_type = WhenAnyResult<internal::InputValue<Input>>;
 
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+  explicit WhenAny(std::vector<Input> inputs, SourceLocation location)
+      : co_(internal::WhenAnyOf(location, std::move(inputs))) {}
+  // The call site as scalars: see WhenAll.
+  explicit WhenAny(std::vector<Input> inputs, CallSiteRecord site = __builtin_source_location(),
+                   const char* function = __builtin_FUNCTION())
+      : co_(internal::WhenAnyOf(SourceLocation::current(site, function), std::move(inputs))) {}
+#else
   explicit WhenAny(std::vector<Input> inputs,
                    SourceLocation location = SourceLocation::current())
       : co_(internal::WhenAnyOf(location, std::move(inputs))) {}
+#endif
 
   typename Co<value_type>::Awaiter operator co_await() && noexcept {
     return co_.operator co_await();
@@ -230,7 +270,11 @@ WhenAny(Inputs&&...) -> WhenAny<std::remove_cvref_t<Inputs>...>;
 template <typename Input>
   requires internal::kIsCombinatorInput<Input>
 Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> WithTimeout(
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+    Input input, Duration timeout, SourceLocation location) {
+#else
     Input input, Duration timeout, SourceLocation location = SourceLocation::current()) {
+#endif
   using T = typename internal::CombinatorInputTraits<Input>::value_type;
   internal::CheckInputs("WithTimeout", location, input);
   if constexpr (internal::CombinatorInputTraits<Input>::kIsTask) {
@@ -272,6 +316,19 @@ Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> W
   }
 }
 
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+// The call site as scalars rather than a defaulted SourceLocation: g++ keeps
+// a `co_await` expression's class-type temporaries in the awaiting frame,
+// across the suspension (16 bytes; see Sleep()).
+template <typename Input>
+  requires internal::kIsCombinatorInput<Input>
+Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> WithTimeout(
+    Input input, Duration timeout, CallSiteRecord site = __builtin_source_location(),
+    const char* function = __builtin_FUNCTION()) {
+  return WithTimeout(std::move(input), timeout, SourceLocation::current(site, function));
+}
+#endif
+
 // WithTimeout() of any other awaitable
 //
 // As above, with `awaitable` awaited in a task of its own: a Channel receive
@@ -291,10 +348,25 @@ Co<BlockOnResult<typename internal::CombinatorInputTraits<Input>::value_type>> W
 template <typename A>
   requires(!internal::kIsCombinatorInput<std::remove_cvref_t<A>> && internal::Awaitable<A>)
 Co<BlockOnResult<internal::AwaitResult<A>>> WithTimeout(
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+    A&& awaitable, Duration timeout, SourceLocation location) {
+#else
     A&& awaitable, Duration timeout, SourceLocation location = SourceLocation::current()) {
+#endif
   return WithTimeout(internal::AwaitInPlace<internal::AwaitResult<A>>(awaitable), timeout,
                      location);
 }
+#if SIMSCHED_SOURCE_LOCATION_SCALAR_SITE
+// The call site as scalars: see above.
+template <typename A>
+  requires(!internal::kIsCombinatorInput<std::remove_cvref_t<A>> && internal::Awaitable<A>)
+Co<BlockOnResult<internal::AwaitResult<A>>> WithTimeout(
+    A&& awaitable, Duration timeout, CallSiteRecord site = __builtin_source_location(),
+    const char* function = __builtin_FUNCTION()) {
+  return WithTimeout(internal::AwaitInPlace<internal::AwaitResult<A>>(awaitable), timeout,
+                     SourceLocation::current(site, function));
+}
+#endif
 
 }  // namespace simsched
 

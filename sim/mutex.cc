@@ -95,7 +95,7 @@ void Mutex::Unlock(State& state) {
 }
 
 Mutex::LockAwaiter::LockAwaiter(std::shared_ptr<State> state, SourceLocation location)
-    : state_(std::move(state)), location_(location) {}
+    : state_(std::move(state)), site_(location) {}
 
 Mutex::LockAwaiter::~LockAwaiter() {
   if (!suspended_) return;  // never suspended, or resumed normally
@@ -121,7 +121,9 @@ bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<>) {
   }
   if (!InTask()) internal::ThrowNotInTask("Mutex::Lock()", "use TryLock");
   waker_ = CurrentWaker();
-  DescribeWait(state_->lock_what, state_.get(), location_);
+  site_.SetWhat(state_->lock_what);
+  site_.set_target(state_.get());
+  internal::current_task->SetWaitRecord(&site_);
   state_->waiters.PushBack(this);
   phase_ = Phase::kWaiting;
   suspended_ = true;

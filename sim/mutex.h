@@ -127,7 +127,8 @@ class Mutex {
     enum class Phase : uint8_t { kWaiting, kGranted, kDone };
 
     std::shared_ptr<State> state_;
-    SourceLocation location_;
+    // The wait record the task's header points at while it waits here.
+    internal::PackedWaitSite site_;
     // Guarded by the mutex's internal lock while suspended.
     Waker waker_;
     Phase phase_ = Phase::kDone;

@@ -106,7 +106,7 @@ void Semaphore::AddPermitsLocked(State& state, size_t n, WakeListT& wake) {
 
 Semaphore::AcquireAwaiter::AcquireAwaiter(std::shared_ptr<State> state, size_t n,
                                           SourceLocation location)
-    : state_(std::move(state)), n_(n), location_(location) {}
+    : state_(std::move(state)), n_(n), site_(location) {}
 
 Semaphore::AcquireAwaiter::~AcquireAwaiter() {
   if (!suspended_) return;  // never suspended, or resumed normally
@@ -134,7 +134,8 @@ bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<>) {
   }
   if (!InTask()) internal::ThrowNotInTask("Semaphore::Acquire()", "use TryAcquire");
   waker_ = CurrentWaker();
-  DescribeWait(state_->acquire_what, location_);
+  site_.SetWhat(state_->acquire_what);
+  internal::current_task->SetWaitRecord(&site_);
   state_->waiters.PushBack(this);
   phase_ = Phase::kWaiting;
   suspended_ = true;

@@ -135,7 +135,8 @@ class Semaphore {
 
     std::shared_ptr<State> state_;
     const size_t n_;
-    SourceLocation location_;
+    // The wait record the task's header points at while it waits here.
+    internal::PackedWaitSite site_;
     // Guarded by the semaphore's internal lock while suspended.
     Waker waker_;
     Phase phase_ = Phase::kDone;

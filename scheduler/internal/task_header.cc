@@ -46,16 +46,6 @@ bool DestroyingOnThisThread(const TaskHeader* task) {
 }
 }  // namespace
 
-void TaskHeader::SetWaitWhatOutOfLine(const char* what, size_t size) {
-  // Interned copies, leaked on purpose like label names (a report may read
-  // one after its task is gone). Only descriptions of 65,535 bytes or more
-  // come here.
-  static std::mutex* mu = new std::mutex;
-  static auto* copies = new absl::node_hash_set<std::string>;
-  std::lock_guard<std::mutex> lock(*mu);
-  wait_what_ = reinterpret_cast<const char*>(&*copies->emplace(what, size).first);
-}
-
 void TaskHeader::WakeSlow(uint32_t seq) {
   uint64_t s = state();
   for (;;) {
@@ -497,6 +487,11 @@ void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept {
 void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
                        std::coroutine_handle<> root, TaskHeader* host) noexcept {
   RunOrDefer(DestroyJob{leaf ? leaf : root, leaf ? leaf_promise : nullptr, root, host});
+}
+
+void TaskHeader::RecordWaitSiteSlow(std::string_view what, SourceLocation where,
+                                    const WaitTarget* target) {
+  SetWaitRecord(InternWaitSiteSlow(what, where, target));
 }
 
 }  // namespace simsched::internal

@@ -39,27 +39,13 @@
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/internal/ring_queue.h"
+#include "scheduler/internal/wait_site.h"
 #include "scheduler/task_metadata.h"
 
 namespace simsched {
 
 class Scheduler;
 class WaitTarget;  // scheduler/waker.h
-
-// WaitSite
-//
-// What a suspended task waits on and where its `co_await` was written, for
-// deadlock and leak reports. `what` must stay valid while the task is
-// suspended (a string literal, or a name owned by the awaited object).
-struct WaitSite {
-  std::string_view what;
-  SourceLocation where;
-  // Set when the task waits for another task to finish (`co_await task`).
-  TaskId awaited_task;
-  // The object waited on, when it can say who holds it (a Mutex, a Channel);
-  // alive while the task is suspended.
-  const WaitTarget* target = nullptr;
-};
 
 namespace internal {
 
@@ -399,44 +385,59 @@ class TaskHeader {
   void MarkExceptionObserved() { bits_ |= kExceptionObserved; }
 
   // Records what the task waits on, for reports; valid until it is resumed.
-  // A site names an awaited task or a target, not both (the task wins).
-  void SetWaitSite(const WaitSite& site) {
-    // The length rides in the top bits of the location's function name
-    // address (see kWhatLengthShift); one of 65,535 bytes or more is kept
-    // as an interned copy instead (rare, out of line, last: nothing is live
-    // across the call).
-    uintptr_t where[kWhereWords];
-    std::memcpy(where, &site.where, sizeof(where));
-    const size_t length = site.what.size();
-    where[kWhereFunctionWord] |= uintptr_t{length < kWhatOutOfLine ? length : kWhatOutOfLine}
-                                 << kWhatLengthShift;
-    std::memcpy(wait_where_, where, sizeof(where));
-    wait_object_ = site.awaited_task.value != 0 ? (site.awaited_task.value << 1) | 1
-                                                : reinterpret_cast<uintptr_t>(site.target);
+  // The header keeps one word for it (see wait_word_): a pointer to the
+  // record, which must stay alive and unchanged while the task is suspended
+  // or queued at this suspension (an awaiter's, in the waiting frame, or an
+  // interned one), or the id of an awaited task.
+  void SetWaitRecord(const PackedWaitSite* record) {
+    wait_word_ = reinterpret_cast<uintptr_t>(record);
     wait_seq_ = seq();
-    wait_what_ = site.what.data();
-    if (length >= kWhatOutOfLine) [[unlikely]] SetWaitWhatOutOfLine(site.what.data(), length);
+  }
+  // The task waits for task `awaited` to finish (`co_await task`).
+  void SetWaitJoin(TaskId awaited) {
+    wait_word_ = (awaited.value << 1) | kWaitJoinTag;
+    wait_seq_ = seq();
+  }
+  // DescribeWait(what, where) (scheduler/waker.h): the site interned per
+  // distinct (what, where, target). The cache hit inline, the miss in
+  // RecordWaitSiteSlow, which the inline part tail-calls.
+  void RecordWaitSite(std::string_view what, const SourceLocation& where,
+                      const WaitTarget* target) {
+    if (const PackedWaitSite* cached = FindCachedWaitSite(what, where, target)) [[likely]] {
+      return SetWaitRecord(cached);
+    }
+    return RecordWaitSiteSlow(what, where, target);
+  }
+  // The miss: interns (filling this thread's cache) and records. Takes the
+  // location by value, as scalars in registers, so the caller builds nothing.
+  [[gnu::cold, gnu::noinline]] void RecordWaitSiteSlow(std::string_view what, SourceLocation where,
+                                                       const WaitTarget* target);
+  // By value: the site is interned per distinct (what, where, target), or a
+  // join when it names an awaited task.
+  void SetWaitSite(const WaitSite& site) {
+    if (site.awaited_task.value != 0) return SetWaitJoin(site.awaited_task);
+    SetWaitRecord(InternWaitSite(site.what, site.where, site.target));
+  }
+  // Called when `record` dies (WaitRecord's destructor) on this task's
+  // thread: if the task still points at it (it recorded a wait and then did
+  // not suspend), it forgets it. A finished task's word holds its exception,
+  // never a live record's address, so the comparison leaves that alone.
+  void ForgetWaitRecord(const PackedWaitSite* record) {
+    if (wait_word_ == reinterpret_cast<uintptr_t>(record)) wait_word_ = 0;
   }
   // What the task waits on now, or an empty site if its current suspension
-  // recorded none.
+  // recorded none. A cancelled task waits on nothing: its frames, and the
+  // records in them, are gone or going.
   WaitSite wait_site() const {
-    if (wait_seq_ != seq()) return WaitSite{};
-    WaitSite site;
-    uintptr_t where[kWhereWords];
-    std::memcpy(where, wait_where_, sizeof(where));
-    const size_t length = where[kWhereFunctionWord] >> kWhatLengthShift;
-    where[kWhereFunctionWord] &= (uintptr_t{1} << kWhatLengthShift) - 1;
-    // A header that never recorded a site holds zeros, not a SourceLocation.
-    if (where[kWhereFunctionWord] != 0) std::memcpy(&site.where, where, sizeof(where));
-    site.what = length == kWhatOutOfLine
-                    ? std::string_view(*reinterpret_cast<const std::string*>(wait_what_))
-                    : std::string_view(wait_what_, length);
-    if ((wait_object_ & 1) != 0) {
-      site.awaited_task = TaskId{wait_object_ >> 1};
-    } else {
-      site.target = reinterpret_cast<const WaitTarget*>(wait_object_);
+    const uint64_t s = state();
+    if (wait_seq_ != static_cast<uint32_t>(s >> kSeqShift) || (s & kCancelled) != 0) {
+      return WaitSite{};
     }
-    return site;
+    if ((wait_word_ & kWaitJoinTag) != 0) {
+      return WaitSite{"task", SourceLocation(), TaskId{wait_word_ >> 1}, nullptr};
+    }
+    if (wait_word_ == 0) return WaitSite{};
+    return reinterpret_cast<const PackedWaitSite*>(wait_word_)->Unpack();
   }
 
   // Makes `next` the coroutine this poll resumes next, and suspends the
@@ -561,7 +562,7 @@ class TaskHeader {
   void CancelImpl(bool join);
   void WaitForFramesGone();
 
-  // Data. 112 bytes with the vtable pointer; every Co frame reserves room
+  // Data. 88 bytes with the vtable pointer (room 96); every Co frame reserves room
   // for one (co.h), so each byte here is a byte of every frame
   // (task_header_layout_test). Coldest first: the words a poll reads (the
   // id, which the TestScheduler's step hashes into the trace, the state,
@@ -581,35 +582,21 @@ class TaskHeader {
   uint32_t live_slot = kNoLiveSlot;
 
  private:
-  // The wait site (see SetWaitSite), packed: 36 bytes instead of 52, in
-  // `wait_seq_` and the last four words. Task ids are below 2^63 and a
-  // WaitTarget is at least 2-aligned, so bit 0 of `wait_object_` says which
-  // of the two it holds. The description's length is in the top 16 bits of
-  // the location's function name address: a string the compiler placed in
-  // the program's image (SourceLocation holds nothing else), and images are
-  // mapped below 2^47 on every 64-bit target we build for. A description of
-  // 65,535 bytes or more is an interned copy: `wait_what_` then points at
-  // its `std::string`, and the length reads kWhatOutOfLine.
-  static constexpr int kWhatLengthShift = 48;
-  static constexpr size_t kWhatOutOfLine = 0xffff;
-  static constexpr int kWhereWords = sizeof(SourceLocation) / sizeof(uintptr_t);
-  static constexpr int kWhereFunctionWord = 1;  // file or std::source_location first
-  static_assert(sizeof(uintptr_t) == 8 && sizeof(SourceLocation) % sizeof(uintptr_t) == 0 &&
-                    std::is_trivially_copyable_v<SourceLocation>,
-                "the wait site packing assumes 64-bit addresses");
-  [[gnu::cold, gnu::noinline]] void SetWaitWhatOutOfLine(const char* what, size_t size);
+  // The wait site (see SetWaitRecord): `wait_seq_` (the poll sequence
+  // number it was recorded at) and the word below. Task ids are below 2^63
+  // and a PackedWaitSite is 8-aligned, so bit 0 of `wait_word_` says which
+  // of the two it holds.
+  static constexpr uintptr_t kWaitJoinTag = 1;
   uint32_t wait_seq_ = 0;
   JoinRecord* joiner_ = nullptr;  // the record of the task awaiting this one
-  const char* wait_what_ = nullptr;
-  uintptr_t wait_where_[kWhereWords] = {};  // a SourceLocation, packed as above
 
  protected:
-  // A finished task waits on nothing: once it completes, the wait site's
-  // last word holds the exception it ended with (Complete invalidates the
-  // site first). Constructed when the task completes; destroyed with the
-  // header if it did.
+  // A finished task waits on nothing: once it completes, the wait word
+  // holds the exception it ended with (Complete invalidates the site
+  // first). Constructed when the task completes; destroyed with the header
+  // if it did.
   union {
-    uintptr_t wait_object_ = 0;
+    uintptr_t wait_word_ = 0;
     std::exception_ptr exception_;
   };
 

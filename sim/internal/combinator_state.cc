@@ -41,6 +41,9 @@ absl::Status TimeoutError(Duration timeout, SourceLocation location) {
 }
 
 CombinatorWait::~CombinatorWait() {
+  // A wait recorded and then abandoned (StartTimer threw after the record):
+  // the task must not point at this dead record.
+  if (internal::TaskHeader* task = internal::current_task) task->ForgetWaitRecord(&site_);
   // Still registered only if the awaiting task was cancelled while here.
   if (suspended_) Unregister();
 }
@@ -58,7 +61,7 @@ bool CombinatorWait::await_suspend(std::coroutine_handle<>) {
   {
     std::lock_guard<std::mutex> lock(state_.mu_);
     if (state_.satisfied_) return false;  // satisfied between await_ready and now
-    DescribeWait(what_, location_);
+    internal::current_task->SetWaitRecord(&site_);
     state_.waiter_ = waker;
     suspended_ = true;
   }

@@ -203,7 +203,7 @@ class CombinatorWait {
  public:
   CombinatorWait(CombinatorState& state, std::string_view what, SourceLocation location,
                  std::optional<Instant> deadline = std::nullopt)
-      : state_(state), what_(what), location_(location), deadline_(deadline) {}
+      : state_(state), site_(what, location), deadline_(deadline) {}
   CombinatorWait(const CombinatorWait&) = delete;
   CombinatorWait& operator=(const CombinatorWait&) = delete;
   ~CombinatorWait();
@@ -216,8 +216,8 @@ class CombinatorWait {
   void Unregister();
 
   CombinatorState& state_;
-  std::string_view what_;
-  SourceLocation location_;
+  // The wait record the task's header points at while it waits here.
+  PackedWaitSite site_;
   std::optional<Instant> deadline_;
   Scheduler* scheduler_ = nullptr;  // set while a timer is armed
   TimerId timer_;
