@@ -4,7 +4,9 @@ Every cc_library, cc_test, cc_binary and sim_test in a BUILD.bazel must have a
 twin of the same name in the CMakeLists.txt beside it (simsched_cc_library,
 simsched_cc_test, simsched_cc_binary, simsched_add_sim_test; see
 cmake/SimschedBuild.cmake) listing the same .cc and .h files, and the other way
-round; every such directory must be added by the top-level CMakeLists.txt.
+round; every such directory must be added by the top-level CMakeLists.txt;
+and every in-repository dependency of a Bazel target must be linked by its
+CMake twin, directly or through the DEPS of what it links.
 Each difference is printed as one line naming the package, the target, the
 file and the build that lacks it.
 
@@ -40,6 +42,8 @@ CMAKE_KEYWORDS = CMAKE_FILE_KEYWORDS | {
     "DEPS", "LIBRARIES", "DATA_TARGETS", "SHARDS", "SEEDS", "ENVIRONMENT", "MANUAL",
     "NO_INSTALL",
 }
+# Keywords of the helpers whose values are libraries to link.
+CMAKE_DEP_KEYWORDS = {"DEPS", "LIBRARIES"}
 # Directories that are CMake-only by design: the consumer project builds
 # against an installed simsched and has no Bazel twin.
 CMAKE_ONLY_DIRS = ("examples",)
@@ -48,11 +52,26 @@ SOURCE_SUFFIXES = (".cc", ".h")
 
 
 class Target:
-    def __init__(self, kind, name, files, where):
+    def __init__(self, kind, name, files, where, deps=()):
         self.kind = kind
         self.name = name
         self.files = set(files)
         self.where = where
+        # In-repository dependencies by target name (Bazel's :x, //pkg:x and
+        # //pkg; CMake's simsched::x): a CMake target is simsched::<name>.
+        self.deps = set(deps)
+
+
+def _bazel_dep_name(label):
+    """The target name of an in-repository Bazel label, None for another repository's."""
+    if label.startswith("@"):
+        return None
+    if label.startswith(":"):
+        return label[1:]
+    if label.startswith("//"):
+        package, _, name = label[2:].partition(":")
+        return name or package.rsplit("/", 1)[-1]
+    return None
 
 
 def _package_dirs(root):
@@ -82,10 +101,11 @@ def parse_bazel(path, package):
     package_dir = Path(path).parent
 
     def rule(kind):
-        def record(name, srcs=(), hdrs=(), **_):
+        def record(name, srcs=(), hdrs=(), deps=(), **_):
             files = [f for f in list(srcs) + list(hdrs)
                      if not f.startswith((":", "//", "@")) and f.endswith(SOURCE_SUFFIXES)]
-            targets[name] = Target(kind, name, files, f"{package}/BUILD.bazel")
+            dep_names = [d for d in map(_bazel_dep_name, deps) if d]
+            targets[name] = Target(kind, name, files, f"{package}/BUILD.bazel", dep_names)
         return record
 
     def glob(include, exclude=(), **_):
@@ -140,13 +160,16 @@ def parse_cmake(path, package):
             subdirs.append(args[0])
         if command not in CMAKE_HELPERS or not args:
             continue
-        name, files, keyword = args[0], [], None
+        name, files, deps, keyword = args[0], [], [], None
         for arg in args[1:]:
             if arg in CMAKE_KEYWORDS:
                 keyword = arg
             elif keyword in CMAKE_FILE_KEYWORDS:
                 files.append(arg)
-        targets[name] = Target(CMAKE_HELPERS[command], name, files, f"{package}/CMakeLists.txt")
+            elif keyword in CMAKE_DEP_KEYWORDS and arg.startswith("simsched::"):
+                deps.append(arg[len("simsched::"):])
+        targets[name] = Target(CMAKE_HELPERS[command], name, files, f"{package}/CMakeLists.txt",
+                               deps)
     return targets, subdirs
 
 
@@ -155,6 +178,8 @@ def find_drift(root):
     problems = []
     top_subdirs = []
     packages = []
+    twins = []  # (label, Bazel target, CMake target)
+    cmake_targets = {}
     for package, dirpath, filenames in _package_dirs(root):
         bazel, cmake = {}, {}
         if "BUILD.bazel" in filenames:
@@ -162,6 +187,7 @@ def find_drift(root):
         cmake_only = any(package == d or package.startswith(d + "/") for d in CMAKE_ONLY_DIRS)
         if "CMakeLists.txt" in filenames and not cmake_only:
             cmake, subdirs = parse_cmake(os.path.join(dirpath, "CMakeLists.txt"), package)
+            cmake_targets.update(cmake)
             if package == "":
                 top_subdirs = subdirs
         label = f"//{package}"
@@ -185,14 +211,38 @@ def find_drift(root):
                 problems.append(f"{label}:{name}: a {b.kind} in {b.where} but a "
                                 f"{[k for k, v in CMAKE_HELPERS.items() if v == c.kind][0]} in "
                                 f"{c.where} (expected {TWINS[b.kind]})")
+            twins.append((f"{label}:{name}", b, c))
             for f in sorted(b.files - c.files):
                 problems.append(f"{label}:{name}: {f} is in {b.where} but not in {c.where}")
             for f in sorted(c.files - b.files):
                 problems.append(f"{label}:{name}: {f} is in {c.where} but not in {b.where}")
+    problems += _missing_links(twins, cmake_targets)
     for package in packages:
         if package and package not in top_subdirs:
             problems.append(f"//{package}: CMakeLists.txt is not added by the top-level "
                             f"CMakeLists.txt (add add_subdirectory({package}))")
+    return problems
+
+
+def _missing_links(twins, cmake_targets):
+    """A Bazel dependency in the repository that the CMake twin does not link,
+    directly or through its DEPS: the CMake build then fails to link (or to
+    find a header) where Bazel passes."""
+    def closure(name, seen):
+        target = cmake_targets.get(name)
+        for dep in (target.deps if target else ()):
+            if dep not in seen:
+                seen.add(dep)
+                closure(dep, seen)
+        return seen
+
+    problems = []
+    for label, b, c in twins:
+        linked = closure(c.name, set())
+        for dep in sorted(b.deps - linked):
+            if dep in cmake_targets:  # Bazel-only targets (py tests, data) have no twin to link
+                problems.append(f"{label}: depends on {dep} in {b.where}, but {c.where}'s "
+                                f"{c.name} does not link simsched::{dep} (add it to its DEPS)")
     return problems
 
 
@@ -307,6 +357,23 @@ class BuildDriftTest(unittest.TestCase):
         self.assertEqual(find_drift(tree), [
             "//sim: CMakeLists.txt is not added by the top-level CMakeLists.txt "
             "(add add_subdirectory(sim))"])
+
+    def test_a_dependency_the_cmake_twin_does_not_link_is_named(self):
+        tree = self._small_tree()
+        self._edit(tree / "sim" / "CMakeLists.txt", "DEPS simsched::scheduler", "DEPS absl::status")
+        self.assertEqual(find_drift(tree), [
+            "//sim:sync: depends on scheduler in sim/BUILD.bazel, but sim/CMakeLists.txt's "
+            "sync does not link simsched::scheduler (add it to its DEPS)"])
+
+    def test_a_dependency_linked_through_another_target_is_enough(self):
+        tree = self._small_tree()
+        build = tree / "sim" / "BUILD.bazel"
+        build.write_text(build.read_text() + 'cc_test(name = "sync_test", srcs = ["sync_test.cc"], '
+                         'deps = [":sync", "//scheduler"])\n')
+        cmake = tree / "sim" / "CMakeLists.txt"
+        cmake.write_text(cmake.read_text() +
+                         "simsched_cc_test(sync_test SRCS sync_test.cc DEPS simsched::sync)\n")
+        self.assertEqual(find_drift(tree), [])
 
     def test_cmake_tokenizer_skips_comments_and_reads_multiline_calls(self):
         commands = list(_cmake_commands(
