@@ -33,6 +33,7 @@
 #include <string>
 #include <type_traits>
 
+#include "scheduler/internal/intern_table.h"
 #include "scheduler/source_location.h"
 #include "scheduler/task_metadata.h"
 
@@ -60,14 +61,27 @@ struct SpawnSite {
 const SpawnSite* InternSpawnSite(const SourceLocation& location, const std::string* label,
                                  uint32_t lane);
 inline constexpr size_t kInternedSpawnSites = 4096;  // a power of two
-// The static table: `SpawnSiteIndex` is a site's place in it, or -1.
-extern constinit SpawnSite interned_spawn_sites[kInternedSpawnSites];
-inline ptrdiff_t SpawnSiteIndex(const SpawnSite* site) {
-  const uintptr_t offset =
-      reinterpret_cast<uintptr_t>(site) - reinterpret_cast<uintptr_t>(&interned_spawn_sites[0]);
-  return offset < sizeof(interned_spawn_sites) ? static_cast<ptrdiff_t>(offset / sizeof(SpawnSite))
-                                               : -1;
-}
+
+// The table's hash and equality: the same file and function name strings (by
+// address), line, label and lane.
+struct SpawnSiteHash {
+  size_t operator()(const SpawnSite& site) const {
+    return reinterpret_cast<uintptr_t>(site.location.file_name()) * 0x9E3779B97F4A7C15ULL ^
+           reinterpret_cast<uintptr_t>(site.location.function_name()) ^ site.location.line() ^
+           (reinterpret_cast<uintptr_t>(site.label) >> 4) ^ site.lane;
+  }
+};
+struct SpawnSiteEq {
+  bool operator()(const SpawnSite& a, const SpawnSite& b) const {
+    return a.location.file_name() == b.location.file_name() &&
+           a.location.function_name() == b.location.function_name() &&
+           a.location.line() == b.location.line() && a.label == b.label && a.lane == b.lane;
+  }
+};
+using SpawnSiteTable = InternTable<SpawnSite, kInternedSpawnSites, SpawnSiteHash, SpawnSiteEq>;
+// The table: `SpawnSiteIndex` is a site's place in its static part, or -1.
+extern constinit SpawnSiteTable spawn_site_table;
+inline ptrdiff_t SpawnSiteIndex(const SpawnSite* site) { return spawn_site_table.IndexOf(site); }
 
 // InternLocation()
 //
@@ -227,7 +241,7 @@ class PackedTaskMetadata {
         return record()->site;
       case kInline: {
         const uintptr_t index = (bits_ >> kIndexShift) & ((uintptr_t{1} << kIndexBits) - 1);
-        return index == 0 ? nullptr : &interned_spawn_sites[index - 1];
+        return index == 0 ? nullptr : spawn_site_table.At(index - 1);
       }
       default:
         return reinterpret_cast<const SpawnSite*>(bits_);
