@@ -219,7 +219,8 @@ internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
   // Schedule(). Only on the owner thread: a wake from any other must reach
   // Schedule()'s thread check.
   if (options_.record_trace || !OnOwnerThread()) return {};
-  return {this, &background_, uniform_pick_ ? nullptr : &TrackDirectEnqueue, this};
+  if (!uniform_pick_) return {this, nullptr, &TrackDirectEnqueue, this};
+  return {this, &background_, nullptr, nullptr};
 }
 
 void TestScheduler::TrackDirectEnqueue(void* scheduler, TaskHeader& task) {

@@ -630,11 +630,12 @@ inline TaskHeader* CurrentTask() { return current_task; }
 //
 // Set (per thread) by a scheduler while it drives its tasks on this thread,
 // when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue` (the TestScheduler without trace recording). With
-// `enqueue` set, `enqueue(context, task)` queues it instead (the strategy's
-// priority or FIFO bookkeeping, then the push); without, `queue` must never
-// be rotated (RingQueue::rotated(): the uniform pick's queue), so the push
-// is a plain array's. A wake on this thread of such a task then
+// its header onto `queue` (the TestScheduler without trace recording). That
+// queue must never be rotated (RingQueue::rotated(): the uniform pick's
+// queue), so the push is a plain array's. With `queue` null,
+// `enqueue(context, task)` queues it instead (the strategy's priority or
+// FIFO bookkeeping, then the push): one load and test tell the two apart.
+// A wake on this thread of such a task then
 // skips the virtual Schedule call, its thread check and the Runnable.
 // Another thread never matches (the variable is thread-local), so wakes
 // from there still take the scheduler's own, checked path.
@@ -665,10 +666,10 @@ inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
   if (target.scheduler != scheduler_) return false;
   if (kCheckKind && kind_ != ScheduleKind::kBackground) return false;
-  if (target.enqueue != nullptr) [[unlikely]] {
-    target.enqueue(target.context, *this);
+  if (RingQueue<TaskHeader*>* const queue = target.queue) [[likely]] {
+    queue->PushBackUnrotated(this);
   } else {
-    target.queue->PushBackUnrotated(this);
+    target.enqueue(target.context, *this);
   }
   return true;
 }
