@@ -4,8 +4,10 @@
 // poll cost model turn every step into a general one (and trace recording
 // also turns off direct enqueue), so a run with either must hash the same as
 // a plain run. Also: what ends a run (a failure, the budget) stops it at the
-// same step, and work the fast step does not pick (lanes, due timers) is
-// still picked when it appears mid-run.
+// same step, work the fast step does not pick (lanes, due timers) is still
+// picked when it appears mid-run, and steps with one task queued (which the
+// run loops take without the generator's output) pick what the general
+// step picks.
 
 #include <chrono>
 #include <coroutine>
@@ -287,6 +289,104 @@ TEST(FastStepTest, ATimerDueWhenStartedFiresBeforeTheNextPick) {
         EXPECT_LT(spins, 1'000) << strategy << " seed " << seed;
       }
     }
+  }
+}
+
+// Chains of wakes with one task queued (a ping-pong through slots: each
+// task wakes the other and suspends), which the run loops step without the
+// generator's output or a swap (UniformFastStepLoop), between phases with
+// several tasks queued, re-queues with one task queued (a yield alone), and
+// a task cancelled while it is the only one queued (the fast poll leaves it
+// to the general one). The uniform pick must be what the general step
+// makes, step for step, and the generator's sequence after a chain must be
+// the same: the order in which the yielders after the chain finish says so.
+struct ChainResult {
+  RunResult run;
+  std::vector<int> finish_order;
+  int messages = 0;
+  bool operator==(const ChainResult&) const = default;
+};
+
+void PrintTo(const ChainResult& r, std::ostream* os) {
+  PrintTo(r.run, os);
+  *os << " messages " << r.messages << " order";
+  for (int i : r.finish_order) *os << " " << i;
+}
+
+ChainResult RunChainScenario(uint64_t seed, Drive drive) {
+  TestScheduler s({.seed = seed, .record_trace = drive == Drive::kRecordTrace});
+  ZeroCost zero_cost;
+  if (drive == Drive::kZeroCostModel) s.SetPollCostModel(&zero_cost);
+  ChainResult result;
+  Slot to_pong;
+  Slot to_ping;
+  const auto put = [](Slot& slot, int value) {
+    slot.value = value;
+    if (slot.waiter) std::move(slot.waiter).Wake();
+  };
+  Spawn(s, [&]() -> Co<void> {
+    for (int phase = 0; phase < 3; ++phase) {
+      for (int i = 1; i <= 40; ++i) {  // a chain: one task queued at each pick
+        put(to_pong, i);
+        ++result.messages;
+        const int reply = co_await TakeSlot{to_ping};
+        EXPECT_EQ(reply, i + 1);
+        if (i % 10 == 0) co_await Yield();  // a re-queue with one task queued
+      }
+      // Several tasks queued: their finishing order is the generator's.
+      std::vector<Task<void>> yielders;
+      for (int t = 0; t < 5; ++t) {
+        yielders.push_back(Spawn(s, [&, t, phase]() -> Co<void> {
+          for (int y = 0; y < 3; ++y) co_await Yield();
+          result.finish_order.push_back(phase * 10 + t);
+        }));
+      }
+      for (Task<void>& yielder : yielders) co_await yielder;
+      // A task cancelled while it is the only one queued: woken by this
+      // task, then cancelled before anything polls it.
+      Slot doomed_slot;
+      Task<void> doomed = Spawn(s, [&]() -> Co<void> {
+        co_await TakeSlot{doomed_slot};
+        ADD_FAILURE() << "a cancelled task ran";
+      });
+      co_await Yield();  // the doomed task runs to its wait (one or two queued)
+      put(doomed_slot, 1);
+      doomed.Cancel();
+      co_await Sleep(std::chrono::microseconds(1));  // only the doomed task is queued
+    }
+    put(to_pong, -1);
+  }).Detach();
+  Spawn(s, [&]() -> Co<void> {
+    for (;;) {
+      const int value = co_await TakeSlot{to_pong};
+      if (value < 0) co_return;
+      put(to_ping, value + 1);
+      ++result.messages;
+    }
+  }).Detach();
+  absl::Status status;
+  if (drive == Drive::kStepByStep) {
+    for (;;) {
+      if (s.Step()) continue;
+      status = s.Run();
+      break;
+    }
+  } else {
+    status = s.Run();
+  }
+  result.run = {status.code(), s.TraceHash(), s.step_count()};
+  return result;
+}
+
+TEST(FastStepTest, StepsWithOneTaskQueuedMakeTheSameDecisions) {
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    const ChainResult plain = RunChainScenario(seed, Drive::kPlain);
+    ASSERT_EQ(plain.run.code, absl::StatusCode::kOk) << "seed " << seed;
+    EXPECT_EQ(plain.messages, 3 * 40 * 2) << "seed " << seed;
+    EXPECT_EQ(plain.finish_order.size(), 15u) << "seed " << seed;
+    EXPECT_EQ(plain, RunChainScenario(seed, Drive::kRecordTrace)) << "seed " << seed;
+    EXPECT_EQ(plain, RunChainScenario(seed, Drive::kZeroCostModel)) << "seed " << seed;
+    EXPECT_EQ(plain, RunChainScenario(seed, Drive::kStepByStep)) << "seed " << seed;
   }
 }
 

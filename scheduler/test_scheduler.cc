@@ -219,7 +219,8 @@ internal::DirectEnqueueTarget TestScheduler::DirectEnqueueTarget() {
   // Schedule(). Only on the owner thread: a wake from any other must reach
   // Schedule()'s thread check.
   if (options_.record_trace || !OnOwnerThread()) return {};
-  return {this, &background_, uniform_pick_ ? nullptr : &TrackDirectEnqueue, this};
+  if (!uniform_pick_) return {this, nullptr, &TrackDirectEnqueue, this};
+  return {this, &background_, nullptr, nullptr};
 }
 
 void TestScheduler::TrackDirectEnqueue(void* scheduler, TaskHeader& task) {
@@ -731,38 +732,64 @@ template <TestScheduler::FastPick kPick, bool kPrefetch>
   }
 }
 
+// A uniform fast step's poll of the task it picked, from a run loop.
+[[gnu::always_inline]] inline TaskHeader::PollResult TestScheduler::UniformFastPoll(
+    TaskHeader* task, std::coroutine_handle<>& trampoline_next) {
+  ++steps_;
+  trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);  // as RunPicked's
+  return task->PollOnceFast</*kOutsideTasks=*/true>(trampoline_next);
+}
+
 // The uniform fast steps of a run loop: FastStepLoop<kUniform> written out,
 // so that the compiler keeps to the few loads and stores each step needs.
 // Under the uniform strategy nothing rotates the background queue (its
 // general pick takes the front in place, and no other pick applies), so a
 // pick is a swap-remove and a re-queue a push on a plain array. A task that
-// re-queues leaves the queue non-empty: the loop goes straight on to the
-// next step's limit check.
+// re-queues leaves the queue as large as it was: the loop goes straight on
+// to the next step's limit check. With one task queued (a chain of wakes:
+// a ping-pong, a pipeline, a task waking the next) the pick is index 0,
+// which is what `Below(1)` returns after one draw whatever the draw, so
+// those steps take the generator's step without its output and the
+// queue's only slot without the swap: the same picks, the same sequence
+// for the picks after, no multiply. The loops move between the two only
+// when a step ends without a re-queue, so a run of re-queues (W1) pays
+// nothing for the split.
 template <bool kPrefetch>
 [[gnu::always_inline]] inline void TestScheduler::UniformFastStepLoop() {
   std::coroutine_handle<>& trampoline_next = internal::resume_next;  // its address, once
   size_t size = background_.size();
-  if (size == 0) return;
   for (;;) {
-    if (steps_ >= fast_step_limit_.load(std::memory_order_relaxed)) return;
-    const size_t index = internal::UniformPick(rng_, size);
-    if (index >= size) __builtin_unreachable();  // Below's contract
-    TaskHeader* const task = background_.SwapRemoveUnrotated(index);
-    if constexpr (kPrefetch) {
-      internal::PrefetchForPoll(background_.Guess(internal::PeekBelow(rng_, size)));
-    }
-    ++steps_;
-    trace_state_ = MixWord(trace_state_, task->metadata.id.value << 20);  // as RunPicked's
-    const TaskHeader::PollResult result =
-        task->PollOnceFast</*kOutsideTasks=*/true>(trampoline_next);
-    if (result == TaskHeader::PollResult::kRequeue) [[likely]] {
-      background_.PushBackUnrotated(task);
+    while (size == 1) {
+      if (steps_ >= fast_step_limit_.load(std::memory_order_relaxed)) return;
+      static_cast<void>(rng_.Next64());  // Below(1)'s draw: the output is not needed
+      TaskHeader* const task = background_.TakeOnlyUnrotated();
+      const TaskHeader::PollResult result = UniformFastPoll(task, trampoline_next);
+      if (result == TaskHeader::PollResult::kRequeue) [[likely]] {
+        background_.PushBackUnrotated(task);
+      } else if (result == TaskHeader::PollResult::kNotFast) [[unlikely]] {
+        PollNotFast(task);
+      }
       size = background_.size();
-      continue;
     }
-    if (result == TaskHeader::PollResult::kNotFast) [[unlikely]] PollNotFast(task);
-    size = background_.size();
     if (size == 0) return;
+    for (;;) {  // two tasks or more queued
+      if (steps_ >= fast_step_limit_.load(std::memory_order_relaxed)) return;
+      const size_t index = internal::UniformPick(rng_, size);
+      if (index >= size) __builtin_unreachable();  // Below's contract
+      TaskHeader* const task = background_.SwapRemoveUnrotated(index);
+      if constexpr (kPrefetch) {
+        internal::PrefetchForPoll(background_.Guess(internal::PeekBelow(rng_, size)));
+      }
+      const TaskHeader::PollResult result = UniformFastPoll(task, trampoline_next);
+      if (result == TaskHeader::PollResult::kRequeue) [[likely]] {
+        background_.PushBackUnrotated(task);
+        size = background_.size();  // not empty: the task is back
+        continue;
+      }
+      if (result == TaskHeader::PollResult::kNotFast) [[unlikely]] PollNotFast(task);
+      size = background_.size();
+      if (size <= 1) break;
+    }
   }
 }
 

@@ -52,6 +52,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -596,6 +597,10 @@ class TestScheduler final : public Scheduler {
   // under them (see PickNextGeneral), so it is indexed as a plain array.
   template <bool kPrefetch>
   void UniformFastStepLoop();
+  // UniformFastStepLoop's poll of the task it took (`trampoline_next` is
+  // internal::resume_next).
+  internal::TaskHeader::PollResult UniformFastPoll(internal::TaskHeader* task,
+                                                   std::coroutine_handle<>& trampoline_next);
   // The rest of a top-level fast step whose task PollOnceFast() left alone
   // (kNotFast): the general poll and re-queue.
   [[gnu::noinline]] void PollNotFast(internal::TaskHeader* task);

@@ -122,6 +122,11 @@ class RingQueue {
     data_[i] = data_[--size_];
     return value;
   }
+  // SwapRemoveUnrotated(0) on a queue of one element: it empties the queue.
+  [[gnu::always_inline]] T TakeOnlyUnrotated() {
+    size_ = 0;
+    return data_[0];
+  }
   [[gnu::always_inline]] void PushBackUnrotated(T value) {
     if (size_ == capacity_) [[unlikely]] Grow();
     data_[size_++] = value;

@@ -165,14 +165,14 @@ class TaskHeader {
   // touch the header afterwards.
   [[gnu::always_inline]] void WakeAndRelease(uint32_t seq) {
     // Fast path: a suspended task of the TestScheduler driving this thread
-    // (see DirectEnqueueTarget) goes straight onto its queue.
-    if (confined_) {
-      const uint64_t s = state_.load(std::memory_order_relaxed);
-      if ((s & (kCompleted | kCancelled | kScheduled | kRunning)) == 0 &&
-          static_cast<uint32_t>(s >> kSeqShift) == seq && TryEnqueueDirect()) {
-        state_.store(s | kScheduled, std::memory_order_relaxed);
-        return;
-      }
+    // (see DirectEnqueueTarget) goes straight onto its queue. One test of
+    // the state word: kNotFast clear says confined (so the plain store is
+    // this thread's to make) and background work (the direct queue's kind).
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kCompleted | kCancelled | kScheduled | kRunning | kNotFast)) == 0 &&
+        static_cast<uint32_t>(s >> kSeqShift) == seq && TryEnqueueDirect<false>()) {
+      state_.store(s | kScheduled, std::memory_order_relaxed);
+      return;
     }
     WakeAndReleaseSlow(seq);
   }
@@ -373,7 +373,7 @@ class TaskHeader {
   // Sends a Runnable for this task to its scheduler, by kind. Adopts one
   // reference.
   void ScheduleSelf() {
-    if (!TryEnqueueDirect()) ScheduleSelfVirtual();
+    if (!TryEnqueueDirect<true>()) ScheduleSelfVirtual();
   }
 
   // The exception the task ended with, if any. Requires completed(): the
@@ -511,6 +511,9 @@ class TaskHeader {
   // ScheduleSelf() for a background task of the scheduler driving on this
   // thread that accepts direct enqueues (see DirectEnqueueTarget): pushes the
   // header onto its queue, adopting one reference. False if it does not apply.
+  // `kCheckKind`: whether the caller still needs to know it is background
+  // work (a caller that tested kNotFast knows).
+  template <bool kCheckKind>
   [[gnu::always_inline]] bool TryEnqueueDirect();
   // Resumes the task where it is suspended, as the current task, and runs
   // the resumption trampoline until the poll's last suspension.
@@ -627,11 +630,12 @@ inline TaskHeader* CurrentTask() { return current_task; }
 //
 // Set (per thread) by a scheduler while it drives its tasks on this thread,
 // when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue` (the TestScheduler without trace recording). With
-// `enqueue` set, `enqueue(context, task)` queues it instead (the strategy's
-// priority or FIFO bookkeeping, then the push); without, `queue` must never
-// be rotated (RingQueue::rotated(): the uniform pick's queue), so the push
-// is a plain array's. A wake on this thread of such a task then
+// its header onto `queue` (the TestScheduler without trace recording). That
+// queue must never be rotated (RingQueue::rotated(): the uniform pick's
+// queue), so the push is a plain array's. With `queue` null,
+// `enqueue(context, task)` queues it instead (the strategy's priority or
+// FIFO bookkeeping, then the push): one load and test tell the two apart.
+// A wake on this thread of such a task then
 // skips the virtual Schedule call, its thread check and the Runnable.
 // Another thread never matches (the variable is thread-local), so wakes
 // from there still take the scheduler's own, checked path.
@@ -657,13 +661,15 @@ class DirectEnqueueScope {
   DirectEnqueueTarget previous_;
 };
 
+template <bool kCheckKind>
 inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
-  if (target.scheduler != scheduler_ || kind_ != ScheduleKind::kBackground) return false;
-  if (target.enqueue != nullptr) [[unlikely]] {
-    target.enqueue(target.context, *this);
+  if (target.scheduler != scheduler_) return false;
+  if (kCheckKind && kind_ != ScheduleKind::kBackground) return false;
+  if (RingQueue<TaskHeader*>* const queue = target.queue) [[likely]] {
+    queue->PushBackUnrotated(this);
   } else {
-    target.queue->PushBackUnrotated(this);
+    target.enqueue(target.context, *this);
   }
   return true;
 }
