@@ -47,6 +47,34 @@ TEST(RingQueueTest, SwapRemoveOnAQueueNeverRotated) {
   EXPECT_TRUE(queue.empty());
 }
 
+// The TestScheduler's idle points give a large empty queue's storage back
+// (its high-water mark, 8 bytes a task, while the tasks sleep).
+TEST(RingQueueTest, ReleaseStorageIfEmptyKeepsSmallOrBusyQueues) {
+  RingQueue<uint64_t> queue;
+  for (uint64_t v = 1; v <= 200; ++v) queue.push_back(v);
+  ASSERT_EQ(queue.capacity(), 256u);
+  queue.ReleaseStorageIfEmpty(64);  // not empty: kept
+  EXPECT_EQ(queue.capacity(), 256u);
+  EXPECT_EQ(queue[199], 200u);
+  // Emptied through pop_front (rotated on the way) and SwapRemove.
+  for (int i = 0; i < 100; ++i) (void)queue.pop_front();
+  EXPECT_TRUE(queue.rotated());
+  while (!queue.empty()) (void)queue.SwapRemove(0);
+  queue.ReleaseStorageIfEmpty(256);  // not over the capacity kept
+  EXPECT_EQ(queue.capacity(), 256u);
+  queue.ReleaseStorageIfEmpty(255);
+  EXPECT_EQ(queue.capacity(), 0u);
+  EXPECT_FALSE(queue.rotated());
+  // Usable again from scratch, as a plain array too.
+  std::deque<uint64_t> model;
+  for (uint64_t v = 1; v <= 70; ++v) {
+    queue.PushBackUnrotated(v);
+    model.push_back(v);
+  }
+  EXPECT_EQ(queue.capacity(), 128u);
+  ExpectSame(queue, model);
+}
+
 TEST(RingQueueTest, SwapRemoveAfterPopFrontWrapsCorrectly) {
   RingQueue<uint64_t> queue;
   std::deque<uint64_t> model;

@@ -465,64 +465,71 @@ inline YieldAwaiter Yield() { return YieldAwaiter(); }
 // SleepAwaiter
 //
 // See `Sleep()` and `SleepUntil()`. It lives in the sleeping coroutine's
-// frame, so it is kept small (32 bytes): one word holds the duration or the
-// deadline, and the state word says which until the timer is started; the
-// location is needed only until then (to record the wait site), so the armed
-// timer's scheduler and id take its place.
+// frame, so it is kept to two words (16 bytes; every byte here is a byte of
+// every sleeping task). Until the timer starts: the wait site, interned
+// when the awaiter is made (the location is needed for nothing else), with
+// a flag saying whether the other word holds the duration or the deadline.
+// While the timer is armed: the scheduler (flagged as armed) and the
+// timer's id.
 class SleepAwaiter {
  public:
   SleepAwaiter(std::optional<Duration> duration, Instant deadline,
-               SourceLocation location)
-      : ns_(duration.has_value() ? duration->count() : deadline.time_since_epoch().count()),
-        location_(location),
-        state_(duration.has_value() ? kRelative : kDeadline) {}
+               const SourceLocation& location)
+      : site_or_scheduler_(
+            reinterpret_cast<uintptr_t>(internal::InternWaitSite("Sleep", location, nullptr)) |
+            (duration.has_value() ? kRelative : 0)),
+        ns_or_timer_(static_cast<uint64_t>(duration.has_value()
+                                               ? duration->count()
+                                               : deadline.time_since_epoch().count())) {}
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   ~SleepAwaiter() {
     // Armed only if the task was cancelled while asleep.
-    if (state_ == kArmed) armed_.scheduler->CancelTimer(armed_.timer);
+    if ((site_or_scheduler_ & kArmed) != 0) {
+      reinterpret_cast<Scheduler*>(site_or_scheduler_ & ~kFlags)
+          ->CancelTimer(TimerId{ns_or_timer_});
+    }
   }
 
   bool await_ready() {
     internal::TaskHeader& task = internal::RequireCurrentTask("Sleep()");
     const Instant now = task.scheduler()->Now();
-    if (state_ == kRelative) {
-      ns_ = DeadlineAfter(now, Duration(ns_)).time_since_epoch().count();
-      state_ = kDeadline;
+    if ((site_or_scheduler_ & kRelative) != 0) {
+      ns_or_timer_ = static_cast<uint64_t>(
+          DeadlineAfter(now, Duration(static_cast<int64_t>(ns_or_timer_)))
+              .time_since_epoch()
+              .count());
+      site_or_scheduler_ &= ~kRelative;
     }
     return deadline() <= now;
   }
-  // Inline into the sleeping coroutine, as it was before the armed timer
-  // shared the location's storage (an out-of-line call costs W2 about 12
-  // instructions a timer).
+  // Inline into the sleeping coroutine (an out-of-line call costs W2 about
+  // 12 instructions a timer).
   [[gnu::always_inline]] void await_suspend(std::coroutine_handle<>) {
-    DescribeWait("Sleep", location_);
     internal::TaskHeader& task = *internal::current_task;
+    task.SetWaitRecord(reinterpret_cast<const internal::PackedWaitSite*>(site_or_scheduler_));
     Scheduler* scheduler = task.scheduler();
     const TimerId timer = scheduler->StartTimer(deadline(), Waker::ForTask(&task));
     // After StartTimer: if that throws, nothing is armed.
-    armed_ = Armed{scheduler, timer};
-    state_ = kArmed;
+    site_or_scheduler_ = reinterpret_cast<uintptr_t>(scheduler) | kArmed;
+    ns_or_timer_ = timer.value;
   }
-  void await_resume() noexcept { state_ = kDone; }
+  void await_resume() noexcept { site_or_scheduler_ = 0; }
 
  private:
-  // kRelative: `ns_` holds a duration, until await_ready makes it a
-  // deadline. kArmed: a timer is started (`armed_` holds it).
-  enum State : uint64_t { kRelative, kDeadline, kArmed, kDone };
-  struct Armed {
-    Scheduler* scheduler;
-    TimerId timer;
-  };
+  // Flags in the low bits of the first word (both pointers it holds are at
+  // least 8-aligned). kRelative: before the timer starts, the second word
+  // holds a duration, until await_ready makes it a deadline. kArmed: the
+  // timer is started; the words hold the scheduler and the timer's id.
+  static constexpr uintptr_t kRelative = 1;
+  static constexpr uintptr_t kArmed = 2;
+  static constexpr uintptr_t kFlags = kRelative | kArmed;
+  static_assert(alignof(internal::PackedWaitSite) > kFlags && alignof(Scheduler) > kFlags);
 
-  Instant deadline() const { return Instant(Duration(ns_)); }
+  Instant deadline() const { return Instant(Duration(static_cast<int64_t>(ns_or_timer_))); }
 
-  int64_t ns_;
-  union {
-    SourceLocation location_;  // until the timer is started
-    Armed armed_;              // while it is armed
-  };
-  State state_;
+  uintptr_t site_or_scheduler_;
+  uint64_t ns_or_timer_;
 };
 
 // Sleep()

@@ -431,6 +431,7 @@ void TestScheduler::AdvanceTimeTo(Instant when) {
 }
 
 void TestScheduler::AdvanceToNextTimer() {
+  ReleaseIdleQueueStorage();
   // The cached deadline is never later than the true one, so when it lies
   // ahead nothing is due: refreshing it (a cancelled timer may linger there)
   // is all firing would do, and nothing at all when no timer was cancelled
@@ -989,7 +990,10 @@ absl::Status TestScheduler::RunUntilIdle() {
       if (absl::Status status = PendingFailure(); !status.ok()) return status;
     }
     if (BudgetExhausted()) [[unlikely]] return BudgetFailure("RunUntilIdle()");
-    if (NothingToStep() || !StepGeneral()) return PendingFailure();
+    if (NothingToStep() || !StepGeneral()) {
+      ReleaseIdleQueueStorage();
+      return PendingFailure();
+    }
   }
 }
 

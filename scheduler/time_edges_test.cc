@@ -118,6 +118,53 @@ TEST(TimeEdgesTest, CenturiesOfVirtualTimeAreFine) {
   EXPECT_EQ(scheduler.Elapsed(), hours(24 * 365 * 200));
 }
 
+// SleepAwaiter keeps the wait site it interned when it was made, not the
+// location (16 bytes, not 32): reports still name Sleep and its call site,
+// for Sleep and SleepUntil, and a sleep that did not suspend records nothing.
+int sleep_line = 0;
+int sleep_until_line = 0;
+
+TEST(TimeEdgesTest, ASleepingTaskWaitsOnSleepAtItsCallSite) {
+  TestScheduler scheduler({.seed = 1});
+  Task<void> task = Spawn(scheduler, []() -> Co<void> {
+    co_await Sleep(Duration::zero());  // does not suspend
+    sleep_line = __LINE__ + 1;
+    co_await Sleep(hours(1));
+    sleep_until_line = __LINE__ + 1;
+    co_await SleepUntil(CurrentScheduler()->Now() + hours(1));
+  });
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  WaitSite site = task.state()->wait_site();
+  EXPECT_EQ(site.what, "Sleep");
+  EXPECT_EQ(site.where.line(), static_cast<uint32_t>(sleep_line));
+  EXPECT_STREQ(site.where.function_name(), "operator()");
+  scheduler.AdvanceClock(hours(1));
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  site = task.state()->wait_site();
+  EXPECT_EQ(site.what, "Sleep");
+  EXPECT_EQ(site.where.line(), static_cast<uint32_t>(sleep_until_line));
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(task.IsFinished());
+  EXPECT_EQ(scheduler.Elapsed(), hours(2));
+}
+
+// A task cancelled while asleep cancels its timer (the awaiter's destructor,
+// with the scheduler and the timer's id in its two words): nothing is left
+// for virtual time to advance to.
+TEST(TimeEdgesTest, CancellingASleepingTaskCancelsItsTimer) {
+  TestScheduler scheduler({.seed = 1});
+  Task<void> relative = Spawn(scheduler, []() -> Co<void> { co_await Sleep(hours(1)); });
+  Task<void> absolute = Spawn(
+      scheduler, []() -> Co<void> { co_await SleepUntil(CurrentScheduler()->Now() + hours(2)); });
+  ASSERT_TRUE(scheduler.RunUntilIdle().ok());
+  relative.Cancel();
+  absolute.Cancel();
+  EXPECT_TRUE(relative.IsCancelled());
+  EXPECT_TRUE(absolute.IsCancelled());
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(scheduler.Elapsed(), Duration::zero());
+}
+
 TEST(TimeEdgesTest, ThreadPoolSleepForeverDoesNotReturn) {
   auto pool = ThreadPoolScheduler::Create({.worker_threads = 1});
   Task<void> forever = Spawn(*pool, []() -> Co<void> { co_await Sleep(Duration::max()); });

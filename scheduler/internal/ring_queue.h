@@ -98,6 +98,22 @@ class RingQueue {
     return value;
   }
 
+  // Gives the storage back if the queue is empty and its capacity is over
+  // `keep` elements (the next push allocates again, from the smallest
+  // capacity). For a queue whose high-water mark is far above its usual
+  // size: W2 and the memory benchmark queue 100,000 tasks at once, then
+  // none while they sleep.
+  void ReleaseStorageIfEmpty(size_t keep) {
+    if (capacity_ <= keep || size_ != 0) [[likely]] {
+      return;
+    }
+    data_.reset();
+    capacity_ = 0;
+    mask_ = 0;
+    head_ = 0;
+  }
+  size_t capacity() const { return capacity_; }
+
   // Whether a pop_front moved the ring's start since it was last empty. A
   // queue that only ever loses elements through SwapRemove, DropBack,
   // pop_back, Erase and RemoveFirstInPlace is never rotated: element i is
