@@ -45,6 +45,17 @@ bool Intact(const Held& held) {
   return true;
 }
 
+// A private heap that must hold nothing at the end: its empty slabs are
+// released, and a slab left over would be a leak (AddressSanitizer's leak
+// check reports it too).
+class TestHeap : public BlockHeap {
+ public:
+  ~TestHeap() {
+    ReleaseEmptySlabs();
+    EXPECT_EQ(Stats().slabs, 0u) << "slabs left in a heap whose blocks all came back";
+  }
+};
+
 Held Take(BlockCache& cache, size_t bytes, unsigned char fill) {
   Held held{static_cast<unsigned char*>(cache.Allocate(bytes)), bytes, fill};
   EXPECT_EQ(reinterpret_cast<uintptr_t>(held.at) % kBlockAlignment, 0u) << bytes;
@@ -64,7 +75,7 @@ TEST(BlockAllocatorTest, SizeClassesAre16BytesApart) {
 }
 
 TEST(BlockAllocatorTest, EverySizeGetsADistinctAlignedBlock) {
-  BlockHeap heap;
+  TestHeap heap;
   BlockCache cache(&heap);
   std::vector<Held> held;
   for (size_t bytes = 1; bytes <= kMaxSmallBlockBytes + 64; ++bytes) {
@@ -80,8 +91,23 @@ TEST(BlockAllocatorTest, EverySizeGetsADistinctAlignedBlock) {
   EXPECT_LE(heap.Stats().slabs, kBlockClasses);
 }
 
+#if defined(SIMSCHED_BLOCK_ASAN)
+// Under AddressSanitizer a cell in a free list, or in a slab, is poisoned.
+TEST(BlockAllocatorDeathTest, AFreedCellIsPoisoned) {
+  TestHeap heap;
+  BlockCache cache(&heap);
+  unsigned char* const cached = static_cast<unsigned char*>(cache.Allocate(64));
+  unsigned char* const returned = static_cast<unsigned char*>(cache.Allocate(64));
+  cache.Free(cached, 64);
+  EXPECT_DEATH(cached[40] = 1, "use-after-poison");
+  cache.Retire();  // `returned` stays out; `cached` goes back to its slab
+  cache.Free(returned, 64);
+  EXPECT_DEATH(cached[8] = 1, "use-after-poison");
+}
+#endif
+
 TEST(BlockAllocatorTest, LargeBlocksBypassTheSlabs) {
-  BlockHeap heap;
+  TestHeap heap;
   BlockCache cache(&heap);
   Held big = Take(cache, kMaxSmallBlockBytes + 1, 7);
   Held huge = Take(cache, 1 << 20, 9);
@@ -96,7 +122,7 @@ TEST(BlockAllocatorTest, LargeBlocksBypassTheSlabs) {
 }
 
 TEST(BlockAllocatorTest, ASlabIsFreedWhenItsLastBlockComesBack) {
-  BlockHeap heap;
+  TestHeap heap;
   BlockCache cache(&heap);
   constexpr size_t kBytes = 192;
   const size_t per_slab = (kSlabBytes - kSlabHeaderBytes) / kBytes;
@@ -127,7 +153,7 @@ TEST(BlockAllocatorTest, ASlabIsFreedWhenItsLastBlockComesBack) {
 }
 
 TEST(BlockAllocatorTest, AThreadsCacheIsCapped) {
-  BlockHeap heap;
+  TestHeap heap;
   BlockCache cache(&heap);
   constexpr size_t kBytes = 208;
   std::vector<Held> held;
@@ -145,7 +171,7 @@ TEST(BlockAllocatorTest, AThreadsCacheIsCapped) {
 }
 
 TEST(BlockAllocatorTest, BlocksFreedOnAnotherThreadAndAfterTheAllocatorExits) {
-  BlockHeap heap;
+  TestHeap heap;
   std::vector<Held> held;
   std::thread allocator([&] {
     BlockCache cache(&heap);
@@ -186,7 +212,7 @@ void Observe(size_t bytes, bool freed) {
 }
 
 TEST(BlockAllocatorTest, TheObserverSeesEveryRequest) {
-  BlockHeap heap;
+  TestHeap heap;
   BlockCache cache(&heap);
   Held before = Take(cache, 100, 1);
   cache.SetObserver(&Observe);
@@ -219,7 +245,7 @@ TEST(BlockAllocatorTest, TheObserverSeesEveryRequest) {
 void RunCase(uint64_t seed) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Rng rng(seed);
-  BlockHeap heap;
+  TestHeap heap;
   const int threads = 1 + static_cast<int>(rng.Below(4));
   std::vector<std::unique_ptr<BlockCache>> caches;
   for (int i = 0; i < threads; ++i) caches.push_back(std::make_unique<BlockCache>(&heap));
@@ -292,7 +318,7 @@ TEST(BlockAllocatorTest, SeededSequencesOnRealThreads) {
   const int cases = CaseCount(3000) / 100;
   for (int seed = 0; seed < cases; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    BlockHeap heap;
+    TestHeap heap;
     std::mutex mutex;
     std::vector<Held> pile;
     std::vector<std::thread> threads;
@@ -375,6 +401,8 @@ TEST(BlockAllocatorTest, TheProcessHeapKeepsLittleAfterABigRun) {
     tls_block_cache.Flush();
     EXPECT_EQ(ProcessBlockHeap().Stats().blocks_out, 0u);
     EXPECT_LE(ProcessBlockHeap().Stats().slabs, kBlockClasses);
+    ProcessBlockHeap().ReleaseEmptySlabs();
+    EXPECT_EQ(ProcessBlockHeap().Stats().slabs, 0u);
   }
 }
 

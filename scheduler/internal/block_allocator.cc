@@ -65,6 +65,12 @@ BlockHeap::Slab* BlockHeap::SlabOf(const void* block) noexcept {
   return reinterpret_cast<Slab*>(reinterpret_cast<uintptr_t>(block) & ~(kSlabBytes - 1));
 }
 
+void BlockHeap::DeleteSlab(Slab* slab) noexcept {
+  SIMSCHED_UNPOISON_BLOCK(slab, kSlabBytes);
+  slab->~Slab();
+  ::operator delete (static_cast<void*>(slab), std::align_val_t{kSlabBytes});
+}
+
 void BlockHeap::Unlink(SizeClass& c, Slab* slab) noexcept {
   if (slab->prev != nullptr) {
     slab->prev->next = slab->next;
@@ -175,11 +181,25 @@ FreeBlock* BlockHeap::Give(size_t size_class, FreeBlock* head, uint32_t count) n
   while (empty != nullptr) {
     Slab* const slab = empty;
     empty = slab->next;
-    SIMSCHED_UNPOISON_BLOCK(slab, kSlabBytes);
-    slab->~Slab();
-    ::operator delete (static_cast<void*>(slab), std::align_val_t{kSlabBytes});
+    DeleteSlab(slab);
   }
   return rest;
+}
+
+void BlockHeap::ReleaseEmptySlabs() noexcept {
+  for (SizeClass& c : classes_) {
+    Slab* empty = nullptr;
+    {
+      std::lock_guard<SpinLock> guard(c.lock);
+      if (c.carving != nullptr && c.carving->live == 0) {
+        empty = c.carving;
+        c.carving = nullptr;
+        if (empty->free != nullptr) Unlink(c, empty);
+        --c.slabs;
+      }
+    }
+    if (empty != nullptr) DeleteSlab(empty);
+  }
 }
 
 BlockHeapStats BlockHeap::Stats() const {

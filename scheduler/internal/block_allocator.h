@@ -135,6 +135,10 @@ class BlockHeap {
 
   BlockHeapStats Stats() const;
 
+  // Frees the empty slab each class keeps for carving (see Give). For a
+  // private heap before it is destroyed, and for tests of what a heap holds.
+  void ReleaseEmptySlabs() noexcept;
+
  private:
   struct Slab;
   struct SizeClass {
@@ -146,6 +150,7 @@ class BlockHeap {
   };
   static Slab* SlabOf(const void* block) noexcept;
   static void Unlink(SizeClass& c, Slab* slab) noexcept;
+  static void DeleteSlab(Slab* slab) noexcept;
 
   SizeClass classes_[kBlockClasses];
 };
