@@ -370,6 +370,31 @@ TEST(BlockAllocatorTest, SeededSequencesOnRealThreads) {
   }
 }
 
+// The process's caches retire at thread exit: what an ended thread cached
+// goes back to the slabs, and its blocks still in use are freed elsewhere.
+TEST(BlockAllocatorTest, AThreadsCacheGoesBackWhenItExits) {
+  if constexpr (kPlainTaskBlocks) {
+    GTEST_SKIP() << "task blocks are operator new's in this build";
+  } else {
+    tls_block_cache.Flush();
+    const uint64_t out_before = ProcessBlockHeap().Stats().blocks_out;
+    std::vector<void*> kept;
+    std::thread thread([&] {
+      std::vector<void*> blocks;
+      for (int i = 0; i < 1000; ++i) blocks.push_back(AllocateTaskBlock(200));
+      for (int i = 0; i < 500; ++i) FreeTaskBlock(blocks[i], 200);  // some stay cached
+      EXPECT_GT(tls_block_cache.cached_blocks(), 0u);
+      kept.assign(blocks.begin() + 500, blocks.end());
+    });
+    thread.join();
+    // Only the 500 still in use are out: the thread's cache went back.
+    EXPECT_EQ(ProcessBlockHeap().Stats().blocks_out, out_before + 500);
+    for (void* block : kept) FreeTaskBlock(block, 200);
+    tls_block_cache.Flush();
+    EXPECT_EQ(ProcessBlockHeap().Stats().blocks_out, out_before);
+  }
+}
+
 // The process's heap after a 100,000-task run: the scheduler is gone, and
 // what the allocator keeps is this thread's capped cache, the slabs its
 // blocks are in, and one slab a class being carved; not the run's 20 MB.
