@@ -46,6 +46,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "scheduler/internal/block_allocator.h"
 #include "scheduler/internal/task_header.h"
 
 namespace simsched {
@@ -123,9 +124,10 @@ static_assert(std::is_polymorphic_v<TaskHeader>);
 //
 // A frame of `frame_size` bytes behind `room` bytes of task-header room, of
 // which a header would start `header_offset` bytes in; FreeCoFrame leaves a
-// block that hosts a task header alone.
+// block that hosts a task header alone. The block is a task block
+// (internal/block_allocator.h).
 inline void* AllocateCoFrame(size_t frame_size, size_t room, size_t header_offset) {
-  unsigned char* block = static_cast<unsigned char*>(::operator new(room + frame_size));
+  unsigned char* block = static_cast<unsigned char*>(AllocateTaskBlock(room + frame_size));
   const void* const no_header = nullptr;
   // No header lives here (yet).
   std::memcpy(block + header_offset, &no_header, sizeof(no_header));
@@ -136,16 +138,29 @@ inline bool RoomHostsTaskHeader(const unsigned char* header_at) noexcept {
   std::memcpy(&first_word, header_at, sizeof(first_word));
   return first_word != nullptr;
 }
+// The size of a block whose dead frame hosts nothing but it: the header
+// frees the block and must give its size, which only the frame's
+// deallocation is told (plain blocks need no size, and under
+// AddressSanitizer the dead frame is poisoned).
+inline void KeepTaskBlockSize(void* dead_frame, size_t block_bytes) noexcept {
+  if constexpr (!kPlainTaskBlocks) std::memcpy(dead_frame, &block_bytes, sizeof(block_bytes));
+}
+inline size_t KeptTaskBlockSize(const void* dead_frame) noexcept {
+  size_t block_bytes = 0;
+  if constexpr (!kPlainTaskBlocks) std::memcpy(&block_bytes, dead_frame, sizeof(block_bytes));
+  return block_bytes;
+}
 inline void FreeCoFrame(void* frame, size_t frame_size, size_t room,
                         size_t header_offset) noexcept {
   unsigned char* const at = static_cast<unsigned char*>(frame);
   if (RoomHostsTaskHeader(at - room + header_offset)) {
     // The task header frees the block. Under AddressSanitizer the dead
     // frame is poisoned meanwhile, so a use of it is still reported.
+    KeepTaskBlockSize(at, room + frame_size);
     SIMSCHED_POISON_FRAME(at, frame_size);
     return;
   }
-  ::operator delete(at - room);
+  FreeTaskBlock(at - room, room + frame_size);
 }
 // Where in the room in front of a Co<T> frame to build a header (whose
 // vtable pointer marks the room as hosting it).

@@ -117,10 +117,13 @@ class TaskState final : public TaskHeader {
     return promise.TakeException();
   }
 
+  // The frame is gone by now (the header outlives it, co.h) and left the
+  // block's size in its first word.
   void Free() noexcept override {
     void* const block = reinterpret_cast<unsigned char*>(this) - kTaskHeaderOffset<T>;
+    const size_t block_bytes = KeptTaskBlockSize(RootFrame().address());
     this->~TaskState();
-    ::operator delete(block);
+    FreeTaskBlock(block, block_bytes);
   }
 
   [[no_unique_address]] TaskResultSlot<T> value_{};

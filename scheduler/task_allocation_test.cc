@@ -1,6 +1,10 @@
 // A task is one allocation: the header is built in room in front of the root
 // frame (scheduler/co.h). This binary replaces the global operator new and
-// delete to count allocations and frees.
+// delete to count allocations and frees, and counts task blocks
+// (internal/block_allocator.h) through this thread's cache's observer, which
+// sends every block through the allocator's slow path while it is set: an
+// allocation below is a block or any other heap allocation. (Under the
+// sanitizers or SIMSCHED_PLAIN_TASK_BLOCKS, blocks are operator new's.)
 
 #include <chrono>
 #include <coroutine>
@@ -10,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/co.h"
+#include "scheduler/internal/block_allocator.h"
 #include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/task.h"
@@ -38,6 +43,15 @@ void Free(void* p) noexcept {
   if (g_counting) ++g_frees;
   std::free(p);
 }
+void OnTaskBlock(std::size_t bytes, bool freed) {
+  if (!g_counting) return;
+  if (freed) {
+    ++g_frees;
+  } else {
+    ++g_allocations;
+    g_last_size = bytes;
+  }
+}
 
 }  // namespace
 
@@ -54,8 +68,14 @@ namespace {
 // Counts allocations and frees between construction and the reading.
 class Counting {
  public:
-  Counting() : allocations_(g_allocations), frees_(g_frees) { g_counting = true; }
-  ~Counting() { g_counting = false; }
+  Counting() : allocations_(g_allocations), frees_(g_frees) {
+    g_counting = true;
+    internal::tls_block_cache.SetObserver(&OnTaskBlock);
+  }
+  ~Counting() {
+    internal::tls_block_cache.SetObserver(nullptr);
+    g_counting = false;
+  }
   int64_t allocations() const { return g_allocations - allocations_; }
   int64_t frees() const { return g_frees - frees_; }
 

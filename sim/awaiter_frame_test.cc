@@ -5,7 +5,9 @@
 // waiting frame 16 bytes larger than its awaiter needs. The factories take
 // the call site as scalars instead (as Sleep does); these tests fail if a
 // location temporary comes back. This binary replaces the global operator new
-// to see the frames' sizes.
+// to see the frames' sizes, and sees the task blocks a frame takes from the
+// block allocator (scheduler/internal/block_allocator.h) through this
+// thread's cache's observer.
 
 #include <chrono>
 #include <cstddef>
@@ -17,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "scheduler/co.h"
 #include "scheduler/event.h"
+#include "scheduler/internal/block_allocator.h"
 #include "scheduler/scheduler.h"
 #include "sim/channel.h"
 #include "sim/combinators.h"
@@ -33,6 +36,9 @@ void* Allocate(std::size_t size) {
   if (g_counting) g_last_size = size;
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
+}
+void OnTaskBlock(std::size_t bytes, bool freed) {
+  if (g_counting && !freed) g_last_size = bytes;
 }
 
 }  // namespace
@@ -77,10 +83,12 @@ Co<void> AwaitsWithTimeoutAt(int*) {
 // The size of the frame `make()` allocates (the coroutine is not started).
 template <typename F>
 std::size_t FrameSize(F make) {
+  internal::tls_block_cache.SetObserver(&OnTaskBlock);
   g_counting = true;
   g_last_size = 0;
   Co<void> co = make();
   g_counting = false;
+  internal::tls_block_cache.SetObserver(nullptr);
   return g_last_size;
 }
 #endif
