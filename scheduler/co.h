@@ -32,10 +32,6 @@
 #ifndef SIMSCHED_SCHEDULER_CO_H_
 #define SIMSCHED_SCHEDULER_CO_H_
 
-#if defined(__SANITIZE_ADDRESS__) || defined(SIMSCHED_ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
-
 #include <coroutine>
 #include <cstddef>
 #include <cstring>
@@ -73,12 +69,6 @@ class CoOwner {
   friend class ::simsched::Co;
   std::coroutine_handle<> frame_;
 };
-
-#if defined(__SANITIZE_ADDRESS__) || defined(SIMSCHED_ASAN)
-#define SIMSCHED_POISON_FRAME(at, size) ASAN_POISON_MEMORY_REGION(at, size)
-#else
-#define SIMSCHED_POISON_FRAME(at, size) ((void)(at), (void)(size))
-#endif
 
 // Room for a task header before every Co frame.
 //
@@ -157,7 +147,7 @@ inline void FreeCoFrame(void* frame, size_t frame_size, size_t room,
     // The task header frees the block. Under AddressSanitizer the dead
     // frame is poisoned meanwhile, so a use of it is still reported.
     KeepTaskBlockSize(at, room + frame_size);
-    SIMSCHED_POISON_FRAME(at, frame_size);
+    SIMSCHED_POISON_BLOCK(at, frame_size);
     return;
   }
   FreeTaskBlock(at - room, room + frame_size);
