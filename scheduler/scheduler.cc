@@ -30,6 +30,10 @@ void Scheduler::StartSpawnedTask(internal::TaskHeader& task) {
   task.ScheduleSelf();
 }
 
+TimerId Scheduler::StartTaskTimer(Instant deadline, internal::TaskHeader& task) {
+  return StartTimer(deadline, Waker::ForTask(&task));
+}
+
 bool Scheduler::Runs(const internal::TaskHeader& task) const {
   for (const Scheduler* s = task.scheduler(); s != nullptr; s = s->WrappedScheduler()) {
     if (s == this) return true;

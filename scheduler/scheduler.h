@@ -256,6 +256,12 @@ class Scheduler {
   virtual void StartSpawnedTask(internal::TaskHeader& task);
   // Stops tracking a task that completed or was cancelled.
   virtual void OnTaskFinished(internal::TaskHeader& task) = 0;
+  // Starts a timer that wakes `task` (Sleep's). The default is exactly
+  // `StartTimer(deadline, Waker::ForTask(&task))`; a scheduler may build the
+  // waker itself to the same effect (the task then passes in a register,
+  // where a Waker argument goes through memory). A decorator need not
+  // forward it: the default reaches the decorator's own StartTimer.
+  virtual TimerId StartTaskTimer(Instant deadline, internal::TaskHeader& task);
   // A detached task ended with an exception nobody will observe.
   virtual void OnUnhandledTaskException(const TaskMetadata& task,
                                         const std::exception_ptr& exception) = 0;
@@ -280,6 +286,9 @@ class TaskCoreAccess {
   }
   static void OnTaskFinished(Scheduler& scheduler, TaskHeader& task) {
     scheduler.OnTaskFinished(task);
+  }
+  static TimerId StartTaskTimer(Scheduler& scheduler, Instant deadline, TaskHeader& task) {
+    return scheduler.StartTaskTimer(deadline, task);
   }
   static void OnUnhandledTaskException(Scheduler& scheduler, const TaskMetadata& task,
                                        const std::exception_ptr& exception) {
@@ -509,7 +518,7 @@ class SleepAwaiter {
     internal::TaskHeader& task = *internal::current_task;
     task.SetWaitRecord(reinterpret_cast<const internal::PackedWaitSite*>(site_or_scheduler_));
     Scheduler* scheduler = task.scheduler();
-    const TimerId timer = scheduler->StartTimer(deadline(), Waker::ForTask(&task));
+    const TimerId timer = internal::TaskCoreAccess::StartTaskTimer(*scheduler, deadline(), task);
     // After StartTimer: if that throws, nothing is armed.
     site_or_scheduler_ = reinterpret_cast<uintptr_t>(scheduler) | kArmed;
     ns_or_timer_ = timer.value;

@@ -396,11 +396,19 @@ uint32_t TestScheduler::RandomDelayYields(uint32_t max_yields) {
   return static_cast<uint32_t>(rng_.Below(uint64_t{max_yields} + 1));
 }
 
-TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
+[[gnu::always_inline]] inline TimerId TestScheduler::AddTimer(Instant deadline, Waker waker) {
   const TimerId id = timers_.Add(deadline, std::move(waker));
   next_timer_deadline_ = std::min(next_timer_deadline_, deadline);
   if (deadline <= now_) InvalidateFastSteps();  // due already: the general step fires it
   return id;
+}
+
+TimerId TestScheduler::StartTimer(Instant deadline, Waker waker) {
+  return AddTimer(deadline, std::move(waker));
+}
+
+TimerId TestScheduler::StartTaskTimer(Instant deadline, TaskHeader& task) {
+  return AddTimer(deadline, Waker::ForTask(&task));
 }
 
 void TestScheduler::CancelTimer(TimerId timer) {

@@ -516,6 +516,9 @@ class TestScheduler final : public Scheduler {
   void OnTaskSpawned(internal::TaskHeader& task) override;
   void StartSpawnedTask(internal::TaskHeader& task) override;
   void OnTaskFinished(internal::TaskHeader& task) override;
+  TimerId StartTaskTimer(Instant deadline, internal::TaskHeader& task) override;
+  // StartTimer's and StartTaskTimer's body, inlined into both.
+  TimerId AddTimer(Instant deadline, Waker waker);
   // task_observer_->OnTaskSpawned for `task`, with its parent if ours.
   void TellObserverSpawned(const internal::TaskHeader& task);
   // OnTaskFinished's rare part: the task event (record_trace) and the

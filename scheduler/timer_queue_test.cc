@@ -266,6 +266,24 @@ TEST(TimerQueueTest, CancelAfterFireAndStaleIdsAreIgnoredWhenTheSlotIsReused) {
   EXPECT_EQ(queue.NextDeadline(), Instant::max());
 }
 
+// Growth links the new slots onto the free list in index order, so slots
+// are handed out as appending them would (ids stay what they were), a freed
+// slot is reused first, and a linked slot never armed is not a timer.
+TEST(TimerQueueTest, SlotsAreHandedOutInIndexOrderAcrossGrowth) {
+  TimerQueue queue;
+  const Instant t0 = Instant() + std::chrono::seconds(1);
+  std::vector<TimerId> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(queue.Add(t0, Waker()));
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(static_cast<uint32_t>(ids[i].value), i + 1u);
+  queue.Cancel(ids[4]);
+  EXPECT_EQ(static_cast<uint32_t>(queue.Add(t0, Waker()).value), 5u);
+  EXPECT_EQ(static_cast<uint32_t>(queue.Add(t0, Waker()).value), 41u);
+  // Slot 44 is on the free list (linked by growth), never armed.
+  queue.Cancel(TimerId{45});
+  EXPECT_EQ(queue.live(), 41u);
+  EXPECT_EQ(static_cast<uint32_t>(queue.Add(t0, Waker()).value), 42u);
+}
+
 TEST(TimerQueueTest, EndOfTimeKeepsNothing) {
   WakerPool wakers(1);
   TimerQueue queue;

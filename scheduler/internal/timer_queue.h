@@ -81,17 +81,15 @@ class TimerQueue {
   [[gnu::always_inline]] TimerId Add(Instant deadline, Waker waker) {
     if (deadline == kEndOfTime) return TimerId{};
     if (sequence_ >= sequence_limit_) [[unlikely]] Renumber();
-    uint32_t slot = free_head_;
-    if (slot != kNoSlot) {
-      free_head_ = slots_[slot].word;  // a free slot's word links the list
-    } else {
-      // Growth (and its limit) out of line; then emplace_back has room.
-      if (slots_.size() == slots_.capacity()) [[unlikely]] GrowSlots();
-      if (slots_.size() >= slots_.capacity()) __builtin_unreachable();
-      slot = static_cast<uint32_t>(slots_.size());
-      slots_.emplace_back();
-    }
+    // Every slot is armed or free (growth, out of line, links the new ones
+    // onto the free list), so taking one is a pop.
+    if (free_head_ == kNoSlot) [[unlikely]] GrowSlots();
+    const uint32_t slot = free_head_;
+    free_head_ = slots_[slot].word;  // a free slot's word links the list
     Slot& entry = slots_[slot];
+    // A free slot's waker is empty (Disarm moved it out): saying so drops
+    // the release of its old value.
+    if (entry.waker) __builtin_unreachable();
     entry.waker = std::move(waker);
     const uint32_t sequence = epoch_ | static_cast<uint32_t>(sequence_++);
     entry.word = kArmed | sequence;
@@ -246,11 +244,18 @@ class TimerQueue {
     return (word & (kArmed | kSequenceMask)) == (kArmed | SequenceOf(key));
   }
 
-  // Room for one more slot: twice the capacity, below kNoSlot slots.
+  // With no slot free: twice as many slots (below kNoSlot), the new ones
+  // linked onto the free list in index order, so slots are handed out in
+  // the order appending them would.
   [[gnu::noinline]] void GrowSlots() {
     const size_t size = slots_.size();
     SIMSCHED_CHECK(size < kNoSlot, "more than 2^31 - 1 timers at once");
-    slots_.reserve(std::min<size_t>(std::max<size_t>(2 * size, 16), kNoSlot));
+    const size_t grown = std::min<size_t>(std::max<size_t>(2 * size, 16), kNoSlot);
+    slots_.reserve(grown);
+    slots_.resize(grown);
+    for (size_t i = size; i + 1 < grown; ++i) slots_[i].word = static_cast<uint32_t>(i + 1);
+    slots_[grown - 1].word = kNoSlot;  // growth only when none is free
+    free_head_ = static_cast<uint32_t>(size);
   }
 
   Waker Disarm(uint32_t slot) {
