@@ -428,6 +428,7 @@ void TestScheduler::FireDueTimers() {
   waking_from_ = previous;
   next_timer_deadline_ = timers_.NextDeadline();
   next_timer_deadline_exact_ = true;
+  timers_.PrefetchNext();
   if (next_timer_deadline_ <= now_) InvalidateFastSteps();
 }
 

@@ -160,6 +160,18 @@ class TimerQueue {
   // Timers started and neither fired nor cancelled.
   size_t live() const { return live_; }
 
+  // Starts loading the slot of the earliest timer, which the next
+  // PopNextDue reads: slots are taken in start order and fire in deadline
+  // order, so with many timers that read is a cache miss.
+  void PrefetchNext() const {
+    if (entries() == 0) return;
+    const Slot* slot = &slots_[SlotOf(heap_[kRoot])];
+    // g++ 12 drops a prefetch whose address is computed under a condition;
+    // the empty asm, which takes the address, keeps it.
+    asm volatile("" : : "r"(slot));
+    __builtin_prefetch(slot);
+  }
+
  private:
   void Swap(TimerQueue& other) noexcept {
     heap_.swap(other.heap_);
