@@ -7,6 +7,9 @@ docs/performance.md.
                                       scheduler_bench.json, pool_bench.json and
                                       stamp.json a previous run left in DIR
                                       (--out-dir, or the path it printed)
+  tools/bench/report --instructions   instructions per item under callgrind
+                                      instead of time (bench_instructions.py;
+                                      `--instructions --help` for its options)
 
 It builds //tools/bench:scheduler_bench, :pool_bench and :world_bench with
 --config=opt, runs scheduler_bench (W1-W3 against both references, memory per
@@ -229,14 +232,13 @@ def render_table(cells, stamp):
     return "\n".join(lines)
 
 
-def replace_between_markers(text, block, path="docs/performance.md"):
-    """`text` with everything from BEGIN to END (inclusive) replaced by `block`."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise BenchmarkError(f"{path} must hold exactly one {BEGIN} ... {END} pair, in that "
-                             f"order; put them back where the figures table belongs")
-    start = text.index(BEGIN)
-    end = text.index(END) + len(END)
-    return text[:start] + block + text[end:]
+def replace_between_markers(text, block, path="docs/performance.md", begin=BEGIN, end=END,
+                            what="the figures table"):
+    """`text` with everything from `begin` to `end` (inclusive) replaced by `block`."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise BenchmarkError(f"{path} must hold exactly one {begin} ... {end} pair, in that "
+                             f"order; put them back where {what} belongs")
+    return text[:text.index(begin)] + block + text[text.index(end) + len(end):]
 
 
 def _cpu_model():
@@ -262,7 +264,8 @@ def make_stamp(machine, repetitions):
             f"pool's, which say how far ahead of asio it is.")
 
 
-def _commit(root):
+def commit_of(root):
+    """The short commit of the tree at `root`, `-dirty` if it has changes."""
     def git(*args):
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                               check=False).stdout.strip()
@@ -287,9 +290,11 @@ def _bazel_env():
     return env
 
 
-def build(root):
-    targets = ["//tools/bench:scheduler_bench", "//tools/bench:pool_bench",
-               "//tools/bench:world_bench"]
+def build(root, targets=("//tools/bench:scheduler_bench", "//tools/bench:pool_bench",
+                         "//tools/bench:world_bench")):
+    """Builds `targets` with --config=opt; returns the opt tree's tools/bench
+    directory (`bazel info bazel-bin` under the same flags, whatever
+    configuration the workspace's bazel-bin link points at)."""
     print("report: building " + " ".join(targets) + " with --config=opt", flush=True)
     flags = _bazel_flags()
     if subprocess.run(["bazel", "build", *flags, *targets], cwd=root, check=False,
@@ -312,6 +317,13 @@ def run_benchmark(binary, bench_filter, repetitions, min_time, out):
 
 
 def main(argv):
+    if "--instructions" in argv:
+        # The instruction counts are a mode of their own (bench_instructions.py).
+        root = str(Path(__file__).resolve().parent.parent.parent)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from tools.bench import bench_instructions  # pylint: disable=import-outside-toplevel
+        return bench_instructions.main([a for a in argv if a != "--instructions"])
     parser = argparse.ArgumentParser(prog="tools/bench/report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-json", metavar="DIR",
@@ -363,7 +375,7 @@ def main(argv):
         else:
             machine = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
                            "%Y-%m-%d %H:%M UTC"),
-                       "commit": _commit(root), "cpu": _cpu_model(), "cores": os.cpu_count(),
+                       "commit": commit_of(root), "cpu": _cpu_model(), "cores": os.cpu_count(),
                        "load_start": load_start, "load_end": os.getloadavg()[0]}
             stamp_path.write_text(json.dumps(machine, indent=1) + "\n")
         results, repetitions = {}, {}

@@ -6,18 +6,23 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 # The workspace root: Bazel's runfiles tree, or the source tree under CTest.
 ROOT = Path(__file__).absolute().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+from tools.bench import bench_instructions  # pylint: disable=wrong-import-position
 from tools.bench import bench_report  # pylint: disable=wrong-import-position
+from tools.bench import callgrind  # pylint: disable=wrong-import-position
 
 TESTDATA = ROOT / "tools" / "bench" / "testdata"
+INSTRUCTIONS = TESTDATA / "instructions"
 
 PAGE = """# Performance
 
@@ -43,7 +48,7 @@ class BenchReportTest(unittest.TestCase):
         self.dir = Path(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
         self.addCleanup(shutil.rmtree, self.dir)
         self.json_dir = self.dir / "json"
-        shutil.copytree(TESTDATA, self.json_dir)
+        shutil.copytree(TESTDATA, self.json_dir, ignore=shutil.ignore_patterns("instructions"))
         self.doc = self.dir / "performance.md"
         self.doc.write_text(PAGE)
 
@@ -213,6 +218,259 @@ class BenchReportTest(unittest.TestCase):
         self.assertIn("| b | 1 | 1 | 2.00x | ≤ 1.5x | **no** |", table)
         self.assertIn("| c | 1 | 1 | 1.00x | (info) | — |", table)
         self.assertIn("1 of 2 targets met.", table)
+
+
+# A callgrind file written by hand with what the parser must get right: name
+# compression (a name first given on a `cfn=` line, then used by number), the
+# cost line after `calls=` (the callee's inclusive cost, not the caller's
+# own), relative positions, a second object, and a function named twice.
+HAND_MADE = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+cmd: scheduler_bench --benchmark_filter=^BM_X$
+
+positions: line
+events: Ir
+summary: 1111
+
+ob=(1) /tmp/scheduler_bench
+fl=(1) bench.cc
+fn=(1) BM_X(benchmark::State&)
+10 100
++2 20
+cob=(2) /usr/lib/x86_64-linux-gnu/libc.so.6
+cfi=(2) ???
+cfn=(2) __memcpy_avx_unaligned_erms
+calls=3 0
+* 9000
+-1 3
+
+ob=(2)
+fl=(2)
+fn=(2)
+0 900
+fn=(3) memalign
+0 80
+fn=(4) __memset_avx2_unaligned_erms
+0 8
+
+ob=(1)
+fl=(1)
+fn=(1)
+12 0
+fn=(5) Helper()
+3 0
+
+totals: 1111
+"""
+
+
+def _count(name, ir, string_ir, items):
+    return bench_instructions.Count(name, ir, string_ir, items)
+
+
+class CallgrindParseTest(unittest.TestCase):
+    def test_hand_made_file(self):
+        profile = callgrind.parse(HAND_MADE)
+        self.assertEqual(profile.total, 1111)
+        bench, libc = "/tmp/scheduler_bench", "/usr/lib/x86_64-linux-gnu/libc.so.6"
+        # 100 + 20 + 3 of its own; the 9,000 after calls= is memcpy's, inclusive.
+        self.assertEqual(profile.self_ir[(bench, "BM_X(benchmark::State&)")], 123)
+        self.assertEqual(profile.self_ir[(libc, "__memcpy_avx_unaligned_erms")], 900)
+        self.assertEqual(profile.self_ir[(bench, "Helper()")], 0)
+        # memcpy and memset, not memalign (an allocator).
+        self.assertEqual(callgrind.string_function_ir(profile), 908)
+
+    def test_recorded_file_agrees_with_callgrind_annotate(self):
+        # The figures callgrind_annotate gave for this file (testdata/README.md).
+        path = INSTRUCTIONS / "BM_W2_Timers_TestScheduler.callgrind"
+        profile = callgrind.parse(path.read_text(), path)
+        self.assertEqual(profile.total, 152_169_595)
+        self.assertEqual(callgrind.string_function_ir(profile), 2_067_671 + 126)
+
+    def test_a_string_function_outside_libc_is_not_counted(self):
+        profile = callgrind.parse(HAND_MADE.replace("libc.so.6", "libfoo.so"))
+        self.assertEqual(callgrind.string_function_ir(profile), 0)
+
+    def test_malformed_files_are_refused(self):
+        for text, message in (
+                ("<html>not callgrind</html>", "not a callgrind output file"),
+                (HAND_MADE.replace("events: Ir", "events: Dr"), "no Ir event"),
+                (HAND_MADE.replace("totals: 1111", "totals: 1112").replace(
+                    "summary: 1111", "summary: 1112"), "add up to 1,111 Ir but it declares 1,112"),
+                (HAND_MADE.replace("fn=(5) Helper()", "fn=(6)"), "(6) used before it is named"),
+                (HAND_MADE.replace("calls=3 0", "jump=3 0"), "jump lines")):
+            with self.assertRaisesRegex(ValueError, re.escape(message)):
+                callgrind.parse(text)
+
+
+class InstructionReportTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.runs = self.dir / "runs"
+        shutil.copytree(INSTRUCTIONS, self.runs)
+        self.doc = self.dir / "performance.md"
+        self.page = PAGE.replace("## Running", "<!-- bench-instructions:begin -->\nold counts\n"
+                                 "<!-- bench-instructions:end -->\n\n## Running")
+        self.doc.write_text(self.page)
+
+    def report(self, *args, from_dir=True):
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["--instructions", "--doc", str(self.doc), *args]
+        if from_dir:
+            argv += ["--from-dir", str(self.runs)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = bench_report.main(argv)
+        return code, out.getvalue(), err.getvalue()
+
+    def edit_json(self, name, edit):
+        path = self.runs / f"{name}.json"
+        data = json.loads(path.read_text())
+        edit(data["benchmarks"][0])
+        path.write_text(json.dumps(data))
+
+    def test_recorded_runs_become_the_table_between_the_markers(self):
+        code, out, err = self.report("--write")
+        self.assertEqual(code, 0, err)
+        page = self.doc.read_text()
+        before, rest = page.split(bench_instructions.BEGIN)
+        table, after = rest.split(bench_instructions.END)
+        self.assertEqual(before, self.page.split(bench_instructions.BEGIN)[0])
+        self.assertEqual(after, self.page.split(bench_instructions.END)[1])
+        self.assertNotIn("old counts", table)
+        # The time report's table is another's: untouched.
+        self.assertIn("<!-- bench-report:begin -->\nold figures\n<!-- bench-report:end -->",
+                      page)
+        for row in bench_instructions.ROWS:
+            self.assertIn(f"| {row.workload} |", table)
+        # W2 from the recorded full file: 152,169,595 Ir, 2,067,797 of it in
+        # mem*, over the 100,000 timers of its JSON; the reference's from its
+        # cut-down file.
+        reference = callgrind.parse((self.runs / "BM_W2_Timers_RandomReference.callgrind")
+                                    .read_text())
+        simsched_per_timer = 152_169_595 / 100_000
+        reference_per_timer = reference.total / 100_000
+        reference_string = callgrind.string_function_ir(reference) / 100_000
+        self.assertIn(f"| W2 100k timers, per timer, vs RandomReference | 1,521.7 | "
+                      f"{reference_per_timer:,.1f} | "
+                      f"{simsched_per_timer / reference_per_timer:.2f}x | 20.7 / "
+                      f"{reference_string:,.1f} | "
+                      f"{(simsched_per_timer - 20.67797) / (reference_per_timer - reference_string):.2f}x"
+                      f" | ≤ 1.5x | **no** |", table)
+        stamp = json.loads((INSTRUCTIONS / "stamp.json").read_text())
+        self.assertIn(f"at commit `{stamp['commit']}`", table)
+        self.assertIn(stamp["compiler"], table)
+        self.assertIn(stamp["valgrind"], table)
+        # The smaller sizes of that run are said.
+        self.assertIn("`SIMSCHED_BENCH_SWEEP_SEEDS=20`, `SIMSCHED_BENCH_W1_TASKS=100`", table)
+        self.assertIn(table.strip(), out)
+        # A second run replaces the table instead of adding one.
+        self.assertEqual(self.report("--write")[0], 0)
+        self.assertEqual(self.doc.read_text(), page)
+
+    def test_without_write_the_page_is_left_alone(self):
+        for args in ((), ("--dry-run",)):
+            code, out, _ = self.report(*args)
+            self.assertEqual(code, 0)
+            self.assertIn("| W1 spawn+yield, per poll, vs RandomReference |", out)
+            self.assertEqual(self.doc.read_text(), self.page)
+
+    def test_items_are_the_counter_times_the_iterations(self):
+        name = "BM_W3_PingPong_TestScheduler"
+        self.assertEqual(bench_instructions.read_count(self.runs, name).items, 1_000_000)
+
+        def two_iterations(run):
+            run["iterations"] = 2
+        self.edit_json(name, two_iterations)
+        count = bench_instructions.read_count(self.runs, name)
+        self.assertEqual(count.items, 2_000_000)
+        self.assertEqual(count.per_item, count.ir / 2_000_000)
+
+    def test_a_benchmark_without_items_fails(self):
+        self.edit_json("BM_W1_SpawnYield_FifoReference", lambda run: run.pop("items_per_iteration"))
+        code, out, err = self.report("--write")
+        self.assertEqual(code, 1)
+        self.assertIn("BM_W1_SpawnYield_FifoReference reported no items_per_iteration", err)
+        self.assertEqual(out, "")
+        self.assertEqual(self.doc.read_text(), self.page)
+
+    def test_a_benchmark_error_fails_and_is_named(self):
+        def fail(run):
+            run["error_occurred"] = True
+            run["error_message"] = "timers fired: expected 100000, got 99999"
+        self.edit_json("BM_W2_Timers_FifoReference", fail)
+        code, out, err = self.report("--write")
+        self.assertEqual(code, 1)
+        self.assertIn("BM_W2_Timers_FifoReference: timers fired: expected 100000, got 99999", err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(out, "")
+        self.assertEqual(self.doc.read_text(), self.page)
+
+    def test_a_zero_count_fails(self):
+        # What a --toggle-collect pattern that matches no function leaves.
+        path = self.runs / "BM_SeedSweep_SmallScenario_Harness.callgrind"
+        path.write_text(HAND_MADE.replace("1111", "0").replace("100\n", "0\n").replace(
+            " 20\n", " 0\n").replace(" 3\n", " 0\n").replace(" 900\n", " 0\n").replace(
+            " 80\n", " 0\n").replace(" 8\n", " 0\n"))
+        code, _, err = self.report()
+        self.assertEqual(code, 1)
+        self.assertIn("callgrind counted 0 instructions in BM_SeedSweep_SmallScenario_Harness",
+                      err)
+
+    def test_a_missing_or_unreadable_run_fails(self):
+        (self.runs / "BM_W3_PingPong_FifoReference.callgrind").unlink()
+        code, _, err = self.report()
+        self.assertEqual(code, 1)
+        self.assertIn("BM_W3_PingPong_FifoReference.callgrind does not exist", err)
+        shutil.copy(INSTRUCTIONS / "BM_W3_PingPong_FifoReference.json",
+                    self.runs / "BM_W3_PingPong_FifoReference.callgrind")
+        code, _, err = self.report()
+        self.assertEqual(code, 1)
+        self.assertIn("not a callgrind output file", err)
+
+    def test_a_page_without_markers_is_refused_before_anything_runs(self):
+        for page in (PAGE, self.page + self.page):
+            self.doc.write_text(page)
+            code, out, err = self.report("--write", from_dir=False)
+            self.assertEqual(code, 1)
+            self.assertIn("exactly one <!-- bench-instructions:begin -->", err)
+            self.assertNotIn("building", out)
+            self.assertEqual(self.doc.read_text(), page)
+
+    def test_missing_valgrind_fails_with_how_to_install_it(self):
+        empty = self.dir / "empty-path"
+        empty.mkdir()
+        with mock.patch.dict(os.environ, {"PATH": str(empty)}):
+            code, out, err = self.report("--out-dir", str(self.dir / "out"), from_dir=False)
+        self.assertEqual(code, 1)
+        self.assertIn("valgrind is not installed", err)
+        self.assertIn("apt-get install -y valgrind", err)
+        self.assertNotIn("Traceback", err)
+        self.assertNotIn("building", out)
+
+    def test_write_and_dry_run_together_are_refused(self):
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            bench_report.main(["--instructions", "--write", "--dry-run"])
+
+    def test_ratios_with_and_without_string_functions(self):
+        rows = [bench_instructions.Row("w", "S", "R", 1.5)]
+        # 150 vs 100 a item: met at the boundary; without mem* (30 and 0 a
+        # item) 120 vs 100.
+        cells = bench_instructions.compute_rows(
+            {"S": _count("S", 15_000, 3_000, 100), "R": _count("R", 10_000, 0, 100)}, rows)
+        self.assertEqual(cells[0][1:], ("150.0", "100.0", "1.50x", "30.0 / 0.0", "1.20x",
+                                        "≤ 1.5x", True))
+        cells = bench_instructions.compute_rows(
+            {"S": _count("S", 15_100, 3_000, 100), "R": _count("R", 10_000, 0, 100)}, rows)
+        self.assertFalse(cells[0][7])
+        info = [bench_instructions.Row("w", "S", "R", None)]
+        cells = bench_instructions.compute_rows(
+            {"S": _count("S", 2_000_000, 0, 10), "R": _count("R", 1_000_000, 0, 10)}, info)
+        self.assertEqual(cells[0][1:4], ("200,000", "100,000", "2.00x"))
+        self.assertIsNone(cells[0][7])
+        table = bench_instructions.render_table(cells, "stamp")
+        self.assertIn("0 of 0 targets met", table)
 
 
 if __name__ == "__main__":

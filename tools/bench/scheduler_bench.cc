@@ -58,11 +58,11 @@
 #include "scheduler/internal/block_allocator.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
+#include "scheduler/thread_pool_scheduler.h"
 #include "scheduler/wait_record.h"
 #include "scheduler/waker.h"
-#include "sim/random.h"
-#include "scheduler/thread_pool_scheduler.h"
 #include "sim/channel.h"
+#include "sim/random.h"
 #include "testing/sim_test.h"
 #include "testing/sweep_config.h"
 
@@ -100,8 +100,7 @@ std::atomic<int64_t> g_heap_allocations{0};  // every allocation, never decremen
 
 [[maybe_unused]] inline void NoteAlloc(void* p) {
   if (g_count_heap.load(std::memory_order_relaxed)) [[unlikely]] {
-    g_heap_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p)),
-                           std::memory_order_relaxed);
+    g_heap_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
     g_heap_blocks.fetch_add(1, std::memory_order_relaxed);
     g_heap_allocations.fetch_add(1, std::memory_order_relaxed);
   }
@@ -109,8 +108,7 @@ std::atomic<int64_t> g_heap_allocations{0};  // every allocation, never decremen
 
 [[maybe_unused]] inline void NoteFree(void* p) {
   if (g_count_heap.load(std::memory_order_relaxed)) [[unlikely]] {
-    g_heap_bytes.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)),
-                           std::memory_order_relaxed);
+    g_heap_bytes.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
     g_heap_blocks.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -269,6 +267,13 @@ simsched::TestSchedulerOptions BenchOptions() {
   return options;
 }
 
+// The items one iteration processed, as a counter: `tools/bench/report
+// --instructions` divides a callgrind count of the benchmark function by it.
+void ReportItemsPerIteration(benchmark::State& state, uint64_t items_per_iteration) {
+  state.counters["items_per_iteration"] =
+      benchmark::Counter(static_cast<double>(items_per_iteration));
+}
+
 // Wall time of the whole benchmark loop, turned into `ns_per_item` at the end.
 class PerItemTimer {
  public:
@@ -280,6 +285,7 @@ class PerItemTimer {
         static_cast<double>(items_per_iteration) * static_cast<double>(state.iterations());
     state.SetItemsProcessed(static_cast<int64_t>(items));
     state.counters["ns_per_item"] = benchmark::Counter(items > 0 ? ns / items : 0.0);
+    ReportItemsPerIteration(state, items_per_iteration);
   }
 
  private:
@@ -587,8 +593,8 @@ RefTask RefPonger(RefMailbox<Executor>& in, RefMailbox<Executor>& out, uint64_t 
 
 template <typename Executor>
 RefTask RefSleepForMemory(Executor& executor) {
-  co_await executor.Sleep(std::chrono::duration_cast<std::chrono::nanoseconds>(kMemorySleep)
-                              .count());
+  co_await executor.Sleep(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(kMemorySleep).count());
 }
 
 // -----------------------------------------------------------------------------
@@ -719,9 +725,7 @@ void RunW3Reference(benchmark::State& state) {
 }
 
 void BM_W3_PingPong_FifoReference(benchmark::State& state) { RunW3Reference<FifoQueue>(state); }
-void BM_W3_PingPong_RandomReference(benchmark::State& state) {
-  RunW3Reference<RandomQueue>(state);
-}
+void BM_W3_PingPong_RandomReference(benchmark::State& state) { RunW3Reference<RandomQueue>(state); }
 
 // -----------------------------------------------------------------------------
 // Memory per suspended task
@@ -746,8 +750,7 @@ bool MemoryCountingAvailable(benchmark::State& state) {
 }
 
 void ReportMemory(benchmark::State& state, int64_t bytes, int64_t blocks, int64_t frame_bytes) {
-  state.counters["bytes_per_task"] =
-      benchmark::Counter(static_cast<double>(bytes) / kMemoryTasks);
+  state.counters["bytes_per_task"] = benchmark::Counter(static_cast<double>(bytes) / kMemoryTasks);
   state.counters["allocs_per_task"] =
       benchmark::Counter(static_cast<double>(blocks) / kMemoryTasks);
   state.counters["frame_bytes"] = benchmark::Counter(static_cast<double>(frame_bytes));
@@ -823,7 +826,8 @@ void BM_MemoryPerSuspendedTask_Reference(benchmark::State& state) {
 // body, which are not seeds of the sweep). The `_EmptyScenario` pair spawns
 // nothing: what a seed costs before any step.
 // Items are seeds: items_per_second is seeds/s on one core. `allocs_per_seed`
-// is heap allocations per seed, counted over one extra (untimed) sweep.
+// is heap allocations per seed, counted over one extra sweep of the first
+// iteration's seeds that the benchmark's Setup runs (CountSweepAllocations).
 //
 // SIMSCHED_BENCH_SWEEP_SEEDS=<n> changes the seeds per iteration (2000), for
 // running under valgrind/callgrind.
@@ -858,9 +862,9 @@ void SpawnSweepScenario(simsched::TestScheduler& scheduler) {
 
 // One sweep of `count` seeds from `start` through RunSimTest. Checks that
 // every seed of the range ran exactly once and passed (the body may run for
-// other seeds too: PCT's calibration runs).
-bool SweepThroughHarness(benchmark::State& state, uint64_t start, uint64_t count,
-                         const std::string& strategy, bool spawn) {
+// other seeds too: PCT's calibration runs). Returns what went wrong, or "".
+std::string SweepThroughHarness(uint64_t start, uint64_t count, const std::string& strategy,
+                                bool spawn) {
   std::vector<uint32_t> runs(count, 0);
   const std::string start_text = std::to_string(start);
   setenv("SIMSCHED_START_SEED", start_text.c_str(), 1);
@@ -883,86 +887,108 @@ bool SweepThroughHarness(benchmark::State& state, uint64_t start, uint64_t count
   }
   unsetenv("SIMSCHED_START_SEED");
   if (gtest_failures.size() > 0) {
-    state.SkipWithError(("the sweep failed: " +
-                         std::string(gtest_failures.GetTestPartResult(0).message()))
-                            .c_str());
-    return false;
+    return "the sweep failed: " + std::string(gtest_failures.GetTestPartResult(0).message());
   }
   for (uint64_t i = 0; i < count; ++i) {
     if (runs[i] != 1) {
-      state.SkipWithError(("seed " + std::to_string(start + i) + " ran " +
-                           std::to_string(runs[i]) + " times, not once")
-                              .c_str());
-      return false;
+      return "seed " + std::to_string(start + i) + " ran " + std::to_string(runs[i]) +
+             " times, not once";
     }
   }
-  return true;
+  return "";
 }
 
-void BareSweep(benchmark::State& state, uint64_t start, uint64_t count, bool spawn) {
+// The same seeds on a fresh TestScheduler each, no harness. Returns what went
+// wrong, or "".
+std::string BareSweep(uint64_t start, uint64_t count, bool spawn) {
   for (uint64_t seed = start; seed < start + count; ++seed) {
     simsched::TestScheduler scheduler({.seed = seed});
     if (spawn) SpawnSweepScenario(scheduler);
-    if (!scheduler.Run().ok()) state.SkipWithError("Run failed");
+    if (!scheduler.Run().ok()) return "Run failed for seed " + std::to_string(seed);
   }
+  return "";
 }
 
-// Heap allocations per seed over one untimed sweep of `count` seeds.
-template <typename Sweep>
-void ReportAllocsPerSeed(benchmark::State& state, uint64_t count, Sweep sweep) {
+// What a sweep benchmark sweeps.
+struct SweepKind {
+  bool through_harness;
+  const char* strategy;  // the harness's; the bare loop's is always "random"
+  bool spawn;            // the small scenario, or no task at all
+};
+constexpr SweepKind kSmallHarness{true, "random", true};
+constexpr SweepKind kSmallHarnessMix{true, "mix", true};
+constexpr SweepKind kSmallBare{false, "random", true};
+constexpr SweepKind kEmptyHarness{true, "random", false};
+constexpr SweepKind kEmptyBare{false, "random", false};
+
+std::string Sweep(const SweepKind& kind, uint64_t start, uint64_t count) {
+  return kind.through_harness ? SweepThroughHarness(start, count, kind.strategy, kind.spawn)
+                              : BareSweep(start, count, kind.spawn);
+}
+
+// Heap allocations per seed, counted by a sweep benchmark's Setup over the
+// seeds its first iteration runs, or the error that sweep hit. Setup runs
+// outside the benchmark function, so neither the timed loop nor a callgrind
+// count of the function (`tools/bench/report --instructions`) includes this
+// extra sweep.
+struct SweepAllocations {
+  double per_seed = -1;  // not counted (sanitizer builds)
+  std::string error;
+};
+SweepAllocations g_sweep_allocations;
+
+template <const SweepKind& kKind>
+void CountSweepAllocations(const benchmark::State& /*state*/) {
+  g_sweep_allocations = SweepAllocations{};
   if (SIMSCHED_BENCH_SANITIZED) return;
+  const uint64_t count = SweepSeedsPerIteration();
   int64_t allocations = 0;
+  std::string error;
   {
     HeapCounter counter;
-    sweep();
+    error = Sweep(kKind, kSweepFirstSeed, count);
     allocations = counter.allocations();
   }
-  state.counters["allocs_per_seed"] =
-      benchmark::Counter(static_cast<double>(allocations) / static_cast<double>(count));
+  g_sweep_allocations.error = std::move(error);
+  g_sweep_allocations.per_seed = static_cast<double>(allocations) / static_cast<double>(count);
 }
 
-void RunHarnessSweepBenchmark(benchmark::State& state, const std::string& strategy,
-                              bool spawn) {
+void RunSweepBenchmark(benchmark::State& state, const SweepKind& kind) {
+  if (!g_sweep_allocations.error.empty()) {
+    state.SkipWithError(("the allocation-counting sweep: " + g_sweep_allocations.error).c_str());
+    return;
+  }
   const uint64_t per_iteration = SweepSeedsPerIteration();
   uint64_t seeds = 0;
   for (auto _ : state) {
-    if (!SweepThroughHarness(state, kSweepFirstSeed + seeds, per_iteration, strategy, spawn)) {
+    const std::string error = Sweep(kind, kSweepFirstSeed + seeds, per_iteration);
+    if (!error.empty()) {
+      state.SkipWithError(error.c_str());
       return;
     }
     seeds += per_iteration;
   }
   state.SetItemsProcessed(static_cast<int64_t>(seeds));
-  ReportAllocsPerSeed(state, per_iteration, [&] {
-    SweepThroughHarness(state, kSweepFirstSeed + seeds, per_iteration, strategy, spawn);
-  });
-}
-
-void RunBareSweepBenchmark(benchmark::State& state, bool spawn) {
-  const uint64_t per_iteration = SweepSeedsPerIteration();
-  uint64_t seeds = 0;
-  for (auto _ : state) {
-    BareSweep(state, kSweepFirstSeed + seeds, per_iteration, spawn);
-    seeds += per_iteration;
+  ReportItemsPerIteration(state, per_iteration);
+  if (g_sweep_allocations.per_seed >= 0) {
+    state.counters["allocs_per_seed"] = benchmark::Counter(g_sweep_allocations.per_seed);
   }
-  state.SetItemsProcessed(static_cast<int64_t>(seeds));
-  ReportAllocsPerSeed(state, per_iteration,
-                      [&] { BareSweep(state, kSweepFirstSeed + seeds, per_iteration, spawn); });
 }
 
 void BM_SeedSweep_SmallScenario_Harness(benchmark::State& state) {
-  RunHarnessSweepBenchmark(state, "random", /*spawn=*/true);
+  RunSweepBenchmark(state, kSmallHarness);
 }
 void BM_SeedSweep_SmallScenario_HarnessMix(benchmark::State& state) {
-  RunHarnessSweepBenchmark(state, "mix", /*spawn=*/true);
+  RunSweepBenchmark(state, kSmallHarnessMix);
 }
 void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
-  RunBareSweepBenchmark(state, /*spawn=*/true);
+  RunSweepBenchmark(state, kSmallBare);
 }
 void BM_SeedSweep_EmptyScenario_Harness(benchmark::State& state) {
-  RunHarnessSweepBenchmark(state, "random", /*spawn=*/false);
+  RunSweepBenchmark(state, kEmptyHarness);
 }
 void BM_SeedSweep_EmptyScenario_BareScheduler(benchmark::State& state) {
-  RunBareSweepBenchmark(state, /*spawn=*/false);
+  RunSweepBenchmark(state, kEmptyBare);
 }
 
 // --- Issue #8: W3 ping-pong over sim::Channel, on both schedulers. ---
@@ -1054,15 +1080,37 @@ void BM_Event_PingPong_TestScheduler(benchmark::State& state) {
   state.SetItemsProcessed(rounds);
 }
 
+// Every workload's inputs are made here, at start-up, before any benchmark
+// runs: made on first use inside a benchmark function, they would count as
+// its work (W2's durations, 100,000 draws, were 33 instructions a timer in a
+// one-iteration callgrind run). The benchmark functions then only read them.
+[[maybe_unused]] const bool kInputsMade = [] {
+  W1Tasks();
+  W2Durations();
+  W2ExpectedTimers();
+  SweepSeedsPerIteration();
+  return true;
+}();
+
 BENCHMARK(BM_W3_ChannelPingPong_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Event_PingPong_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W3_ChannelPingPong_ThreadPoolScheduler)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK(BM_SeedSweep_SmallScenario_Harness)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SeedSweep_SmallScenario_HarnessMix)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SeedSweep_EmptyScenario_Harness)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SeedSweep_EmptyScenario_BareScheduler)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SeedSweep_SmallScenario_Harness)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kSmallHarness>);
+BENCHMARK(BM_SeedSweep_SmallScenario_HarnessMix)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kSmallHarnessMix>);
+BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kSmallBare>);
+BENCHMARK(BM_SeedSweep_EmptyScenario_Harness)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kEmptyHarness>);
+BENCHMARK(BM_SeedSweep_EmptyScenario_BareScheduler)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kEmptyBare>);
 
 BENCHMARK(BM_W1_SpawnYield_TestScheduler)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W1_SpawnYield_FifoReference)->Unit(benchmark::kMillisecond);
