@@ -826,7 +826,7 @@ void BM_MemoryPerSuspendedTask_Reference(benchmark::State& state) {
 // (RunSimTest: per seed a TestScheduler, gtest failure interception and the
 // run-after-body), next to the same scenario on a bare TestScheduler loop (a
 // fresh scheduler per seed, spawn, Run), so the harness's per-seed overhead
-// is visible. Both run under the "random" strategy (the bare loop's default);
+// is visible. Both run under the "random" strategy (the bare scheduler's default);
 // `_HarnessMix` sweeps under the harness's default, "mix" (random, PCT and POS
 // by seed; PCT's k is calibrated once per sweep from 3 extra runs of the
 // body, which are not seeds of the sweep). `_RandomReference` sweeps the same
@@ -921,7 +921,7 @@ std::string BareSweep(uint64_t start, uint64_t count, bool spawn) {
 
 // The small scenario on the bare random-pick loop: per seed a fresh
 // RefExecutor<RandomQueue> seeded with the seed, kSweepTasks tasks of
-// kSweepYields yields, run until idle. Checks the polls of the whole range
+// kSweepYields yields, run to the end. Checks the polls of the whole range
 // (a task's polls are its yields plus its first run, as the TestScheduler's
 // steps are), so a broken loop fails rather than reports. Returns what went
 // wrong, or "".
