@@ -72,6 +72,8 @@ ROWS = [
         "BM_W3_PingPong_FifoReference", None),
     Row("sweep (10 tasks x 100 steps), per seed, through the harness vs a bare scheduler",
         "BM_SeedSweep_SmallScenario_Harness", "BM_SeedSweep_SmallScenario_BareScheduler", None),
+    Row("sweep, per seed, through the harness vs the bare random loop",
+        "BM_SeedSweep_SmallScenario_Harness", "BM_SeedSweep_SmallScenario_RandomReference", None),
 ]
 
 

@@ -108,6 +108,40 @@ class BenchReportTest(unittest.TestCase):
         reference = results["BM_W1_SpawnYield_RandomReference"]
         self.assertEqual(row[3], f"{w1.ns_per_item / reference.ns_per_item:.2f}x")
 
+    def test_the_sweep_rows_against_the_bare_scheduler_and_the_bare_loop(self):
+        results = bench_report.parse_results((TESTDATA / "scheduler_bench.json").read_text(),
+                                             "scheduler")
+        results.update(bench_report.parse_results((TESTDATA / "pool_bench.json").read_text(),
+                                                  "pool"))
+        harness = results["BM_SeedSweep_SmallScenario_Harness"].items_per_second
+        bare = results["BM_SeedSweep_SmallScenario_BareScheduler"].items_per_second
+        loop = results["BM_SeedSweep_SmallScenario_RandomReference"].items_per_second
+        # testdata/scheduler_bench.json: the harness's edited runs, 61,234.5
+        # and 65,432.1 seeds/s; the bare loop's as recorded, faster.
+        self.assertAlmostEqual(harness, (61_234.5 + 65_432.1) / 2)
+        self.assertGreater(loop, 1.1 * harness)
+        cells = {c[0]: c for c in bench_report.compute_rows(results)}
+        # The target row is as it was: the harness, the bare scheduler beside it.
+        target = cells["sweep, 10 tasks x 100 steps, through the harness (reference: bare "
+                       "scheduler)"]
+        self.assertEqual(target[1:], (f"{harness:,.0f} seeds/s", f"{bare:,.0f} seeds/s",
+                                      f"{bare / harness:.2f}x", "≥ 150,000 seeds/s", False))
+        # The bare loop's row: information only, and its ratio is how many
+        # times slower the harness is (the table's "simsched's cost over the
+        # reference's"), so above 1 here.
+        row = cells["sweep through the harness vs the bare random loop"]
+        self.assertEqual(row[1:], (f"{harness:,.0f} seeds/s", f"{loop:,.0f} seeds/s",
+                                   f"{loop / harness:.2f}x", "(info)", None))
+        self.assertGreater(float(row[3].rstrip("x")), 1.1)
+
+    def test_the_run_filters_select_every_benchmark_a_row_needs(self):
+        for row in bench_report.ROWS:
+            for name in (row.simsched, row.reference):
+                bench_filter = (bench_report.POOL_FILTER if name.startswith("BM_Pool_")
+                                else bench_report.SCHEDULER_FILTER)
+                self.assertRegex(name, bench_filter)
+        self.assertNotRegex("BM_SeedSweep_EmptyScenario_Harness", bench_report.SCHEDULER_FILTER)
+
     def test_the_recorded_harness_error_fails_the_report(self):
         # As recorded on 2026-11-29: the harness benchmark's ERROR OCCURRED.
         shutil.copy(TESTDATA / "scheduler_bench.harness_error.json",
@@ -194,6 +228,10 @@ class BenchReportTest(unittest.TestCase):
         rate = [bench_report.Row("w", "rate", "S", "R", 150_000, "seeds/s")]
         self.assertTrue(bench_report.compute_rows(_results(S=150_000.0, R=1.0), rate)[0][5])
         self.assertFalse(bench_report.compute_rows(_results(S=149_999.0, R=1.0), rate)[0][5])
+        rate_info = [bench_report.Row("w", "rate", "S", "R", None, "seeds/s")]
+        cells = bench_report.compute_rows(_results(S=50_000.0, R=200_000.0), rate_info)
+        self.assertEqual(cells[0][1:], ("50,000 seeds/s", "200,000 seeds/s", "4.00x", "(info)",
+                                        None))
         speedup = [bench_report.Row("w", "speedup", "S", "R", 1.5, "tasks/s")]
         cells = bench_report.compute_rows(_results(S=3e6, R=2e6), speedup)
         self.assertEqual((cells[0][3], cells[0][5]), ("1.50x ahead", True))
@@ -362,6 +400,22 @@ class InstructionReportTest(unittest.TestCase):
         self.assertIn(f"at commit `{stamp['commit']}`", table)
         self.assertIn(stamp["compiler"], table)
         self.assertIn(stamp["valgrind"], table)
+        # The sweep per seed through the harness against the bare random loop:
+        # information only, the harness's count over the loop's (not inverted).
+        harness = bench_instructions.read_count(self.runs, "BM_SeedSweep_SmallScenario_Harness")
+        loop = bench_instructions.read_count(self.runs,
+                                             "BM_SeedSweep_SmallScenario_RandomReference")
+        self.assertEqual((harness.items, loop.items), (20, 20))
+        # Apart enough that the inverted ratio would print differently.
+        self.assertGreater(abs(harness.per_item / loop.per_item - 1), 0.02)
+        row = next(line for line in table.splitlines()
+                   if line.startswith("| sweep, per seed, through the harness vs the bare random "
+                                      "loop |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        self.assertEqual(cells[1:4], [bench_instructions._fig(harness.per_item),
+                                      bench_instructions._fig(loop.per_item),
+                                      f"{harness.per_item / loop.per_item:.2f}x"])
+        self.assertEqual(cells[6:], ["(info)", "—"])
         # The smaller sizes of that run are said.
         self.assertIn("`SIMSCHED_BENCH_SWEEP_SEEDS=20`, `SIMSCHED_BENCH_W1_TASKS=100`", table)
         self.assertIn(table.strip(), out)

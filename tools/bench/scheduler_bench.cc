@@ -298,10 +298,16 @@ bool CheckStatus(benchmark::State& state, const absl::Status& status) {
   return false;
 }
 
+// "what: expected N, got M", or "" when they agree.
+std::string CountMismatch(const char* what, uint64_t actual, uint64_t expected) {
+  if (actual == expected) return "";
+  return std::string(what) + ": expected " + std::to_string(expected) + ", got " +
+         std::to_string(actual);
+}
+
 bool CheckCount(benchmark::State& state, const char* what, uint64_t actual, uint64_t expected) {
-  if (actual == expected) return true;
-  const std::string message = std::string(what) + ": expected " + std::to_string(expected) +
-                              ", got " + std::to_string(actual);
+  const std::string message = CountMismatch(what, actual, expected);
+  if (message.empty()) return true;
   state.SkipWithError(message.c_str());
   return false;
 }
@@ -820,11 +826,15 @@ void BM_MemoryPerSuspendedTask_Reference(benchmark::State& state) {
 // (RunSimTest: per seed a TestScheduler, gtest failure interception and the
 // run-after-body), next to the same scenario on a bare TestScheduler loop (a
 // fresh scheduler per seed, spawn, Run), so the harness's per-seed overhead
-// is visible. Both run under the "random" strategy (the bare loop's default);
+// is visible. Both run under the "random" strategy (the bare scheduler's default);
 // `_HarnessMix` sweeps under the harness's default, "mix" (random, PCT and POS
 // by seed; PCT's k is calibrated once per sweep from 3 extra runs of the
-// body, which are not seeds of the sweep). The `_EmptyScenario` pair spawns
-// nothing: what a seed costs before any step.
+// body, which are not seeds of the sweep). `_RandomReference` sweeps the same
+// scenario on W1-W3's hand-written random-pick loop (RefExecutor<RandomQueue>,
+// seeded with the seed; the same 100 polls a task): what a seed costs on this
+// machine with no scheduler at all, so the harness's absolute seeds/s can be
+// read against it. The `_EmptyScenario` pair spawns nothing: what a seed
+// costs before any step.
 // Items are seeds: items_per_second is seeds/s on one core. `allocs_per_seed`
 // is heap allocations per seed, counted over one extra sweep of the first
 // iteration's seeds that the benchmark's Setup runs (CountSweepAllocations).
@@ -909,21 +919,48 @@ std::string BareSweep(uint64_t start, uint64_t count, bool spawn) {
   return "";
 }
 
+// The small scenario on the bare random-pick loop: per seed a fresh
+// RefExecutor<RandomQueue> seeded with the seed, kSweepTasks tasks of
+// kSweepYields yields, run to the end. Checks the polls of the whole range
+// (a task's polls are its yields plus its first run, as the TestScheduler's
+// steps are), so a broken loop fails rather than reports. Returns what went
+// wrong, or "".
+std::string RandomReferenceSweep(uint64_t start, uint64_t count) {
+  using Executor = RefExecutor<RandomQueue>;
+  uint64_t polls = 0;
+  for (uint64_t seed = start; seed < start + count; ++seed) {
+    Executor executor(seed);
+    for (int i = 0; i < kSweepTasks; ++i) executor.Spawn(RefYieldingTask(executor, kSweepYields));
+    executor.Run();
+    polls += executor.polls();
+  }
+  return CountMismatch("polls", polls, count * kSweepTasks * (kSweepYields + 1));
+}
+
 // What a sweep benchmark sweeps.
+enum class SweepLoop { kHarness, kBareScheduler, kRandomReference };
 struct SweepKind {
-  bool through_harness;
-  const char* strategy;  // the harness's; the bare loop's is always "random"
-  bool spawn;            // the small scenario, or no task at all
+  SweepLoop loop;
+  const char* strategy;  // the harness's; the bare scheduler's is always "random"
+  bool spawn;            // the small scenario, or no task at all (not the reference)
 };
-constexpr SweepKind kSmallHarness{true, "random", true};
-constexpr SweepKind kSmallHarnessMix{true, "mix", true};
-constexpr SweepKind kSmallBare{false, "random", true};
-constexpr SweepKind kEmptyHarness{true, "random", false};
-constexpr SweepKind kEmptyBare{false, "random", false};
+constexpr SweepKind kSmallHarness{SweepLoop::kHarness, "random", true};
+constexpr SweepKind kSmallHarnessMix{SweepLoop::kHarness, "mix", true};
+constexpr SweepKind kSmallBare{SweepLoop::kBareScheduler, "random", true};
+constexpr SweepKind kSmallRandomReference{SweepLoop::kRandomReference, "random", true};
+constexpr SweepKind kEmptyHarness{SweepLoop::kHarness, "random", false};
+constexpr SweepKind kEmptyBare{SweepLoop::kBareScheduler, "random", false};
 
 std::string Sweep(const SweepKind& kind, uint64_t start, uint64_t count) {
-  return kind.through_harness ? SweepThroughHarness(start, count, kind.strategy, kind.spawn)
-                              : BareSweep(start, count, kind.spawn);
+  switch (kind.loop) {
+    case SweepLoop::kHarness:
+      return SweepThroughHarness(start, count, kind.strategy, kind.spawn);
+    case SweepLoop::kBareScheduler:
+      return BareSweep(start, count, kind.spawn);
+    case SweepLoop::kRandomReference:
+      return RandomReferenceSweep(start, count);
+  }
+  Fatal("Sweep: unknown SweepLoop");
 }
 
 // Heap allocations per seed, counted by a sweep benchmark's Setup over the
@@ -983,6 +1020,9 @@ void BM_SeedSweep_SmallScenario_HarnessMix(benchmark::State& state) {
 }
 void BM_SeedSweep_SmallScenario_BareScheduler(benchmark::State& state) {
   RunSweepBenchmark(state, kSmallBare);
+}
+void BM_SeedSweep_SmallScenario_RandomReference(benchmark::State& state) {
+  RunSweepBenchmark(state, kSmallRandomReference);
 }
 void BM_SeedSweep_EmptyScenario_Harness(benchmark::State& state) {
   RunSweepBenchmark(state, kEmptyHarness);
@@ -1105,6 +1145,9 @@ BENCHMARK(BM_SeedSweep_SmallScenario_HarnessMix)
 BENCHMARK(BM_SeedSweep_SmallScenario_BareScheduler)
     ->Unit(benchmark::kMillisecond)
     ->Setup(CountSweepAllocations<kSmallBare>);
+BENCHMARK(BM_SeedSweep_SmallScenario_RandomReference)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(CountSweepAllocations<kSmallRandomReference>);
 BENCHMARK(BM_SeedSweep_EmptyScenario_Harness)
     ->Unit(benchmark::kMillisecond)
     ->Setup(CountSweepAllocations<kEmptyHarness>);
