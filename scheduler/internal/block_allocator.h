@@ -262,7 +262,12 @@ inline void* AllocateTaskBlock(size_t bytes) {
 inline void FreeTaskBlock(void* block, size_t bytes) noexcept {
   if constexpr (kPlainTaskBlocks) {
     (void)bytes;
+    // g++ 12 pairs this with co.h's class operator new, inlined above it,
+    // and warns of a mismatch; that operator new is ::operator new too.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
     ::operator delete(block);
+#pragma GCC diagnostic pop
   } else {
     tls_block_cache.Free(block, bytes);
   }
