@@ -536,7 +536,7 @@ class TestScheduler final : public Scheduler {
     // > 0 while a task of this lane is blocked in BlockOn.
     int blocked = 0;
   };
-  bool OnOwnerThread() const;
+  inline bool OnOwnerThread() const;  // (internal/test_scheduler_parts.h)
   // What the run loops install while they drive this scheduler (see
   // internal::DirectEnqueueTarget): this scheduler's background queue when a
   // wake's Schedule() would only push onto it, else nothing.
@@ -623,7 +623,7 @@ class TestScheduler final : public Scheduler {
   void ChargePollCost(TaskId task);
   bool TakeQueued(internal::TaskHeader& task, LaneId& lane);
   void FireDueTimers();
-  void AdvanceTimeTo(Instant when);
+  inline void AdvanceTimeTo(Instant when);  // (internal/test_scheduler_parts.h)
   void AdvanceToNextTimer();
   // At the run loops' idle points (nothing runnable): an empty background
   // queue past kKeptQueueCapacity gives its storage back, so that tasks

@@ -1,6 +1,7 @@
 // TestScheduler's reports: trace entries as text, the deadlock report, and
 // the descriptions of live tasks and of who waits for whom that failures
-// and `DescribeTask` print. The scheduler itself is test_scheduler.cc.
+// and `DescribeTask` print. The scheduler itself is test_scheduler.cc and
+// the files listed at its top.
 
 #include <string>
 #include <string_view>

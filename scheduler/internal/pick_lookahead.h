@@ -14,7 +14,7 @@
 // the generator, woke or finished tasks, or Below's rare rejection step
 // redraws) costs one wasted prefetch, never a different pick.
 //
-// Example (the fast step, test_scheduler.cc):
+// Example (the fast step, test_scheduler_steps.cc):
 //
 //   const size_t index = rng_.Below(size);
 //   TaskHeader* next = background_.SwapRemove(index);
