@@ -22,8 +22,9 @@
 // Also here: the task being polled on this thread (`current_task`) and the
 // poll's resumption trampoline (`resume_next`), which the header's inline
 // poll uses. Beside it: the per-thread shortcut a wake takes onto the queue
-// of the scheduler driving this thread (direct_enqueue.h), and the
-// destruction of frames and await chains (frame_destruction.h).
+// of the scheduler driving this thread (direct_enqueue.h), the destruction
+// of frames and await chains (frame_destruction.h), and finding a Co frame's
+// promise from its handle (co_promise_at.h).
 //
 // See docs/architecture.md ("The life of a task") for the full protocol and
 // shared/docs/task-lifecycle.md for the cases it answers.
@@ -42,6 +43,7 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/co_promise_at.h"
 #include "scheduler/internal/direct_enqueue.h"
 #include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/internal/ring_queue.h"
@@ -64,17 +66,6 @@ extern thread_local constinit TaskHeader* current_task;
 // TaskHeader::TransferTo): set only between a TransferTo and the return to
 // the trampoline of the poll under way, so per thread suffices.
 extern thread_local constinit std::coroutine_handle<> resume_next;
-
-// The promise of a Co frame (co.h) whose handle is `frame`: compilers put a
-// coroutine's promise right after its resume and destroy pointers, at an
-// offset that depends only on the promise's alignment, the same for every
-// Co promise (co.h asserts CoPromiseBase's; TaskHeader::SetLeaf checks the
-// result against the promise it was given all the same).
-inline constexpr int kCoPromiseAlignment = alignof(void*);
-inline CoPromiseBase* CoPromiseAt(std::coroutine_handle<> frame) noexcept {
-  return static_cast<CoPromiseBase*>(
-      __builtin_coro_promise(frame.address(), kCoPromiseAlignment, false));
-}
 
 // JoinRecord
 //
