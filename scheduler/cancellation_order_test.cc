@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "scheduler/internal/frame_destruction.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"
 

@@ -43,6 +43,8 @@
 #include <utility>
 
 #include "scheduler/internal/block_allocator.h"
+#include "scheduler/internal/co_promise_at.h"
+#include "scheduler/internal/frame_destruction.h"
 #include "scheduler/internal/task_header.h"
 
 namespace simsched {

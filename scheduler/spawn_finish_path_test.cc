@@ -28,6 +28,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/co.h"
+#include "scheduler/internal/frame_destruction.h"
 #include "scheduler/internal/testing/forwarding_scheduler.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/test_scheduler.h"

@@ -20,6 +20,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/event.h"
+#include "scheduler/internal/co_promise_at.h"
 #include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/internal/task_header.h"
 #include "scheduler/scheduler.h"

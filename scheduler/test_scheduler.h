@@ -64,6 +64,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "scheduler/internal/direct_enqueue.h"
 #include "scheduler/internal/ring_queue.h"
 #include "scheduler/internal/live_task_index.h"
 #include "scheduler/internal/schedule_strategy.h"

@@ -11,6 +11,8 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_set.h"
 #include "scheduler/co.h"
+#include "scheduler/internal/direct_enqueue.h"
+#include "scheduler/internal/frame_destruction.h"
 #include "scheduler/runnable.h"
 #include "scheduler/scheduler.h"
 

@@ -19,6 +19,13 @@
 // load/store transitions instead of read-modify-write atomics: only one thread
 // may touch them, and the TestScheduler diagnoses wakes from any other thread.
 //
+// Also here: the task being polled on this thread (`current_task`) and the
+// poll's resumption trampoline (`resume_next`), which the header's inline
+// poll uses. Beside it: the per-thread shortcut a wake takes onto the queue
+// of the scheduler driving this thread (direct_enqueue.h), the destruction
+// of frames and await chains (frame_destruction.h), and finding a Co frame's
+// promise from its handle (co_promise_at.h).
+//
 // See docs/architecture.md ("The life of a task") for the full protocol and
 // shared/docs/task-lifecycle.md for the cases it answers.
 
@@ -30,16 +37,18 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include "scheduler/source_location.h"
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/co_promise_at.h"
+#include "scheduler/internal/direct_enqueue.h"
 #include "scheduler/internal/packed_task_metadata.h"
 #include "scheduler/internal/ring_queue.h"
 #include "scheduler/internal/wait_site.h"
+#include "scheduler/source_location.h"
 #include "scheduler/task_metadata.h"
 
 namespace simsched {
@@ -57,17 +66,6 @@ extern thread_local constinit TaskHeader* current_task;
 // TaskHeader::TransferTo): set only between a TransferTo and the return to
 // the trampoline of the poll under way, so per thread suffices.
 extern thread_local constinit std::coroutine_handle<> resume_next;
-
-// The promise of a Co frame (co.h) whose handle is `frame`: compilers put a
-// coroutine's promise right after its resume and destroy pointers, at an
-// offset that depends only on the promise's alignment, the same for every
-// Co promise (co.h asserts CoPromiseBase's; TaskHeader::SetLeaf checks the
-// result against the promise it was given all the same).
-inline constexpr int kCoPromiseAlignment = alignof(void*);
-inline CoPromiseBase* CoPromiseAt(std::coroutine_handle<> frame) noexcept {
-  return static_cast<CoPromiseBase*>(
-      __builtin_coro_promise(frame.address(), kCoPromiseAlignment, false));
-}
 
 // JoinRecord
 //
@@ -626,41 +624,7 @@ class TaskHeader {
 
 inline TaskHeader* CurrentTask() { return current_task; }
 
-// DirectEnqueueTarget
-//
-// Set (per thread) by a scheduler while it drives its tasks on this thread,
-// when queuing a woken background task of it is nothing more than pushing
-// its header onto `queue` (the TestScheduler without trace recording). That
-// queue must never be rotated (RingQueue::rotated(): the uniform pick's
-// queue), so the push is a plain array's. With `queue` null,
-// `enqueue(context, task)` queues it instead (the strategy's priority or
-// FIFO bookkeeping, then the push): one load and test tell the two apart.
-// A wake on this thread of such a task then
-// skips the virtual Schedule call, its thread check and the Runnable.
-// Another thread never matches (the variable is thread-local), so wakes
-// from there still take the scheduler's own, checked path.
-struct DirectEnqueueTarget {
-  const Scheduler* scheduler = nullptr;
-  RingQueue<TaskHeader*>* queue = nullptr;
-  void (*enqueue)(void* context, TaskHeader& task) = nullptr;
-  void* context = nullptr;
-};
-extern thread_local constinit DirectEnqueueTarget direct_enqueue_target;
-
-// Installs `target` for its lifetime on this thread, restoring the previous
-// one after (drives nest: BlockOn from a lane task).
-class DirectEnqueueScope {
- public:
-  explicit DirectEnqueueScope(DirectEnqueueTarget target)
-      : previous_(std::exchange(direct_enqueue_target, target)) {}
-  ~DirectEnqueueScope() { direct_enqueue_target = previous_; }
-  DirectEnqueueScope(const DirectEnqueueScope&) = delete;
-  DirectEnqueueScope& operator=(const DirectEnqueueScope&) = delete;
-
- private:
-  DirectEnqueueTarget previous_;
-};
-
+// Here, not in direct_enqueue.h: it needs both TaskHeader and the target.
 template <bool kCheckKind>
 inline bool TaskHeader::TryEnqueueDirect() {
   const DirectEnqueueTarget& target = direct_enqueue_target;
@@ -673,33 +637,6 @@ inline bool TaskHeader::TryEnqueueDirect() {
   }
   return true;
 }
-
-// DestroyCoroutineFrame()
-//
-// Destroys a coroutine frame (and, through the objects it owns, everything
-// it owns) at once, as a C++ call stack unwinds: a child task or Co owned by
-// the frame is destroyed before the frame's earlier locals. Nested
-// destructions recurse up to a generous depth bound (kMaxNestedDestroyDepth);
-// only past it is a destruction deferred until the outermost one finishes,
-// so no chain of ownership, however deep, can overflow the stack.
-void DestroyCoroutineFrame(std::coroutine_handle<> frame) noexcept;
-
-// DestroyAwaitChain()
-//
-// Destroys the chain of frames a suspended task is made of, innermost first:
-// `leaf` (whose promise is `leaf_promise`, if it is a Co frame) is destroyed,
-// then the frame that awaits it, and so on up to `root`. Before a frame is
-// destroyed its owning `Co` (in the parent's frame) is emptied, so the
-// parent's destruction does not reach it again. Iterative: a 100,000-deep
-// await chain uses constant stack.
-// `host`, if not null, is the task header sharing the root's block; it holds
-// one reference for the destruction, released once the root is destroyed.
-void DestroyAwaitChain(std::coroutine_handle<> leaf, CoPromiseBase* leaf_promise,
-                       std::coroutine_handle<> root, TaskHeader* host) noexcept;
-
-// How deep destructions may nest (a frame whose destruction cancels a task
-// whose destruction cancels another...) before they are deferred.
-inline constexpr int kMaxNestedDestroyDepth = 128;
 
 }  // namespace internal
 }  // namespace simsched
