@@ -261,6 +261,13 @@ def _cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+# Said in the stamp of a run whose repetitions ran interleaved (stamp.json's
+# "interleaved"); runs before session 20 ran each benchmark's back to back.
+INTERLEAVED = (", each binary's repetitions run in random order across its benchmarks "
+               "(`--benchmark_enable_random_interleaving`), so a slow spell of the host "
+               "falls on several benchmarks rather than on all of one")
+
+
 def make_stamp(machine, repetitions):
     """The line above the table; `machine` is the run's stamp.json."""
     def get(key, form="{}"):
@@ -269,7 +276,8 @@ def make_stamp(machine, repetitions):
             f"{get('cpu')}, {get('cores')} cores, load average {get('load_start', '{:.2f}')} at "
             f"the start and {get('load_end', '{:.2f}')} at the end; `--config=opt` (-O2). "
             f"Medians of {repetitions['scheduler']} repetitions "
-            f"(scheduler_bench, CPU time) and {repetitions['pool']} (pool_bench, wall time). "
+            f"(scheduler_bench, CPU time) and {repetitions['pool']} (pool_bench, wall time)"
+            f"{INTERLEAVED if machine.get('interleaved') else ''}. "
             f"Ratios are simsched's cost over the reference's (lower is better), except the "
             f"pool's, which say how far ahead of asio it is.")
 
@@ -320,7 +328,11 @@ def run_benchmark(binary, bench_filter, repetitions, min_time, out):
           f"{'' if repetitions == 1 else 's'} of each benchmark)", flush=True)
     command = [str(binary), f"--benchmark_filter={bench_filter}",
                f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time}",
-               f"--benchmark_out={out}", "--benchmark_out_format=json"]
+               f"--benchmark_out={out}", "--benchmark_out_format=json",
+               # This host's speed drifts over minutes: back-to-back repetitions
+               # of one benchmark caught one spell each (one run measured the
+               # harness's sweep at 134k seeds/s, the next at 75k).
+               "--benchmark_enable_random_interleaving=true"]
     code = subprocess.run(command, check=False).returncode
     if code != 0:
         raise BenchmarkError(f"{binary.name} exited with status {code}: " + " ".join(command))
@@ -386,7 +398,8 @@ def main(argv):
             machine = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
                            "%Y-%m-%d %H:%M UTC"),
                        "commit": commit_of(root), "cpu": _cpu_model(), "cores": os.cpu_count(),
-                       "load_start": load_start, "load_end": os.getloadavg()[0]}
+                       "load_start": load_start, "load_end": os.getloadavg()[0],
+                       "interleaved": True}
             stamp_path.write_text(json.dumps(machine, indent=1) + "\n")
         results, repetitions = {}, {}
         for key in ("scheduler", "pool"):

@@ -86,6 +86,37 @@ class BenchReportTest(unittest.TestCase):
         self.assertEqual(self.report()[0], 0)
         self.assertEqual(self.doc.read_text(), page)
 
+    def test_benchmarks_run_with_their_repetitions_interleaved(self):
+        commands = []
+
+        class Done:
+            returncode = 0
+
+        def fake_run(command, check=False):
+            commands.append(command)
+            return Done()
+
+        real_run = bench_report.subprocess.run
+        bench_report.subprocess.run = fake_run
+        try:
+            bench_report.run_benchmark(Path("/bin/scheduler_bench"), "^BM_", 3, 0.5,
+                                       Path("/tmp/out.json"))
+        finally:
+            bench_report.subprocess.run = real_run
+        self.assertEqual(len(commands), 1)
+        self.assertIn("--benchmark_enable_random_interleaving=true", commands[0])
+        self.assertIn("--benchmark_repetitions=3", commands[0])
+
+    def test_the_stamp_says_whether_repetitions_were_interleaved(self):
+        repetitions = {"scheduler": 3, "pool": 5}
+        machine = {"date": "d", "commit": "c", "cpu": "x", "cores": 2, "load_start": 0.1,
+                   "load_end": 0.2}
+        self.assertNotIn("random order", bench_report.make_stamp(machine, repetitions))
+        machine["interleaved"] = True
+        stamp = bench_report.make_stamp(machine, repetitions)
+        self.assertIn("(pool_bench, wall time), each binary's repetitions run in random order",
+                      stamp)
+
     def test_medians_and_ratios_of_the_recorded_output(self):
         results = {}
         for binary in ("scheduler", "pool"):
